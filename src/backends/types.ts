@@ -36,6 +36,8 @@ export interface BackendProbe {
   readonly models: readonly string[];
   /** Why it is unhealthy, for stats and logs (never contains secrets). */
   readonly error?: string;
+  /** Set when the backend is a sollol gateway: its instance id (to refuse pointing a gateway at itself). */
+  readonly sollolInstance?: string;
 }
 
 export type BackendKind = 'ollama' | 'openai' | 'embedded';

@@ -1,0 +1,26 @@
+/**
+ * A backend base URL split into what is safe to show (no credentials) and what is sent
+ * (an Authorization header built from user:pass in the URL).
+ */
+export interface HttpTarget {
+  /** scheme://host:port, the connection pool's key. */
+  readonly origin: string;
+  /** Path prefix without a trailing slash ('' for none). */
+  readonly basePath: string;
+  /** The URL without credentials: the backend's display id. */
+  readonly displayUrl: string;
+  readonly headers: Readonly<Record<string, string>>;
+}
+
+export function httpTarget(url: string, bearerToken?: string): HttpTarget {
+  const parsed = new URL(url);
+  const headers: Record<string, string> = {};
+  if (parsed.username !== '' || parsed.password !== '') {
+    const user = decodeURIComponent(parsed.username);
+    const pass = decodeURIComponent(parsed.password);
+    headers.authorization = `Basic ${Buffer.from(`${user}:${pass}`).toString('base64')}`;
+  }
+  if (bearerToken) headers.authorization = `Bearer ${bearerToken}`;
+  const basePath = parsed.pathname.replace(/\/+$/, '');
+  return { origin: parsed.origin, basePath, displayUrl: `${parsed.origin}${basePath}`, headers };
+}

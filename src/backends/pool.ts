@@ -1,0 +1,203 @@
+/**
+ * The backend pool: health from periodic probes and live traffic, model lists, and slots.
+ * It grants a slot (a `Lease`) only when a healthy node serving the model has room, so the
+ * scheduler pulls work for nodes that can take it and nothing is pushed at a busy node.
+ */
+import { EventEmitter } from 'node:events';
+import { BackendError } from './errors.js';
+import { canonicalModel } from './modelNames.js';
+import type { EmbeddingBackend, EmbedRequest, EmbedResult } from './types.js';
+
+export interface NodeSnapshot {
+  readonly url: string;
+  readonly kind: string;
+  readonly healthy: boolean;
+  readonly models: readonly string[];
+  readonly in_flight: number;
+  readonly max_in_flight: number;
+  readonly latency_ms: number | null;
+  readonly calls: number;
+  readonly errors: number;
+  readonly last_error: string | null;
+}
+
+class NodeState {
+  healthy = false;
+  models = new Set<string>();
+  inFlight = 0;
+  latencyMs: number | null = null;
+  calls = 0;
+  errors = 0;
+  lastError: string | null = null;
+
+  constructor(readonly backend: EmbeddingBackend) {}
+
+  serves(model: string): boolean {
+    return this.models.has(canonicalModel(model));
+  }
+
+  hasRoom(): boolean {
+    return this.inFlight < this.backend.maxConcurrency;
+  }
+
+  recordLatency(ms: number): void {
+    // Exponentially weighted, so a node that slows down gets less work within a few calls.
+    this.latencyMs = this.latencyMs === null ? ms : this.latencyMs * 0.8 + ms * 0.2;
+  }
+}
+
+/** One granted slot on one node; `embed` may be called once, and the slot is then free again. */
+export interface Lease {
+  readonly backendId: string;
+  embed(request: EmbedRequest): Promise<EmbedResult>;
+  /** Gives the slot back without a call. */
+  release(): void;
+}
+
+export interface PoolOptions {
+  readonly healthIntervalMs: number;
+  /** Called when a probe changes a node's health; for logs. */
+  readonly onHealthChange?: (url: string, healthy: boolean, error: string | undefined) => void;
+}
+
+export class BackendPool {
+  private readonly nodes: NodeState[];
+  private readonly events = new EventEmitter();
+  private timer: NodeJS.Timeout | undefined;
+  private probing: Promise<void> | undefined;
+
+  constructor(backends: readonly EmbeddingBackend[], private readonly options: PoolOptions) {
+    this.nodes = backends.map((b) => new NodeState(b));
+  }
+
+  /** Probes every node once, then keeps probing on a timer. */
+  async start(): Promise<void> {
+    await this.probeAll();
+    this.timer = setInterval(() => void this.probeAll(), this.options.healthIntervalMs);
+    this.timer.unref();
+  }
+
+  /** Probes all nodes; concurrent callers share one round. */
+  probeAll(): Promise<void> {
+    this.probing ??= Promise.all(this.nodes.map((node) => this.probe(node)))
+      .then(() => undefined)
+      .finally(() => {
+        this.probing = undefined;
+      });
+    return this.probing;
+  }
+
+  private async probe(node: NodeState): Promise<void> {
+    const result = await node.backend.probe();
+    const wasHealthy = node.healthy;
+    node.healthy = result.healthy;
+    node.models = new Set(result.models.map(canonicalModel));
+    if (!result.healthy) node.lastError = result.error ?? 'unhealthy';
+    if (wasHealthy !== node.healthy) this.options.onHealthChange?.(node.backend.id, node.healthy, result.error);
+    if (node.healthy) this.events.emit('capacity');
+  }
+
+  /** Runs `listener` whenever a slot may have become available. */
+  onCapacity(listener: () => void): () => void {
+    this.events.on('capacity', listener);
+    return () => this.events.off('capacity', listener);
+  }
+
+  anyHealthy(): boolean {
+    return this.nodes.some((n) => n.healthy);
+  }
+
+  serves(model: string): boolean {
+    return this.nodes.some((n) => n.healthy && n.serves(model));
+  }
+
+  /** Models served by healthy nodes, sorted, as the nodes name them. */
+  servedModels(): string[] {
+    const names = new Set<string>();
+    for (const node of this.nodes) if (node.healthy) node.models.forEach((m) => names.add(m));
+    return [...names].sort();
+  }
+
+  hasRoomFor(model: string): boolean {
+    return this.nodes.some((n) => n.healthy && n.serves(model) && n.hasRoom());
+  }
+
+  /** A slot on the node expected to finish soonest, or undefined when none has room. */
+  tryAcquire(model: string): Lease | undefined {
+    let best: NodeState | undefined;
+    for (const node of this.nodes) {
+      if (!node.healthy || !node.serves(model) || !node.hasRoom()) continue;
+      if (!best || expectedWait(node) < expectedWait(best)) best = node;
+    }
+    return best ? this.lease(best) : undefined;
+  }
+
+  private lease(node: NodeState): Lease {
+    node.inFlight++;
+    let released = false;
+    const release = (): void => {
+      if (released) return;
+      released = true;
+      node.inFlight--;
+      this.events.emit('capacity');
+    };
+    return {
+      backendId: node.backend.id,
+      release,
+      embed: async (request) => {
+        const started = performance.now();
+        node.calls++;
+        try {
+          const result = await node.backend.embed(request);
+          node.recordLatency(performance.now() - started);
+          return result;
+        } catch (error) {
+          this.recordFailure(node, error);
+          throw error;
+        } finally {
+          release();
+        }
+      },
+    };
+  }
+
+  private recordFailure(node: NodeState, error: unknown): void {
+    if (!(error instanceof BackendError) || error.code === 'CANCELLED') return;
+    node.errors++;
+    node.lastError = error.message;
+    // A refused or reset connection takes the node out until a probe brings it back.
+    if (error.code === 'BACKEND_UNAVAILABLE' && error.status === undefined && node.healthy) {
+      node.healthy = false;
+      this.options.onHealthChange?.(node.backend.id, false, error.message);
+    }
+  }
+
+  snapshot(): NodeSnapshot[] {
+    return this.nodes.map((n) => ({
+      url: n.backend.id,
+      kind: n.backend.kind,
+      healthy: n.healthy,
+      models: [...n.models].sort(),
+      in_flight: n.inFlight,
+      max_in_flight: n.backend.maxConcurrency,
+      latency_ms: n.latencyMs === null ? null : Math.round(n.latencyMs * 10) / 10,
+      calls: n.calls,
+      errors: n.errors,
+      last_error: n.lastError,
+    }));
+  }
+
+  /** Probe results naming a sollol instance, for the start-up self-check. */
+  backends(): readonly EmbeddingBackend[] {
+    return this.nodes.map((n) => n.backend);
+  }
+
+  async close(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    await Promise.all(this.nodes.map((n) => n.backend.close()));
+  }
+}
+
+function expectedWait(node: NodeState): number {
+  return (node.inFlight + 1) * (node.latencyMs ?? 1);
+}

@@ -1,0 +1,50 @@
+/**
+ * Every error the gateway answers with has a stable code, an HTTP status and a default
+ * sentence. Codes are never reused for another meaning (fastify's lib/errors.js habit);
+ * test/errors.test.ts checks that each one is documented in the README.
+ */
+
+export const API_ERRORS = {
+  INVALID_JSON: 400,
+  INVALID_BODY: 400,
+  INVALID_MODEL: 400,
+  NO_DOCUMENTS: 400,
+  BATCH_TOO_LARGE: 400,
+  INVALID_DOCUMENT: 400,
+  INVALID_METADATA: 400,
+  INVALID_OPTIONS: 400,
+  INVALID_LIMIT: 400,
+  INVALID_QUERY: 400,
+  MODEL_NOT_FOUND: 400,
+  NOT_FOUND: 404,
+  JOB_NOT_FOUND: 404,
+  JOB_NOT_CANCELLABLE: 404,
+  JOB_NOT_FINISHED: 409,
+  BODY_TOO_LARGE: 413,
+  UNSUPPORTED_MEDIA_TYPE: 415,
+  TOO_MANY_JOBS: 429,
+  BATCH_DISABLED: 503,
+  INTERNAL_ERROR: 500,
+} as const;
+
+export type ApiErrorCode = keyof typeof API_ERRORS;
+
+/** An error meant for the client: `{detail, code}` with the code's status. */
+export class ApiError extends Error {
+  readonly code: ApiErrorCode;
+  readonly statusCode: number;
+  readonly headers: Readonly<Record<string, string>>;
+
+  constructor(code: ApiErrorCode, detail: string, headers: Record<string, string> = {}) {
+    super(detail);
+    this.name = 'ApiError';
+    this.code = code;
+    this.statusCode = API_ERRORS[code];
+    this.headers = headers;
+  }
+}
+
+/** 1234567 -> "1,234,567", as the seed's messages print counts. */
+export function formatCount(n: number): string {
+  return n.toLocaleString('en-US');
+}

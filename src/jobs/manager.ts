@@ -1,0 +1,174 @@
+/**
+ * The job manager: admission, status, list, cancel, results and stats for the Batch API.
+ * It owns the rules of DESIGN.md section 2; the store applies them atomically and the
+ * scheduler does the work.
+ */
+import { randomUUID } from 'node:crypto';
+import type { EmbedOptions } from '../backends/types.js';
+import { ApiError, formatCount } from '../errors.js';
+import type { JobEvents } from '../execution/jobEvents.js';
+import type { Scheduler } from '../execution/scheduler.js';
+import type { Logger } from '../logger.js';
+import type { JobStore } from '../store/types.js';
+import { terminalPatch } from './lifecycle.js';
+import { ADMIN_SCOPE, type ItemResult, type JobCounters, type JobRecord, type Scope } from './model.js';
+import { isTerminal, type JobStatus } from './state.js';
+import { statusView, type JobStatusView } from './view.js';
+
+export interface SubmitRequest {
+  readonly model: string;
+  readonly documents: readonly string[];
+  readonly metadata?: Readonly<Record<string, unknown>>;
+  readonly options?: EmbedOptions;
+}
+
+export interface SubmitAnswer {
+  job_id: string;
+  status: 'pending' | 'running';
+  total_items: number;
+  message: string;
+}
+
+export interface ManagerOptions {
+  readonly maxJobs: number;
+  readonly jobTtlMs: number;
+  readonly sweepIntervalMs: number;
+}
+
+/** What the manager needs to know about models: the pool, seen from the job core. */
+export interface ModelCatalog {
+  servedModels(): string[];
+}
+
+const RETRY_AFTER_SECONDS = 10;
+const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+export class JobManager {
+  private sweepTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly store: JobStore,
+    private readonly scheduler: Scheduler,
+    private readonly events: JobEvents,
+    private readonly catalog: ModelCatalog,
+    private readonly options: ManagerOptions,
+    private readonly log: Logger,
+  ) {}
+
+  /** Deals with jobs a previous process left unfinished, then starts the TTL sweep. */
+  async start(): Promise<void> {
+    await this.failInterruptedJobs();
+    await this.sweep();
+    this.sweepTimer = setInterval(() => void this.sweep(), this.options.sweepIntervalMs);
+    this.sweepTimer.unref();
+  }
+
+  /**
+   * Until resuming exists, a job that was pending or running when the process died is
+   * marked failed (never left `running` forever); its finished results stay available.
+   */
+  private async failInterruptedJobs(): Promise<void> {
+    const error = { code: 'GATEWAY_RESTARTED' as const, error: 'The gateway restarted before this job finished; submit the unfinished documents again' };
+    for (const job of await this.store.unfinishedJobs()) {
+      await this.store.transition(job.id, 'failed', terminalPatch(Date.now(), this.options.jobTtlMs, error));
+      this.log.warn({ job_id: job.id, completed: job.completedItems, total: job.totalItems }, 'job interrupted by a restart marked failed');
+    }
+  }
+
+  private async sweep(): Promise<void> {
+    const removed = await this.store.sweepExpired(Date.now());
+    if (removed.length > 0) this.log.info({ removed: removed.length }, 'expired jobs removed');
+  }
+
+  async submit(scope: Scope, request: SubmitRequest): Promise<SubmitAnswer> {
+    const availability = this.scheduler.modelAvailability(request.model);
+    if (availability === 'unknown-model') {
+      const served = this.catalog.servedModels();
+      const list = served.length > 0 ? served.join(', ') : 'none';
+      throw new ApiError('MODEL_NOT_FOUND', `Model '${request.model}' is not served by any backend. Served models: ${list}`);
+    }
+    const admission = await this.store.admit(
+      {
+        id: randomUUID(),
+        owner: scope.kind === 'owner' ? scope.owner : 'admin',
+        model: request.model,
+        status: availability === 'served' ? 'running' : 'pending',
+        createdAt: Date.now(),
+        metadata: request.metadata ?? {},
+        options: request.options ?? { truncate: true },
+        documents: request.documents,
+      },
+      { maxJobs: this.options.maxJobs, now: Date.now() },
+    );
+    if (!admission.admitted) {
+      throw new ApiError(
+        'TOO_MANY_JOBS',
+        `All ${formatCount(admission.storedJobs)} stored jobs are still active (max_jobs ${formatCount(this.options.maxJobs)}); retry when one finishes`,
+        { 'retry-after': String(RETRY_AFTER_SECONDS) },
+      );
+    }
+    const job = admission.job;
+    this.scheduler.add(job);
+    this.log.info({ job_id: job.id, model: job.model, documents: job.totalItems, status: job.status }, 'job submitted');
+    return {
+      job_id: job.id,
+      status: job.status as 'pending' | 'running',
+      total_items: job.totalItems,
+      message: `Batch embedding job submitted with ${job.totalItems} documents`,
+    };
+  }
+
+  /** The job, or 404 JOB_NOT_FOUND for an unknown, expired, foreign or malformed id. */
+  async job(scope: Scope, id: string): Promise<JobRecord> {
+    const job = UUID_PATTERN.test(id) ? await this.store.get(scope, id.toLowerCase()) : undefined;
+    if (!job) throw new ApiError('JOB_NOT_FOUND', `Job ${id} not found`);
+    return job;
+  }
+
+  async status(scope: Scope, id: string): Promise<JobStatusView> {
+    return statusView(await this.job(scope, id), Date.now());
+  }
+
+  async list(scope: Scope, query: { limit: number; status?: JobStatus }): Promise<{ jobs: JobStatusView[]; total: number }> {
+    const { jobs, total } = await this.store.list(scope, query);
+    const now = Date.now();
+    return { jobs: jobs.map((j) => statusView(j, now)), total };
+  }
+
+  async cancel(scope: Scope, id: string): Promise<{ job_id: string; cancelled: true; message: string }> {
+    const job = await this.job(scope, id);
+    const answer = { job_id: job.id, cancelled: true as const, message: 'Job cancelled successfully' };
+    if (job.status === 'cancelled') return answer;
+    const error = { code: 'CANCELLED' as const, error: 'Job cancelled by request' };
+    // The status is written before the answer, then the event aborts calls in flight.
+    const cancelled = await this.store.transition(job.id, 'cancelled', terminalPatch(Date.now(), this.options.jobTtlMs, error));
+    if (!cancelled) {
+      const now = await this.job(scope, id);
+      if (now.status === 'cancelled') return answer;
+      throw new ApiError('JOB_NOT_CANCELLABLE', `Job ${job.id} is already ${now.status} and cannot be cancelled`);
+    }
+    await this.events.publishCancel(job.id);
+    return answer;
+  }
+
+  /** The job, once terminal; 409 JOB_NOT_FINISHED before. */
+  async finishedJob(scope: Scope, id: string): Promise<JobRecord> {
+    const job = await this.job(scope, id);
+    if (!isTerminal(job.status)) {
+      throw new ApiError('JOB_NOT_FINISHED', `Job ${job.id} is still ${job.status}; results are available once it has finished`);
+    }
+    return job;
+  }
+
+  resultsPage(scope: Scope, id: string, offset: number, limit: number): Promise<ItemResult[]> {
+    return this.store.readResults(scope, id, offset, limit);
+  }
+
+  counters(scope: Scope = ADMIN_SCOPE): Promise<JobCounters> {
+    return this.store.counters(scope);
+  }
+
+  stop(): void {
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
+  }
+}

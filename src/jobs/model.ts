@@ -1,0 +1,69 @@
+/** The job as stored, shared by the job manager, the scheduler and the stores. */
+import type { EmbedOptions } from '../backends/types.js';
+import type { ItemErrorCode } from '../backends/errors.js';
+import type { JobStatus } from './state.js';
+
+/** Who may see a job: its owner, or an admin who sees all. Every store call takes one. */
+export type Scope = { readonly kind: 'admin' } | { readonly kind: 'owner'; readonly owner: string };
+
+export const ADMIN_SCOPE: Scope = Object.freeze({ kind: 'admin' });
+/** The owner of jobs made while no API keys are configured. */
+export const ANONYMOUS_OWNER = 'anonymous';
+export const ANONYMOUS_SCOPE: Scope = Object.freeze({ kind: 'owner', owner: ANONYMOUS_OWNER });
+
+/** A job-level error (`index: null` in the results' `errors`). */
+export interface JobError {
+  readonly code: ItemErrorCode;
+  readonly error: string;
+}
+
+export interface JobRecord {
+  readonly id: string;
+  readonly owner: string;
+  readonly type: 'embed';
+  readonly model: string;
+  readonly status: JobStatus;
+  /** Epoch milliseconds. */
+  readonly createdAt: number;
+  readonly startedAt: number | null;
+  readonly completedAt: number | null;
+  readonly totalItems: number;
+  readonly completedItems: number;
+  readonly failedItems: number;
+  readonly dimensions: number | null;
+  readonly metadata: Readonly<Record<string, unknown>>;
+  readonly options: EmbedOptions;
+  readonly errors: readonly JobError[];
+}
+
+export interface NewJob {
+  readonly id: string;
+  readonly owner: string;
+  readonly model: string;
+  readonly status: 'pending' | 'running';
+  readonly createdAt: number;
+  readonly metadata: Readonly<Record<string, unknown>>;
+  readonly options: EmbedOptions;
+  readonly documents: readonly string[];
+}
+
+/** One document's outcome, in document order. */
+export type ItemResult =
+  | { readonly index: number; readonly state: 'done'; readonly vector: Float32Array; readonly truncated: boolean }
+  | { readonly index: number; readonly state: 'failed'; readonly code: ItemErrorCode; readonly error: string }
+  | { readonly index: number; readonly state: 'pending' };
+
+export interface ChunkOutcome {
+  readonly done: readonly { readonly index: number; readonly vector: Float32Array; readonly truncated: boolean }[];
+  readonly failed: readonly { readonly index: number; readonly code: ItemErrorCode; readonly error: string }[];
+}
+
+export interface JobCounters {
+  readonly totalJobsCreated: number;
+  readonly totalJobsCompleted: number;
+  readonly totalJobsFailed: number;
+  readonly totalJobsCancelled: number;
+  readonly activeJobs: number;
+  readonly pendingJobs: number;
+  readonly storedJobs: number;
+}

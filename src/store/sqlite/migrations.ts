@@ -1,0 +1,64 @@
+/**
+ * Schema migrations for the embedded store, applied in order and recorded in
+ * `PRAGMA user_version`. Add a new entry for every change; never edit a shipped one.
+ */
+import type { Database } from 'better-sqlite3';
+
+const MIGRATIONS: readonly string[] = [
+  `
+  CREATE TABLE jobs (
+    seq INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    owner TEXT NOT NULL,
+    type TEXT NOT NULL,
+    model TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    started_at INTEGER,
+    completed_at INTEGER,
+    expires_at INTEGER,
+    total_items INTEGER NOT NULL,
+    completed_items INTEGER NOT NULL DEFAULT 0,
+    failed_items INTEGER NOT NULL DEFAULT 0,
+    dimensions INTEGER,
+    metadata TEXT NOT NULL,
+    options TEXT NOT NULL,
+    errors TEXT NOT NULL DEFAULT '[]'
+  );
+  CREATE INDEX jobs_status ON jobs(status);
+  CREATE INDEX jobs_created ON jobs(created_at, seq);
+  CREATE INDEX jobs_owner_created ON jobs(owner, created_at, seq);
+  CREATE INDEX jobs_expires ON jobs(expires_at) WHERE expires_at IS NOT NULL;
+  CREATE TABLE documents (
+    job_seq INTEGER NOT NULL REFERENCES jobs(seq) ON DELETE CASCADE,
+    idx INTEGER NOT NULL,
+    state INTEGER NOT NULL DEFAULT 0,
+    text TEXT,
+    vector BLOB,
+    truncated INTEGER NOT NULL DEFAULT 0,
+    code TEXT,
+    error TEXT,
+    PRIMARY KEY (job_seq, idx)
+  );
+  CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+  INSERT INTO counters (name, value) VALUES
+    ('jobs_created', 0), ('jobs_completed', 0), ('jobs_failed', 0), ('jobs_cancelled', 0);
+  `,
+];
+
+export const SCHEMA_VERSION = MIGRATIONS.length;
+
+export function migrate(db: Database): void {
+  const current = db.pragma('user_version', { simple: true }) as number;
+  if (current > SCHEMA_VERSION) {
+    throw new Error(
+      `The data directory was written by a newer sollol (schema ${current}, this one knows ${SCHEMA_VERSION}); upgrade sollol or use another --data-dir`,
+    );
+  }
+  for (let version = current; version < SCHEMA_VERSION; version++) {
+    db.transaction(() => {
+      db.exec(MIGRATIONS[version] ?? '');
+      db.pragma(`user_version = ${version + 1}`);
+    })();
+  }
+}

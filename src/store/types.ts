@@ -1,0 +1,64 @@
+/**
+ * The JobStore port. State is kept per document (pending, done, failed with a code), so
+ * chunks can be re-cut freely. Vectors and the progress they cause are written in one
+ * transaction; admission (TTL sweep, eviction, max jobs) is one atomic operation; stats
+ * counters live here, not in process memory. Every read takes a scope.
+ *
+ * Methods are async so that a networked store (Redis) fits the same port.
+ */
+import type { ChunkOutcome, ItemResult, JobCounters, JobError, JobRecord, NewJob, Scope } from '../jobs/model.js';
+import type { JobStatus, TerminalStatus } from '../jobs/state.js';
+
+export interface AdmissionPolicy {
+  readonly maxJobs: number;
+  readonly now: number;
+}
+
+export type Admission =
+  | { readonly admitted: true; readonly job: JobRecord; readonly evicted: number }
+  | { readonly admitted: false; readonly storedJobs: number };
+
+export interface TransitionPatch {
+  readonly at: number;
+  /** Added to the job's errors (job-level). */
+  readonly error?: JobError;
+  /** Terminal transitions: when the job and its results expire. */
+  readonly expiresAt?: number;
+}
+
+export interface ListQuery {
+  readonly limit: number;
+  readonly status?: JobStatus;
+}
+
+export interface JobStore {
+  /** Sweeps expired jobs, evicts the oldest finished ones if full, then inserts the job and its documents. */
+  admit(job: NewJob, policy: AdmissionPolicy): Promise<Admission>;
+  get(scope: Scope, id: string): Promise<JobRecord | undefined>;
+  /** Newest first; `total` counts every stored job matching the query. */
+  list(scope: Scope, query: ListQuery): Promise<{ jobs: JobRecord[]; total: number }>;
+  /**
+   * Moves the job to `to` if the state machine allows it from its current state, atomically.
+   * Returns the updated record, or undefined when the job is gone or the move is not allowed.
+   * Entering `failed` marks every still-pending document failed with the error's code.
+   */
+  transition(id: string, to: JobStatus, patch: TransitionPatch): Promise<JobRecord | undefined>;
+  /** Pending documents with index in [from, to), in order. */
+  pendingDocuments(id: string, from: number, to: number): Promise<{ index: number; text: string }[]>;
+  /**
+   * Writes a chunk's vectors and failures and the progress they cause, in one transaction,
+   * only while the job is running (a cancelled job's late results are dropped). Returns the
+   * updated job, or undefined when nothing was written.
+   */
+  recordChunk(id: string, outcome: ChunkOutcome): Promise<JobRecord | undefined>;
+  /** Item results with index in [offset, offset + limit), in order. */
+  readResults(scope: Scope, id: string, offset: number, limit: number): Promise<ItemResult[]>;
+  /** Deletes terminal jobs whose TTL has passed; returns their ids. */
+  sweepExpired(now: number): Promise<string[]>;
+  /** Jobs left pending or running (e.g. by a process that died). */
+  unfinishedJobs(): Promise<JobRecord[]>;
+  counters(scope: Scope): Promise<JobCounters>;
+  close(): Promise<void>;
+}
+
+export type { TerminalStatus };
