@@ -7,7 +7,7 @@ export type Logger = Pick<PinoLogger, 'info' | 'warn' | 'error' | 'debug' | 'chi
 export function createLogger(level: string, options: { pretty?: boolean } = {}): PinoLogger {
   const usePretty = options.pretty ?? true;
   if (!usePretty) return pino({ level });
-  const stream = pretty({ colorize: process.stderr.isTTY, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname', destination: 2, sync: true });
+  const stream = pretty({ colorize: process.stderr.isTTY, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname', singleLine: true, destination: 2, sync: true });
   return pino({ level }, stream);
 }
 

@@ -29,6 +29,8 @@ class NodeState {
   calls = 0;
   errors = 0;
   lastError: string | null = null;
+  /** The node answered with this gateway's own instance id: never used. */
+  isSelf = false;
 
   constructor(readonly backend: EmbeddingBackend) {}
 
@@ -56,6 +58,8 @@ export interface Lease {
 
 export interface PoolOptions {
   readonly healthIntervalMs: number;
+  /** This gateway's instance id: a node answering with it is this gateway itself and is refused. */
+  readonly selfInstanceId?: string;
   /** Called when a probe changes a node's health; for logs. */
   readonly onHealthChange?: (url: string, healthy: boolean, error: string | undefined) => void;
 }
@@ -90,7 +94,11 @@ export class BackendPool {
   private async probe(node: NodeState): Promise<void> {
     const result = await node.backend.probe();
     const wasHealthy = node.healthy;
-    node.healthy = result.healthy;
+    if (result.sollolInstance !== undefined && result.sollolInstance === this.options.selfInstanceId) {
+      node.isSelf = true;
+      node.lastError = 'this backend is the gateway itself';
+    }
+    node.healthy = result.healthy && !node.isSelf;
     node.models = new Set(result.models.map(canonicalModel));
     if (!result.healthy) node.lastError = result.error ?? 'unhealthy';
     if (wasHealthy !== node.healthy) this.options.onHealthChange?.(node.backend.id, node.healthy, result.error);
@@ -187,9 +195,9 @@ export class BackendPool {
     }));
   }
 
-  /** Probe results naming a sollol instance, for the start-up self-check. */
-  backends(): readonly EmbeddingBackend[] {
-    return this.nodes.map((n) => n.backend);
+  /** Nodes that turned out to be this gateway itself. */
+  selfReferences(): string[] {
+    return this.nodes.filter((n) => n.isSelf).map((n) => n.backend.id);
   }
 
   async close(): Promise<void> {

@@ -1,0 +1,80 @@
+/** `sollol up`: starts the gateway (DESIGN.md section 3). */
+import { Command, Option } from 'commander';
+import { ConfigError, DEFAULTS, resolveConfig, type Config, type RawOptions } from '../config.js';
+import { UnsupportedBackendError } from '../backends/factory.js';
+import { SelfReferenceError, startGateway } from '../gateway.js';
+import { createLogger } from '../logger.js';
+import { VERSION } from '../version.js';
+import { fail } from './fail.js';
+
+const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
+
+export function upCommand(): Command {
+  return new Command('up')
+    .description('Start the gateway: the Batch Processing API and the Ollama-compatible API')
+    .option('--host <address>', `listen address (env SOLLOL_HOST; default ${DEFAULTS.host})`)
+    .option('--port <port>', `listen port (env SOLLOL_PORT; default ${DEFAULTS.port})`)
+    .option('--backend <url>', 'embedding backend, repeatable: http://host:11434 (Ollama) or embedded (env SOLLOL_BACKENDS, comma list; default embedded)', collect)
+    .option('--workers <n>', 'most chunks in flight: auto (2 per remote node + embedded threads) or a number; 0 = none (env SOLLOL_WORKERS)')
+    .option('--dask-workers <n>', 'alias of --workers, for SOLLOL compatibility (env SOLLOL_DASK_WORKERS)')
+    .option('--embedded-threads <n>', `worker threads for the embedded model (env SOLLOL_EMBEDDED_THREADS; default ${DEFAULTS.embeddedThreads})`)
+    .option('--pending-timeout <seconds>', `how long a job may wait for any backend (default ${DEFAULTS.pendingTimeoutSeconds})`)
+    .option('--ray-workers <n>', 'accepted for SOLLOL compatibility; has no effect')
+    .option('--batch-processing', 'enable the Batch API (default; env SOLLOL_BATCH_PROCESSING)')
+    .option('--no-batch-processing', 'disable the Batch API (/api/batch/* answers 503)')
+    .option('--job-ttl <seconds>', `how long finished jobs are kept (env SOLLOL_JOB_TTL; default ${DEFAULTS.jobTtlSeconds})`)
+    .option('--max-jobs <n>', `most jobs stored (env SOLLOL_MAX_JOBS; default ${DEFAULTS.maxJobs})`)
+    .option('--max-batch-documents <n>', `most documents per batch (env SOLLOL_MAX_BATCH_DOCUMENTS; default ${DEFAULTS.maxBatchDocuments})`)
+    .option('--data-dir <dir>', `embedded store directory, or :memory: (env SOLLOL_DATA_DIR; default ${DEFAULTS.dataDir})`)
+    .option('--chunk-size <n>', `documents per backend call (env SOLLOL_CHUNK_SIZE; default ${DEFAULTS.chunkSize})`)
+    .option('--body-limit-mb <mb>', `largest request body (env SOLLOL_BODY_LIMIT_MB; default ${DEFAULTS.bodyLimitMb})`)
+    .option('--backend-timeout <seconds>', `timeout of one backend call (env SOLLOL_BACKEND_TIMEOUT; default ${DEFAULTS.backendTimeoutSeconds})`)
+    .addOption(new Option('--log-level <level>', 'log level (env SOLLOL_LOG_LEVEL)').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
+    .addOption(new Option('--redis <url>', 'distributed mode (not available yet)').hideHelp())
+    .action(async (options: RawOptions) => {
+      await runUp(options);
+    });
+}
+
+async function runUp(options: RawOptions): Promise<void> {
+  let config: Config;
+  try {
+    config = resolveConfig(options, process.env);
+  } catch (error) {
+    if (error instanceof ConfigError) fail(error.message);
+    throw error;
+  }
+  if (config.redisUrl !== undefined) fail('--redis: the distributed mode is not available in this version; run without it for the embedded store');
+  const logger = createLogger(config.logLevel);
+  for (const flag of config.ignoredFlags) logger.warn(`${flag} is accepted for compatibility and has no effect`);
+  const gateway = await startGateway(config, logger).catch((error: unknown) => fail(startupMessage(error, config)));
+  const backends = config.backends.map((b) => (b.kind === 'embedded' ? 'embedded (model use-lite)' : b.url)).join(', ');
+  logger.info(`sollol ${VERSION} listening on ${gateway.url} | backends: ${backends} | workers: ${config.workers} | store: ${config.dataDir}`);
+  if (!config.batchProcessing) logger.warn('batch processing is disabled (--no-batch-processing): /api/batch/* answers 503');
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    logger.info(`${signal} received: finishing chunks in flight, then stopping`);
+    void gateway.stop().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        logger.error({ err: error }, 'error while stopping');
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGINT', () => stop('SIGINT'));
+  process.once('SIGTERM', () => stop('SIGTERM'));
+}
+
+function startupMessage(error: unknown, config: Config): string {
+  const err = error as { code?: string; message?: string };
+  if (err.code === 'EADDRINUSE') {
+    return `${config.host}:${config.port} is already in use (Ollama listens on 11434 too); choose another port with --port`;
+  }
+  if (err.code === 'EADDRNOTAVAIL') return `cannot listen on ${config.host}: no such local address; check --host`;
+  if (error instanceof SelfReferenceError || error instanceof UnsupportedBackendError) return error.message;
+  if (err.code === 'SQLITE_CANTOPEN') return `cannot open the store in ${config.dataDir}; check --data-dir`;
+  return `could not start: ${err.message ?? String(error)}`;
+}

@@ -1,0 +1,79 @@
+/** JSON schemas of the Batch API: validation at the edge, and the source of /openapi.json. */
+import { JOB_STATUSES } from '../jobs/state.js';
+
+export const METADATA_MAX_BYTES = 16 * 1024;
+
+export function submitBodySchema(maxDocuments: number) {
+  return {
+    type: 'object',
+    required: ['model', 'documents'],
+    additionalProperties: false,
+    properties: {
+      model: { type: 'string', minLength: 1, maxLength: 200, description: 'Model to embed with, e.g. nomic-embed-text' },
+      documents: {
+        type: 'array',
+        minItems: 1,
+        maxItems: maxDocuments,
+        items: { type: 'string', minLength: 1 },
+        description: `1 to ${maxDocuments} non-empty documents; results[i] belongs to documents[i]`,
+      },
+      metadata: { type: 'object', additionalProperties: true, description: 'Any JSON object up to 16 KiB, returned with the job' },
+      options: {
+        type: 'object',
+        additionalProperties: false,
+        properties: {
+          truncate: { type: 'boolean', description: 'Let the backend cut over-long inputs (default true)' },
+          dimensions: { type: 'integer', minimum: 1, maximum: 65536, description: 'Output dimensions, for models that support it' },
+          keep_alive: { type: ['string', 'number'], description: 'How long the backend keeps the model loaded' },
+        },
+      },
+    },
+  } as const;
+}
+
+export const jobIdParams = {
+  type: 'object',
+  properties: { job_id: { type: 'string', description: 'The job id returned on submit' } },
+} as const;
+
+export const listQuerySchema = {
+  type: 'object',
+  properties: {
+    limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100, description: 'Most jobs to return (1-1000)' },
+    status: { type: 'string', enum: [...JOB_STATUSES], description: 'Only jobs in this state' },
+  },
+} as const;
+
+const progressSchema = {
+  type: 'object',
+  properties: {
+    total_items: { type: 'integer' },
+    completed_items: { type: 'integer' },
+    failed_items: { type: 'integer' },
+    percent: { type: 'number' },
+  },
+} as const;
+
+export const jobStatusSchema = {
+  type: 'object',
+  additionalProperties: true,
+  properties: {
+    job_id: { type: 'string' },
+    job_type: { type: 'string' },
+    status: { type: 'string', enum: [...JOB_STATUSES] },
+    model: { type: 'string' },
+    created_at: { type: 'string' },
+    started_at: { type: ['string', 'null'] },
+    completed_at: { type: ['string', 'null'] },
+    progress: progressSchema,
+    duration_seconds: { type: 'number' },
+    metadata: { type: 'object', additionalProperties: true },
+    dimensions: { type: 'integer' },
+    errors: { type: 'array', items: { type: 'object', additionalProperties: true } },
+  },
+} as const;
+
+export const errorSchema = {
+  type: 'object',
+  properties: { detail: { type: 'string' }, code: { type: 'string' } },
+} as const;

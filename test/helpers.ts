@@ -1,0 +1,96 @@
+/**
+ * Test harness: a real gateway on a loopback port with a real SQLite file in a temp
+ * directory, in front of real simulated Ollama nodes. Everything is closed in `t.after`.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { TestContext } from 'node:test';
+import { resolveConfig, type RawOptions } from '../src/config.js';
+import { startGateway, type Gateway } from '../src/gateway.js';
+import { silentLogger } from '../src/logger.js';
+import { startSimNode, type SimNode } from '../src/sim/index.js';
+import type { SimOptions } from '../src/sim/options.js';
+
+export const MODEL = 'nomic-embed-text';
+
+export function tempDir(t: TestContext, prefix = 'sollol-test-'): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+export async function startSim(t: TestContext, options: Partial<SimOptions> = {}): Promise<SimNode> {
+  const node = await startSimNode(options);
+  t.after(() => node.close());
+  return node;
+}
+
+export interface TestGateway {
+  readonly gateway: Gateway;
+  readonly url: string;
+  readonly dataDir: string;
+  stop(): Promise<void>;
+}
+
+/** A gateway on an ephemeral port; `env` stands in for the process environment. */
+export async function startTestGateway(
+  t: TestContext,
+  flags: RawOptions = {},
+  env: Record<string, string> = {},
+): Promise<TestGateway> {
+  const dataDir = flags.dataDir ?? tempDir(t);
+  const config = resolveConfig({ port: '0', ...flags, dataDir }, { SOLLOL_HEALTH_INTERVAL: '0.2', SOLLOL_SWEEP_INTERVAL: '0.2', ...env });
+  const gateway = await startGateway(config, silentLogger());
+  t.after(() => gateway.stop());
+  return { gateway, url: gateway.url, dataDir, stop: () => gateway.stop() };
+}
+
+export interface JsonAnswer<T = any> {
+  status: number;
+  body: T;
+  headers: Headers;
+}
+
+export async function call<T = any>(url: string, init: { method?: string; body?: unknown; rawBody?: string; headers?: Record<string, string> } = {}): Promise<JsonAnswer<T>> {
+  const hasBody = init.body !== undefined || init.rawBody !== undefined;
+  const response = await fetch(url, {
+    method: init.method ?? (hasBody ? 'POST' : 'GET'),
+    headers: { ...(hasBody ? { 'content-type': 'application/json' } : {}), ...init.headers },
+    body: init.rawBody ?? (init.body === undefined ? undefined : JSON.stringify(init.body)),
+  });
+  const text = await response.text();
+  let body: unknown = text;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    // leave as text
+  }
+  return { status: response.status, body: body as T, headers: response.headers };
+}
+
+export async function submit(base: string, body: unknown): Promise<JsonAnswer> {
+  return call(`${base}/api/batch/embed`, { body });
+}
+
+/** Polls until `check` returns a value (not undefined); fails after `timeoutMs` as a bound, not a measurement. */
+export async function waitFor<T>(check: () => Promise<T | undefined> | T | undefined, what: string, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+export async function waitForStatus(base: string, jobId: string, statuses: string[]): Promise<any> {
+  return waitFor(async () => {
+    const answer = await call(`${base}/api/batch/jobs/${jobId}`);
+    return statuses.includes(answer.body.status) ? answer.body : undefined;
+  }, `job ${jobId} to reach ${statuses.join('/')}`);
+}
+
+export function docs(n: number, prefix = 'document'): string[] {
+  return Array.from({ length: n }, (_, i) => `${prefix} ${i}: the quick brown fox jumps over the lazy dog`);
+}
