@@ -100,7 +100,8 @@ export class OllamaBackend implements EmbeddingBackend {
       });
       return { status: response.statusCode, text: await response.body.text() };
     } catch (error) {
-      if (timeout.aborted && !signal?.aborted) {
+      if (signal?.aborted) throw new BackendError('CANCELLED', `Call to ${this.id} was aborted`, { cause: error });
+      if (timeout.aborted) {
         throw new BackendError('BACKEND_TIMEOUT', `Backend ${this.id} did not answer within ${timeoutMs} ms`, { cause: error });
       }
       throw coerceBackendError(error, this.id);
