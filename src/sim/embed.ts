@@ -1,0 +1,177 @@
+/**
+ * `POST /api/embed` and the legacy `POST /api/embeddings`, in Ollama's wire format.
+ * Response bodies are concatenated from cached vector JSON bytes, never
+ * JSON.stringify'd whole, so the node's CPU cost stays out of gateway benchmarks.
+ */
+
+import type { ServerResponse } from 'node:http';
+import { pause } from './behaviour.js';
+import { elapsedNs, HttpError, optionalString, requiredModel, sendJson, sendJsonParts, unknownModel } from './http.js';
+import type { ServedModel } from './models.js';
+import type { SimState } from './state.js';
+
+const COMMA = Buffer.from(',');
+const LEGACY_HEAD = Buffer.from('{"embedding":');
+const CLOSE_BRACE = Buffer.from('}');
+
+/** `input` as Ollama accepts it: a string (empty means none) or an array of strings. */
+function parseInputs(input: unknown): string[] {
+  if (input === undefined || input === null) return [];
+  if (typeof input === 'string') return input === '' ? [] : [input];
+  if (Array.isArray(input) && input.every((item): item is string => typeof item === 'string')) return input;
+  throw new HttpError(400, 'invalid input type');
+}
+
+function parseTruncate(value: unknown): boolean | null {
+  if (value === undefined || value === null) return null;
+  if (typeof value !== 'boolean') throw new HttpError(400, 'json: cannot unmarshal into field truncate of type bool');
+  return value;
+}
+
+function parseDimensions(value: unknown): number | null {
+  if (value === undefined || value === null) return null;
+  if (typeof value !== 'number' || !Number.isInteger(value)) {
+    throw new HttpError(400, 'json: cannot unmarshal into field dimensions of type int');
+  }
+  return value;
+}
+
+function parseKeepAlive(value: unknown): string | number | null {
+  return typeof value === 'string' || typeof value === 'number' ? value : null;
+}
+
+function parseOptions(value: unknown): Readonly<Record<string, unknown>> | null {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : null;
+}
+
+/**
+ * Inputs cut to the context, as the cut text is what gets embedded; with
+ * `truncate: false` an overlong input fails the whole call, as in Ollama.
+ */
+function fitToContext(texts: string[], maxChars: number, mayTruncate: boolean): string[] {
+  return texts.map((text) => {
+    if (text.length <= maxChars) return text;
+    if (!mayTruncate) throw new HttpError(400, 'the input length exceeds the context length');
+    return text.slice(0, maxChars);
+  });
+}
+
+/** A rough token count (4 characters each), for `prompt_eval_count`. */
+function tokenCount(texts: readonly string[]): number {
+  let tokens = 0;
+  for (const text of texts) tokens += Math.max(1, Math.ceil(text.length / 4));
+  return tokens;
+}
+
+/** Ollama's `dimensions`: honoured when smaller than the model's, ignored otherwise. */
+function outputDims(model: ServedModel, dimensions: number | null): number {
+  return dimensions !== null && dimensions > 0 && dimensions < model.dims ? dimensions : model.dims;
+}
+
+/**
+ * Runs one call on the simulated runner: queue (serial), hang, failure, delay, then
+ * `answer`, all while holding the runner so `inFlight` covers the whole call.
+ * Returns the nanoseconds spent before the runner took the call (Ollama's load_duration
+ * covers the same scheduling wait).
+ */
+async function onRunner(
+  state: SimState,
+  docs: number,
+  signal: AbortSignal,
+  startNs: bigint,
+  answer: (loadNs: number) => void,
+): Promise<void> {
+  await state.gate.acquire(signal);
+  try {
+    if (state.options.hang) await state.hang.wait(signal);
+    const loadNs = elapsedNs(startNs);
+    if (state.dice.roll(state.options.failureRate)) {
+      state.counters.failures++;
+      throw new HttpError(500, 'simulated failure');
+    }
+    const { delayPerCallMs, delayPerDocMs } = state.options;
+    await pause(delayPerCallMs + delayPerDocMs * docs, signal);
+    answer(loadNs);
+  } finally {
+    state.gate.release();
+  }
+}
+
+export async function handleEmbed(
+  state: SimState,
+  body: Record<string, unknown>,
+  res: ServerResponse,
+  signal: AbortSignal,
+): Promise<void> {
+  const startNs = process.hrtime.bigint();
+  const requested = requiredModel(body);
+  const inputs = parseInputs(body['input']);
+  const truncate = parseTruncate(body['truncate']);
+  const dimensions = parseDimensions(body['dimensions']);
+  state.counters.lastEmbed = {
+    endpoint: '/api/embed',
+    model: requested,
+    inputs: inputs.length,
+    truncate,
+    dimensions,
+    keepAlive: parseKeepAlive(body['keep_alive']),
+    options: parseOptions(body['options']),
+  };
+  const model = state.catalog.resolve(requested);
+  if (!model) throw unknownModel(requested);
+  const texts = fitToContext(inputs, state.options.maxInputChars, truncate !== false);
+  state.touchModel(model);
+  const head = `{"model":${JSON.stringify(requested)},"embeddings":[`;
+  if (texts.length === 0) {
+    // Ollama answers an empty input without running the model (it only loads it).
+    sendJson(res, 200, `${head}],"total_duration":${elapsedNs(startNs)},"load_duration":0,"prompt_eval_count":0}`);
+    return;
+  }
+  const dims = outputDims(model, dimensions);
+  await onRunner(state, texts.length, signal, startNs, (loadNs) => {
+    const parts: Buffer[] = [Buffer.from(head)];
+    for (let i = 0; i < texts.length; i++) {
+      if (i > 0) parts.push(COMMA);
+      parts.push(state.cache.json(model.key, texts[i] ?? '', dims));
+    }
+    const tail = `],"total_duration":${elapsedNs(startNs)},"load_duration":${loadNs},"prompt_eval_count":${tokenCount(texts)}}`;
+    parts.push(Buffer.from(tail));
+    state.counters.addDocuments(model.name, texts.length);
+    sendJsonParts(res, 200, parts);
+  });
+}
+
+/** The pre-0.3 endpoint: one `prompt`, one `embedding`, no `truncate` switch (always cuts). */
+export async function handleLegacyEmbeddings(
+  state: SimState,
+  body: Record<string, unknown>,
+  res: ServerResponse,
+  signal: AbortSignal,
+): Promise<void> {
+  const startNs = process.hrtime.bigint();
+  const requested = requiredModel(body);
+  const prompt = optionalString(body, 'prompt', '');
+  state.counters.lastEmbed = {
+    endpoint: '/api/embeddings',
+    model: requested,
+    inputs: prompt === '' ? 0 : 1,
+    truncate: null,
+    dimensions: null,
+    keepAlive: parseKeepAlive(body['keep_alive']),
+    options: parseOptions(body['options']),
+  };
+  const model = state.catalog.resolve(requested);
+  if (!model) throw unknownModel(requested);
+  state.touchModel(model);
+  if (prompt === '') {
+    // Ollama's "an empty request loads the model".
+    sendJson(res, 200, '{"embedding":[]}');
+    return;
+  }
+  const [text = ''] = fitToContext([prompt], state.options.maxInputChars, true);
+  await onRunner(state, 1, signal, startNs, () => {
+    const vector = state.cache.json(model.key, text, model.dims);
+    state.counters.addDocuments(model.name, 1);
+    sendJsonParts(res, 200, [LEGACY_HEAD, vector, CLOSE_BRACE]);
+  });
+}

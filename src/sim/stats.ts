@@ -1,0 +1,87 @@
+/**
+ * What the simulated node counts, so tests can assert on what the gateway actually
+ * sent (how many calls, how batched, whether it retried or fell back).
+ */
+
+/** The parameters of the most recent embed call, to check what a gateway forwards. */
+export interface LastEmbedCall {
+  readonly endpoint: '/api/embed' | '/api/embeddings';
+  readonly model: string;
+  readonly inputs: number;
+  readonly truncate: boolean | null;
+  readonly dimensions: number | null;
+  readonly keepAlive: string | number | null;
+  readonly options: Readonly<Record<string, unknown>> | null;
+}
+
+/** Counters since start or the last reset, plus live gauges (which a reset leaves alone). */
+export interface SimStats {
+  /** `POST /api/embed` calls received, answered or not. */
+  readonly embedCalls: number;
+  /** `POST /api/embeddings` (legacy) calls received. */
+  readonly legacyEmbedCalls: number;
+  /** Inputs embedded and answered 200, over both endpoints. */
+  readonly documents: number;
+  /** The same, per model display name. */
+  readonly documentsByModel: Readonly<Record<string, number>>;
+  /** Gauge: embed calls admitted to the runner and not yet answered (hung ones included). */
+  readonly inFlight: number;
+  /** Highest `inFlight` seen. */
+  readonly maxInFlight: number;
+  /** Gauge: embed calls waiting for the runner in serial mode. */
+  readonly queued: number;
+  /** Highest `queued` seen. */
+  readonly maxQueued: number;
+  /** Gauge: model calls parked by `hang`. */
+  readonly hung: number;
+  /** Embed calls answered 500 by `failureRate`. */
+  readonly failures: number;
+  /** Calls answered 4xx with an Ollama error body (bad JSON, unknown model, too long...). */
+  readonly rejected: number;
+  /** Calls whose client went away (or node closed) before the answer. */
+  readonly aborted: number;
+  /** Requests answered `404 page not found` (unknown path, or `/api/embed` when legacyOnly). */
+  readonly notFound: number;
+  readonly generateCalls: number;
+  readonly chatCalls: number;
+  /** Vector cache hits and misses, over both embed endpoints. */
+  readonly cacheHits: number;
+  readonly cacheMisses: number;
+  /** Gauge: bytes of serialised vectors held (see `SimOptions.cacheMb`). */
+  readonly cacheBytes: number;
+  readonly lastEmbed: LastEmbedCall | null;
+}
+
+/** The counting half of {@link SimStats}; the gauges live with the gates that own them. */
+export class SimCounters {
+  embedCalls = 0;
+  legacyEmbedCalls = 0;
+  documents = 0;
+  failures = 0;
+  rejected = 0;
+  aborted = 0;
+  notFound = 0;
+  generateCalls = 0;
+  chatCalls = 0;
+  lastEmbed: LastEmbedCall | null = null;
+  readonly documentsByModel = new Map<string, number>();
+
+  addDocuments(model: string, count: number): void {
+    this.documents += count;
+    this.documentsByModel.set(model, (this.documentsByModel.get(model) ?? 0) + count);
+  }
+
+  reset(): void {
+    this.embedCalls = 0;
+    this.legacyEmbedCalls = 0;
+    this.documents = 0;
+    this.failures = 0;
+    this.rejected = 0;
+    this.aborted = 0;
+    this.notFound = 0;
+    this.generateCalls = 0;
+    this.chatCalls = 0;
+    this.lastEmbed = null;
+    this.documentsByModel.clear();
+  }
+}
