@@ -25,10 +25,8 @@ export interface Gateway {
   stop(): Promise<void>;
 }
 
-const CHECKPOINT_INTERVAL_MS = 5000;
-
 export async function startGateway(config: Config, logger: PinoLogger): Promise<Gateway> {
-  const store = openSqliteStore(config.dataDir);
+  const store = openSqliteStore(config.dataDir, (message) => logger.warn(`store checkpoint: ${message}`));
   const backends = config.backends.map((spec) => createBackend(spec, config));
   const pool = new BackendPool(backends, {
     healthIntervalMs: config.healthIntervalMs,
@@ -40,10 +38,7 @@ export async function startGateway(config: Config, logger: PinoLogger): Promise<
   const scheduler = new Scheduler(store, pool, events, config, logger);
   const manager = new JobManager(store, scheduler, events, pool, config, logger);
   let app: FastifyInstance | undefined;
-  const checkpoint = setInterval(() => store.checkpoint(), CHECKPOINT_INTERVAL_MS);
-  checkpoint.unref();
   const closeAll = async (): Promise<void> => {
-    clearInterval(checkpoint);
     manager.stop();
     await app?.close();
     await scheduler.stop();

@@ -39,6 +39,11 @@ function embeddings(json: Json): number[][] {
   return json['embeddings'] as number[][];
 }
 
+/** Numbers are printed as the shortest decimal of a float32 (as Ollama's Go server does): compare as float32. */
+function f32(values: unknown): number[] {
+  return (values as number[]).map(Math.fround);
+}
+
 describe('simVector', () => {
   it('is deterministic, unit length, float32-exact and text dependent', () => {
     const a = simVector('nomic-embed-text', 'hello world', 768);
@@ -66,7 +71,7 @@ describe('sim node: embeddings', { timeout: 20_000 }, () => {
     const [vector] = embeddings(json);
     assert.ok(vector);
     // The JSON numbers are the float32 values themselves, no rounding needed.
-    assert.deepEqual(vector, Array.from(simVector('nomic-embed-text', 'hello world', 768)));
+    assert.deepEqual(f32(vector), Array.from(simVector('nomic-embed-text', 'hello world', 768)));
     assert.ok(Math.abs(norm(vector) - 1) < 1e-6);
     assert.equal(node.stats().embedCalls, 1);
     assert.equal(node.stats().documents, 1);
@@ -79,7 +84,7 @@ describe('sim node: embeddings', { timeout: 20_000 }, () => {
     assert.equal(status, 200);
     const vectors = embeddings(json);
     assert.equal(vectors.length, 4);
-    input.forEach((text, i) => assert.deepEqual(vectors[i], Array.from(simVector('nomic-embed-text', text, 768))));
+    input.forEach((text, i) => assert.deepEqual(f32(vectors[i]), Array.from(simVector('nomic-embed-text', text, 768))));
     const stats = node.stats();
     assert.equal(stats.cacheHits, 1);
     assert.equal(stats.cacheMisses, 3);
@@ -94,7 +99,7 @@ describe('sim node: embeddings', { timeout: 20_000 }, () => {
     assert.equal(embeddings(minilm.json)[0]?.length, 384);
     const cut = await post(node, '/api/embed', { model: 'all-minilm', input: ['x'], dimensions: 64 });
     const [vector] = embeddings(cut.json);
-    assert.deepEqual(vector, Array.from(simVector('all-minilm', 'x', 64)));
+    assert.deepEqual(f32(vector), Array.from(simVector('all-minilm', 'x', 64)));
     assert.ok(Math.abs(norm(vector ?? []) - 1) < 1e-6);
     const tooMany = await post(node, '/api/embed', { model: 'all-minilm', input: 'x', dimensions: 4096 });
     assert.equal(embeddings(tooMany.json)[0]?.length, 384, 'Ollama ignores dimensions above the model size');
@@ -117,7 +122,7 @@ describe('sim node: embeddings', { timeout: 20_000 }, () => {
     const { status, json } = await post(node, '/api/embeddings', { model: 'mxbai-embed-large', prompt: 'legacy text' });
     assert.equal(status, 200);
     assert.deepEqual(Object.keys(json), ['embedding']);
-    assert.deepEqual(json['embedding'], Array.from(simVector('mxbai-embed-large', 'legacy text', 1024)));
+    assert.deepEqual(f32(json['embedding']), Array.from(simVector('mxbai-embed-large', 'legacy text', 1024)));
     assert.equal(node.stats().legacyEmbedCalls, 1);
     assert.equal(node.stats().embedCalls, 0);
   });
@@ -130,7 +135,7 @@ describe('sim node: embeddings', { timeout: 20_000 }, () => {
     assert.deepEqual(refused.json, { error: 'the input length exceeds the context length' });
     const cut = await post(node, '/api/embed', { model: 'nomic-embed-text', input: [long], truncate: true, keep_alive: '5m' });
     assert.equal(cut.status, 200);
-    assert.deepEqual(embeddings(cut.json)[0], Array.from(simVector('nomic-embed-text', long.slice(0, 10), 768)));
+    assert.deepEqual(f32(embeddings(cut.json)[0]), Array.from(simVector('nomic-embed-text', long.slice(0, 10), 768)));
     assert.equal(node.stats().lastEmbed?.keepAlive, '5m');
     assert.equal(node.stats().rejected, 1);
   });
@@ -207,7 +212,7 @@ describe('sim node: behaviour knobs', { timeout: 20_000 }, () => {
     const answers = await Promise.all(calls);
     answers.forEach((answer, i) => {
       assert.equal(answer.status, 200);
-      assert.deepEqual(embeddings(answer.json)[0], Array.from(simVector('nomic-embed-text', texts[i] ?? '', 768)));
+      assert.deepEqual(f32(embeddings(answer.json)[0]), Array.from(simVector('nomic-embed-text', texts[i] ?? '', 768)));
     });
     const stats = node.stats();
     assert.equal(stats.maxInFlight, 1);

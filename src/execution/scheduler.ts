@@ -111,8 +111,7 @@ export class Scheduler {
     let called = false;
     try {
       // Re-check before every backend call: a cancel written to the store stops new calls at once.
-      const current = await this.store.get(ADMIN_SCOPE, job.id);
-      if (current?.status !== 'running') return this.forget(job.id);
+      if ((await this.store.status(job.id)) !== 'running') return this.forget(job.id);
       docs = await this.store.pendingDocuments(job.id, range.start, range.end);
       if (docs.length === 0) return;
       const call = this.aborts.register(job.id);
@@ -152,8 +151,8 @@ export class Scheduler {
   }
 
   private async record(job: ActiveJob, outcome: ChunkOutcome): Promise<void> {
-    const updated = await this.store.recordChunk(job.id, outcome);
-    if (!updated) this.forget(job.id);
+    const written = await this.store.recordChunk(job.id, outcome);
+    if (!written) this.forget(job.id);
   }
 
   private async afterChunk(job: ActiveJob): Promise<void> {

@@ -13,10 +13,12 @@
  * unrelated vectors (cosine ~ N(0, 1/dims)), which is all a gateway test can observe.
  */
 
+import { formatFloat32 } from '../util/float32Json.js';
 import { canonicalModelName } from './models.js';
 import { hashPair, seededRandom, type Random32 } from './random.js';
 
 const TWO_POW_31 = 2 ** 31;
+
 
 /** A base vector and its components printed with and without a minus sign. */
 interface Base {
@@ -44,11 +46,12 @@ function makeBase(dims: number): Base {
   const scale = 1 / Math.sqrt(sumSquares);
   const values = new Float32Array(dims);
   for (let i = 0; i < dims; i++) values[i] = (raw[i] ?? 0) * scale;
-  // String() of the float32 value prints it exactly as a double, so JSON.parse gives
-  // back the float32 value itself: consumers keeping doubles and consumers keeping
-  // float32 both end up with exactly simVector(...).
-  const positive = Array.from(values, (value) => String(value));
-  const negative = Array.from(values, (value) => String(-value));
+  // Printed as Ollama's Go server prints a float32: the shortest decimal that reads back
+  // to the same float32 (about 10 characters, not a double's 19), so response sizes and
+  // parse costs are those of a real node. Math.fround of the parsed number is exactly
+  // simVector(...).
+  const positive = Array.from(values, (value) => formatFloat32(value));
+  const negative = Array.from(values, (value) => formatFloat32(-value));
   return { values, positive, negative };
 }
 

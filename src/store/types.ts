@@ -35,6 +35,8 @@ export interface JobStore {
   /** Sweeps expired jobs, evicts the oldest finished ones if full, then inserts the job and its documents. */
   admit(job: NewJob, policy: AdmissionPolicy): Promise<Admission>;
   get(scope: Scope, id: string): Promise<JobRecord | undefined>;
+  /** Just the status: the cheap re-check the scheduler makes before every backend call. */
+  status(id: string): Promise<JobStatus | undefined>;
   /** Newest first; `total` counts every stored job matching the query. */
   list(scope: Scope, query: ListQuery): Promise<{ jobs: JobRecord[]; total: number }>;
   /**
@@ -47,10 +49,10 @@ export interface JobStore {
   pendingDocuments(id: string, from: number, to: number): Promise<{ index: number; text: string }[]>;
   /**
    * Writes a chunk's vectors and failures and the progress they cause, in one transaction,
-   * only while the job is running (a cancelled job's late results are dropped). Returns the
-   * updated job, or undefined when nothing was written.
+   * only while the job is running (a cancelled job's late results are dropped). Returns false
+   * when nothing was written.
    */
-  recordChunk(id: string, outcome: ChunkOutcome): Promise<JobRecord | undefined>;
+  recordChunk(id: string, outcome: ChunkOutcome): Promise<boolean>;
   /** Item results with index in [offset, offset + limit), in order. */
   readResults(scope: Scope, id: string, offset: number, limit: number): Promise<ItemResult[]>;
   /** Deletes terminal jobs whose TTL has passed; returns their ids. */

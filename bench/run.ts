@@ -1,0 +1,24 @@
+/**
+ * `npm run bench [scenario ...]`: prints each scenario's figures and ratios measured in the
+ * same run. Scenarios: overhead, embedded, float32. No scenario name runs them all.
+ */
+import { benchOverhead } from './overhead.js';
+import { benchEmbedded } from './embedded.js';
+import { printTable, type Row } from './lib.js';
+
+const SCENARIOS: Record<string, { title: string; run: () => Promise<Row[]> }> = {
+  overhead: { title: 'overhead: 10,000 x 768 through the gateway vs straight to a zero-cost simulated node', run: benchOverhead },
+  embedded: { title: 'embedded: the in-process model through the gateway vs called directly (2,000 texts), and responsiveness', run: benchEmbedded },
+};
+
+const wanted = process.argv.slice(2);
+const unknown = wanted.filter((name) => !SCENARIOS[name]);
+if (unknown.length > 0) {
+  console.error(`unknown scenario ${unknown.join(', ')}; choose from ${Object.keys(SCENARIOS).join(', ')}`);
+  process.exit(2);
+}
+console.log(`sollol benchmarks on ${process.version}, ${(await import('node:os')).cpus().length} cores`);
+for (const name of wanted.length > 0 ? wanted : Object.keys(SCENARIOS)) {
+  const scenario = SCENARIOS[name]!;
+  printTable(scenario.title, await scenario.run());
+}
