@@ -122,8 +122,18 @@ test('edge cases print as expected', () => {
     [Math.fround(1e20), '100000000000000000000'],
     [Math.fround(1e21), '1e+21'],
     [Math.fround(0.05), '0.05'],
-    // An exact tie (65537/32 is halfway between 2048.0312 and 2048.0313): away from zero.
+    // Exact ties (65537/32 is halfway between 2048.0312 and 2048.0313; 87/512 between
+    // 0.16992187 and 0.16992188, both candidates inside the interval): away from zero.
     [2048.03125, '2048.0313'],
+    [87 / 512, '0.16992188'],
+    [-87 / 512, '-0.16992188'],
+    // Midpoints that are short decimals. 33554450 is the midpoint between 33554448 (even
+    // mantissa) and 33554452, so it reads back as 33554448 only; 8388609's midpoints are
+    // 8388608.5 and 8388609.5.
+    [33554448, '33554450'],
+    [33554452, '33554452'],
+    [8388609, '8388609'],
+    [2 ** 30 + 128, '1073742000'],
   ];
   for (const [x, expected] of cases) {
     assert.equal(formatFloat32(x), expected, `formatFloat32(${x})`);
@@ -163,7 +173,11 @@ test('powers of ten and two, digit-count boundaries, subnormals, ties (vs refere
   for (let bits = 0x7fffff; bits > 0x7fffff - 3000; bits--) xs.push(fromBits(bits)); // largest
   for (let bits = 0x7f7fffff; bits > 0x7f7fffff - 3000; bits--) xs.push(fromBits(bits)); // near max
   for (let i = 0; i < 2048; i++) xs.push(2048 + i / 32); // many exact ties
-  for (let i = 1; i < 4000; i++) xs.push(16777216 + 2 * i, 33554432 + 4 * i); // integer midpoints
+  // Short decimals exactly on midpoints (large integers) and exact ties (few-bit floats).
+  for (let i = 1; i < 4000; i++) {
+    xs.push(8388608 + i, 16777216 + 2 * i, 33554432 + 4 * i, 2 ** 30 + 128 * i, 2 ** 33 + 1024 * i);
+    xs.push(2 ** 21 + i / 4, 0.125 + i / 2 ** 15, 0.25 + i / 2 ** 14);
+  }
   for (const x of xs) checkAgainstReference(x);
 });
 

@@ -8,6 +8,8 @@ import { BackendError } from './errors.js';
 import { canonicalModel } from './modelNames.js';
 import type { EmbeddingBackend, EmbedRequest, EmbedResult } from './types.js';
 
+const UNHEALTHY_PROBE_MS = 1000;
+
 export interface NodeSnapshot {
   readonly url: string;
   readonly kind: string;
@@ -31,6 +33,7 @@ class NodeState {
   lastError: string | null = null;
   /** The node answered with this gateway's own instance id: never used. */
   isSelf = false;
+  lastProbeAt = 0;
 
   constructor(readonly backend: EmbeddingBackend) {}
 
@@ -74,11 +77,22 @@ export class BackendPool {
     this.nodes = backends.map((b) => new NodeState(b));
   }
 
-  /** Probes every node once, then keeps probing on a timer. */
+  /**
+   * Probes every node once, then keeps probing: healthy nodes every `healthIntervalMs`,
+   * unhealthy ones every second, so a node that comes back (or starts after the gateway)
+   * is used within a second and pending jobs start.
+   */
   async start(): Promise<void> {
     await this.probeAll();
-    this.timer = setInterval(() => void this.probeAll(), this.options.healthIntervalMs);
+    const tick = Math.min(UNHEALTHY_PROBE_MS, this.options.healthIntervalMs);
+    this.timer = setInterval(() => void this.probeDue(), tick);
     this.timer.unref();
+  }
+
+  private async probeDue(): Promise<void> {
+    const now = Date.now();
+    const due = this.nodes.filter((n) => now - n.lastProbeAt >= (n.healthy ? this.options.healthIntervalMs : UNHEALTHY_PROBE_MS));
+    await Promise.all(due.map((node) => this.probe(node)));
   }
 
   /** Probes all nodes; concurrent callers share one round. */
@@ -92,6 +106,7 @@ export class BackendPool {
   }
 
   private async probe(node: NodeState): Promise<void> {
+    node.lastProbeAt = Date.now();
     const result = await node.backend.probe();
     const wasHealthy = node.healthy;
     if (result.sollolInstance !== undefined && result.sollolInstance === this.options.selfInstanceId) {

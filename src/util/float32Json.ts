@@ -19,35 +19,36 @@
  *    JSON has no representation for them.
  *
  * Algorithm (why it is both fast and exact):
- *  The float32 `x = m2 * 2^e2` owns the interval of reals between the midpoints to its
- *  neighbours, `[x - ulp/2, x + ulp/2]` (a quarter ulp below powers of two). All of that is
- *  exact in double arithmetic: a float32 and its midpoints have at most 25 significant bits.
- *  We scale `x` and the two bounds by a power of ten so that `x` lands in `[1e8, 2e9)`; then
- *  a decimal with `d` fewer digits than the finest grid is a multiple of `10^d` in the scaled
- *  interval, and the shortest output is the coarsest grid that still has a point inside.
- *  The scaling costs one rounded multiply by a rounded power of ten, so every scaled value
- *  is within 2^-20 of the truth (they are all below 2^31 and the relative error is at most
- *  2^-52). Every decision (is this grid point inside the interval? which of two grid points
- *  is closer to `x`?) is taken only when the margin exceeds `EPS = 2^-16`, so it is the same
- *  decision exact arithmetic would take. When a margin is smaller than that (about 1 in
- *  20,000 random floats, and always when a short decimal lies exactly on a midpoint, as for
- *  some integers above 2^24), we take a slow path
- *  that literally tries `toPrecision(p)` for p = 1..9 plus its neighbour and checks the
- *  read-back with `Math.fround(Number(s))`; it is correct by construction and rare enough
- *  not to matter for speed.
+ *  The float32 `x` owns the interval between the midpoints to its neighbours,
+ *  `[x - ulp/2, x + ulp/2]` (only a quarter ulp below a power of two). The midpoints have
+ *  at most 25 significant bits, so they are exact doubles. We scale `x` and both midpoints
+ *  by 10^-k so that `x` lands in [1e8, 2e9). A decimal is then a point of the grid
+ *  `10^r * Z` for some r >= 0, the shortest output is a point of the coarsest grid that
+ *  still has a point inside the interval (at r = 0 there are always at least five), and of
+ *  those points we print the one closest to `x`. No big integers, no 64-bit products.
+ *
+ *  Scaling rounds at most twice (relative error <= 2^-52 on values below 2^31: absolute
+ *  error < 2^-20). Every decision (is this grid point inside? is it closer than its
+ *  neighbour?) is taken only when its margin exceeds `EPS = 2^-16`, so it is the decision
+ *  exact arithmetic would take. Thinner margins (about 1 in 30,000 random floats) go to a
+ *  slow path that literally tries `toPrecision(p)` for p = 1..9 plus the neighbour on the
+ *  other side of `x`, checking the read-back with `Math.fround(Number(s))`: correct by
+ *  construction, ~2 us, and rare.
+ *
+ *  Margins that are exactly zero are not rare for some inputs, so the fast path settles
+ *  them whenever it can prove the zero is exact (see `isExactly` and the `w` computation):
+ *  - a short decimal exactly on a midpoint (large integers: every x in [2^23, 2^24), a fifth
+ *    of those in [2^30, 2^34)). Read back, it gives exactly the midpoint, which
+ *    `Math.fround` rounds to the even neighbour: it belongs to `x` iff `x`'s mantissa is even;
+ *  - exact ties between two shortest candidates, which exist for floats with a short binary
+ *    expansion (2048.03125 = 65537/32 is halfway between 2048.0312 and 2048.0313, both
+ *    inside its interval; so are values converted from bfloat16 in [0.25, 0.5)). They are
+ *    resolved like `toPrecision` (and the slow path) resolves them: half away from zero.
  *
  *  Reading back goes decimal -> double -> float32, i.e. it rounds twice, which can differ
- *  from rounding straight to float32 only for decimals within half a double ulp
- *  (relative 2^-53, scaled: < 2^-22) of a midpoint; such decimals are inside the `EPS` band,
- *  so the fast path never has to know about double rounding and the slow path handles them
- *  with the real `Number()` + `Math.fround`.
- *
- *  Exact ties between two shortest candidates exist, but only for floats with a short binary
- *  expansion (e.g. 2048.03125 = 65537/32 lies halfway between 2048.0312 and 2048.0313, both
- *  inside its interval; values converted from bfloat16 in [0.25, 0.5) are another example).
- *  They are resolved like `toPrecision` resolves them: half away from zero (`2048.0313`).
- *  The fast path sees them exactly when `x * 10^j` is exact (j <= 12, the common case);
- *  otherwise they fall in the `EPS` band and the slow path, i.e. `toPrecision`, decides.
+ *  from rounding straight to float32 only for decimals within half a double ulp (relative
+ *  2^-53; scaled: < 2^-22) of a midpoint but not on it. Such decimals are inside the `EPS`
+ *  band, so the fast path never meets them, and the slow path uses the real read-back.
  *
  * @module
  */
@@ -59,7 +60,7 @@ const scratchU32 = new Uint32Array(scratchF32.buffer);
 /**
  * Decision margin in scaled units (see module doc). Scaled values carry an absolute error
  * below 2^-20 (plus < 2^-22 for double rounding on read-back); 2^-16 leaves a 16x margin
- * while sending only ~1e-4 of random inputs to the slow path.
+ * while sending only ~3e-5 of random inputs to the slow path (measured).
  */
 const EPS = 2 ** -16;
 
