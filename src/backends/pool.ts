@@ -54,6 +54,8 @@ class NodeState {
 /** One granted slot on one node; `embed` may be called once, and the slot is then free again. */
 export interface Lease {
   readonly backendId: string;
+  /** The node itself, for calls other than embed (e.g. forwarding /api/chat); call `release` after. */
+  readonly backend: EmbeddingBackend;
   embed(request: EmbedRequest): Promise<EmbedResult>;
   /** Gives the slot back without a call. */
   release(): void;
@@ -67,8 +69,15 @@ export interface PoolOptions {
   readonly onHealthChange?: (url: string, healthy: boolean, error: string | undefined) => void;
 }
 
+interface InteractiveWaiter {
+  readonly model: string;
+  readonly grant: (lease: Lease) => void;
+}
+
 export class BackendPool {
   private readonly nodes: NodeState[];
+  /** Interactive (sync API) calls waiting for a slot: they get the next free one before any batch chunk. */
+  private readonly waiters: InteractiveWaiter[] = [];
   private readonly events = new EventEmitter();
   private timer: NodeJS.Timeout | undefined;
   private probing: Promise<void> | undefined;
@@ -117,7 +126,9 @@ export class BackendPool {
     node.models = new Set(result.models.map(canonicalModel));
     if (!result.healthy) node.lastError = result.error ?? 'unhealthy';
     if (wasHealthy !== node.healthy) this.options.onHealthChange?.(node.backend.id, node.healthy, result.error);
-    if (node.healthy) this.events.emit('capacity');
+    if (!node.healthy) return;
+    while (this.grantToWaiter(node));
+    this.events.emit('capacity');
   }
 
   /** Runs `listener` whenever a slot may have become available. */
@@ -142,17 +153,69 @@ export class BackendPool {
   }
 
   hasRoomFor(model: string): boolean {
-    return this.nodes.some((n) => n.healthy && n.serves(model) && n.hasRoom());
+    return this.nodes.some((n) => this.batchMayUse(n, model));
   }
 
-  /** A slot on the node expected to finish soonest, or undefined when none has room. */
+  /** A batch slot on the node expected to finish soonest, or undefined when none has room. */
   tryAcquire(model: string): Lease | undefined {
+    const best = this.bestNode((n) => this.batchMayUse(n, model));
+    return best ? this.lease(best) : undefined;
+  }
+
+  /** Batch work never takes a slot an interactive call is waiting for. */
+  private batchMayUse(node: NodeState, model: string): boolean {
+    if (!node.healthy || !node.serves(model) || !node.hasRoom()) return false;
+    return !this.waiters.some((w) => node.serves(w.model));
+  }
+
+  private bestNode(eligible: (node: NodeState) => boolean): NodeState | undefined {
     let best: NodeState | undefined;
     for (const node of this.nodes) {
-      if (!node.healthy || !node.serves(model) || !node.hasRoom()) continue;
+      if (!eligible(node)) continue;
       if (!best || expectedWait(node) < expectedWait(best)) best = node;
     }
-    return best ? this.lease(best) : undefined;
+    return best;
+  }
+
+  /**
+   * A slot for an interactive (sync API) call: at once if a node has room, otherwise the
+   * next slot that frees on a node serving the model, ahead of every batch chunk. Rejects
+   * with MODEL_NOT_FOUND when no healthy node serves the model, CANCELLED on abort.
+   */
+  acquireInteractive(model: string, signal?: AbortSignal): Promise<Lease> {
+    if (!this.serves(model)) {
+      const code = this.anyHealthy() ? 'MODEL_NOT_FOUND' : 'BACKEND_UNAVAILABLE';
+      return Promise.reject(new BackendError(code, this.anyHealthy() ? `model '${model}' not found` : 'no backend is reachable'));
+    }
+    const free = this.bestNode((n) => n.healthy && n.serves(model) && n.hasRoom());
+    if (free) return Promise.resolve(this.lease(free));
+    return new Promise<Lease>((resolve, reject) => {
+      const waiter: InteractiveWaiter = {
+        model,
+        grant: (lease) => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve(lease);
+        },
+      };
+      const onAbort = (): void => {
+        const at = this.waiters.indexOf(waiter);
+        if (at >= 0) this.waiters.splice(at, 1);
+        reject(new BackendError('CANCELLED', 'the request was aborted while waiting for a backend'));
+        this.events.emit('capacity');
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.waiters.push(waiter);
+    });
+  }
+
+  /** Hands a freed slot to the first interactive waiter the node can serve; true if it did. */
+  private grantToWaiter(node: NodeState): boolean {
+    if (!node.healthy || !node.hasRoom()) return false;
+    const at = this.waiters.findIndex((w) => node.serves(w.model));
+    if (at < 0) return false;
+    const [waiter] = this.waiters.splice(at, 1);
+    waiter!.grant(this.lease(node));
+    return true;
   }
 
   private lease(node: NodeState): Lease {
@@ -162,10 +225,11 @@ export class BackendPool {
       if (released) return;
       released = true;
       node.inFlight--;
-      this.events.emit('capacity');
+      if (!this.grantToWaiter(node)) this.events.emit('capacity');
     };
     return {
       backendId: node.backend.id,
+      backend: node.backend,
       release,
       embed: async (request) => {
         const started = performance.now();

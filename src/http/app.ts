@@ -13,6 +13,7 @@ import type { JobManager } from '../jobs/manager.js';
 import { VERSION } from '../version.js';
 import { sendError, toApiError } from './errorHandler.js';
 import { batchRoutes } from './routes/batch.js';
+import { resultRoutes } from './routes/results.js';
 import { systemRoutes } from './routes/system.js';
 import { validatorCompiler } from './validation.js';
 
@@ -65,6 +66,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
   await app.register(batchRoutes, { manager: deps.manager, enabled: config.batchProcessing, maxBatchDocuments: config.maxBatchDocuments });
+  await app.register(resultRoutes, { manager: deps.manager, enabled: config.batchProcessing });
   await app.register(systemRoutes, {
     manager: deps.manager,
     pool: deps.pool,

@@ -164,6 +164,18 @@ export class JobManager {
     return this.store.readResults(scope, id, offset, limit);
   }
 
+  /** Deletes a finished job and its vectors before its TTL. */
+  async purge(scope: Scope, id: string): Promise<{ job_id: string; purged: true; message: string }> {
+    const job = await this.job(scope, id);
+    const outcome = await this.store.purge(scope, job.id);
+    if (outcome === 'not-found') throw new ApiError('JOB_NOT_FOUND', `Job ${id} not found`);
+    if (outcome === 'active') {
+      throw new ApiError('JOB_NOT_FINISHED', `Job ${job.id} is still ${job.status}; cancel it first, then delete its results`);
+    }
+    this.log.info({ job_id: job.id }, 'job and results purged');
+    return { job_id: job.id, purged: true, message: 'Job and results deleted' };
+  }
+
   counters(scope: Scope = ADMIN_SCOPE): Promise<JobCounters> {
     return this.store.counters(scope);
   }

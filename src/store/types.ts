@@ -55,6 +55,8 @@ export interface JobStore {
   recordChunk(id: string, outcome: ChunkOutcome): Promise<boolean>;
   /** Item results with index in [offset, offset + limit), in order. */
   readResults(scope: Scope, id: string, offset: number, limit: number): Promise<ItemResult[]>;
+  /** Deletes one terminal job and its documents now; 'active' (nothing deleted) when it is not terminal. */
+  purge(scope: Scope, id: string): Promise<'purged' | 'not-found' | 'active'>;
   /** Deletes terminal jobs whose TTL has passed; returns their ids. */
   sweepExpired(now: number): Promise<string[]>;
   /** Jobs left pending or running (e.g. by a process that died). */

@@ -1,12 +1,10 @@
 /** The Batch Processing API: /api/batch/* (DESIGN.md section 2). */
 import type {} from '@fastify/swagger';
-import { Readable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import { ApiError } from '../../errors.js';
 import type { JobManager, SubmitRequest } from '../../jobs/manager.js';
 import type { JobStatus } from '../../jobs/state.js';
 import type { EmbedOptions } from '../../backends/types.js';
-import { resultsJson } from '../resultsBody.js';
 import { scopeOf } from '../scope.js';
 import { errorSchema, jobIdParams, jobStatusSchema, listQuerySchema, METADATA_MAX_BYTES, submitBodySchema } from '../schemas.js';
 
@@ -57,15 +55,6 @@ export async function batchRoutes(app: FastifyInstance, options: BatchRouteOptio
   }, async (request) => {
     const { limit, status } = request.query;
     return manager.list(scopeOf(request), status ? { limit, status } : { limit });
-  });
-
-  app.get<{ Params: { job_id: string } }>('/api/batch/results/:job_id', {
-    schema: { tags, summary: 'Results and per-item errors of a finished job (streamed)', params: jobIdParams, response: { 404: errorSchema, 409: errorSchema } },
-  }, async (request, reply) => {
-    const scope = scopeOf(request);
-    const job = await manager.finishedJob(scope, request.params.job_id);
-    const body = Readable.from(resultsJson(job, (offset, limit) => manager.resultsPage(scope, job.id, offset, limit)), { objectMode: false });
-    return reply.type('application/json; charset=utf-8').send(body);
   });
 }
 

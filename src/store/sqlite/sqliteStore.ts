@@ -163,6 +163,16 @@ export class SqliteJobStore implements JobStore {
     return rows.map(itemFromRow);
   }
 
+  async purge(scope: Scope, id: string): Promise<'purged' | 'not-found' | 'active'> {
+    return this.db.transaction(() => {
+      const row = this.stmt.getJob.get(id) as JobRow | undefined;
+      if (!row || !visible(scope, row.owner)) return 'not-found' as const;
+      if (row.status === 'pending' || row.status === 'running') return 'active' as const;
+      this.stmt.deleteJob.run(row.seq);
+      return 'purged' as const;
+    })();
+  }
+
   async sweepExpired(now: number): Promise<string[]> {
     return this.db.transaction(() => this.sweepSync(now))();
   }
@@ -239,6 +249,7 @@ function prepareStatements(db: DB) {
                       dimensions = ? WHERE seq = ?`),
     readDocuments: s(`SELECT idx, state, vector, truncated, code, error FROM documents
                       WHERE job_seq = ? AND idx >= ? AND idx < ? ORDER BY idx`),
+    deleteJob: s(`DELETE FROM jobs WHERE seq = ?`),
     expiredIds: s(`SELECT id FROM jobs WHERE expires_at IS NOT NULL AND expires_at <= ?`),
     deleteExpired: s(`DELETE FROM jobs WHERE expires_at IS NOT NULL AND expires_at <= ?`),
     unfinished: s(`SELECT * FROM jobs WHERE status IN ('pending', 'running') ORDER BY created_at, seq`),
