@@ -5,7 +5,7 @@
  * more of direct; submit to results downloaded under 3 s.
  */
 import { Pool } from 'undici';
-import { fmt, percentile, postJson, printTable, startGatewayProc, startSimProc, texts, waitForJob, type Row } from './lib.js';
+import { fmt, percentile, postJson, startGatewayProc, startSimProc, texts, waitForJob, type Row } from './lib.js';
 
 const DOCS = 10_000;
 const CHUNK = 64;
@@ -39,7 +39,8 @@ export async function benchOverhead(): Promise<Row[]> {
     const directSeconds = await direct(sim.url, documents);
     const gateway = await startGatewayProc(['--backend', sim.url, '--chunk-size', String(CHUNK), '--workers', String(IN_FLIGHT)]);
     try {
-      const warm = await postJson(`${gateway.url}/api/batch/embed`, { model: MODEL, documents: documents.slice(0, 500) });
+      // Warm-up texts differ from the measured ones: the content cache must not answer the measured job.
+      const warm = await postJson(`${gateway.url}/api/batch/embed`, { model: MODEL, documents: texts(500, 'warm-up') });
       await waitForJob(gateway.url, warm.job_id);
       const polls: number[] = [];
       const submitted = performance.now();

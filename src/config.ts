@@ -33,6 +33,8 @@ export interface Config {
   readonly backendTimeoutMs: number;
   readonly healthIntervalMs: number;
   readonly sweepIntervalMs: number;
+  /** Bytes of vectors the content cache keeps; 0 = cache off. */
+  readonly cacheMaxBytes: number;
   /** Retries of a chunk after a transient backend failure. */
   readonly chunkRetries: number;
   /** Identifies this gateway process (in `/api/version` and a response header). */
@@ -62,6 +64,8 @@ export const DEFAULTS = {
   healthIntervalSeconds: 10,
   sweepIntervalSeconds: 30,
   chunkRetries: 2,
+  cache: true,
+  cacheMaxMb: 1024,
   logLevel: 'info',
 } as const;
 
@@ -85,6 +89,8 @@ export interface RawOptions {
   bodyLimitMb?: string;
   backendTimeout?: string;
   logLevel?: string;
+  cache?: boolean;
+  cacheMaxMb?: string;
 }
 
 export class ConfigError extends Error {
@@ -128,6 +134,7 @@ export function resolveConfig(flags: RawOptions, env: Env = process.env): Config
     backendTimeoutMs: 1000 * numberOption('--backend-timeout', pick(flags.backendTimeout, 'SOLLOL_BACKEND_TIMEOUT'), DEFAULTS.backendTimeoutSeconds, 0.01),
     healthIntervalMs: 1000 * numberOption('SOLLOL_HEALTH_INTERVAL', env.SOLLOL_HEALTH_INTERVAL, DEFAULTS.healthIntervalSeconds, 0.01),
     sweepIntervalMs: 1000 * numberOption('SOLLOL_SWEEP_INTERVAL', env.SOLLOL_SWEEP_INTERVAL, DEFAULTS.sweepIntervalSeconds, 0.01),
+    cacheMaxBytes: cacheBytes(flags, env),
     chunkRetries: intOption('SOLLOL_CHUNK_RETRIES', env.SOLLOL_CHUNK_RETRIES, DEFAULTS.chunkRetries, 0, 10),
     instanceId: randomUUID(),
     logLevel: logLevelOption(pick(flags.logLevel, 'SOLLOL_LOG_LEVEL') ?? DEFAULTS.logLevel),
@@ -135,6 +142,13 @@ export function resolveConfig(flags: RawOptions, env: Env = process.env): Config
   };
   if (flags.rayWorkers !== undefined) intOption('--ray-workers', flags.rayWorkers, 0, 0, 1024);
   return Object.freeze(config);
+}
+
+function cacheBytes(flags: RawOptions, env: Env): number {
+  const enabled = flags.cache ?? boolOption('SOLLOL_CACHE', env.SOLLOL_CACHE, DEFAULTS.cache);
+  const raw = flags.cacheMaxMb ?? (env.SOLLOL_CACHE_MAX_MB || undefined);
+  const mb = numberOption('--cache-max-mb', raw, DEFAULTS.cacheMaxMb, 0);
+  return enabled ? Math.round(mb * 1024 * 1024) : 0;
 }
 
 function splitList(value: string | undefined): string[] {
@@ -148,10 +162,22 @@ export function parseBackends(values: readonly string[]): BackendSpec[] {
   const seen = new Set<string>();
   for (const spec of specs) {
     const key = spec.kind === 'embedded' ? 'embedded' : spec.url;
-    if (seen.has(key)) throw new ConfigError(`--backend ${key} is given twice`);
+    if (seen.has(key)) throw new ConfigError(`--backend ${spec.kind === 'embedded' ? key : displayUrl(key)} is given twice`);
     seen.add(key);
   }
   return specs;
+}
+
+/** A backend URL safe to print: credentials (user:pass, API keys) removed. */
+export function displayUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    parsed.username = '';
+    parsed.password = '';
+    return parsed.toString().replace(/\/+$/, '');
+  } catch {
+    return '<invalid URL>';
+  }
 }
 
 function parseBackend(value: string): BackendSpec {
@@ -162,10 +188,10 @@ function parseBackend(value: string): BackendSpec {
   try {
     url = new URL(raw);
   } catch {
-    throw new ConfigError(`--backend ${JSON.stringify(value)} is not a URL; use http://host:11434, openai+http://host:8080 or embedded`);
+    throw new ConfigError(`--backend ${JSON.stringify(displayUrl(raw) === '<invalid URL>' ? value.replace(/\/\/[^@/]*@/, '//***@') : value)} is not a URL; use http://host:11434, openai+http://host:8080 or embedded`);
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw new ConfigError(`--backend ${JSON.stringify(value)} must use http:// or https://`);
+    throw new ConfigError(`--backend ${JSON.stringify(displayUrl(raw))} must use http:// or https://`);
   }
   const normalised = url.toString().replace(/\/+$/, '');
   return openai ? { kind: 'openai', url: normalised } : { kind: 'ollama', url: normalised };

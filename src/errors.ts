@@ -26,6 +26,12 @@ export const API_ERRORS = {
   TOO_MANY_JOBS: 429,
   BATCH_DISABLED: 503,
   INTERNAL_ERROR: 500,
+  // Sync API (Ollama-compatible /api/embed ..., OpenAI-compatible /v1/*); there MODEL_NOT_FOUND answers 404.
+  INVALID_INPUT: 400,
+  UNSUPPORTED_OPERATION: 400,
+  INPUT_REJECTED: 400,
+  BACKEND_UNAVAILABLE: 503,
+  BACKEND_TIMEOUT: 504,
 } as const;
 
 export type ApiErrorCode = keyof typeof API_ERRORS;

@@ -12,6 +12,7 @@ import { InProcessJobEvents } from './execution/jobEvents.js';
 import { Scheduler } from './execution/scheduler.js';
 import { buildApp } from './http/app.js';
 import { JobManager } from './jobs/manager.js';
+import { GatewayMetrics } from './metrics.js';
 import { openSqliteStore } from './store/sqlite/sqliteStore.js';
 
 export class SelfReferenceError extends Error {}
@@ -26,16 +27,22 @@ export interface Gateway {
 }
 
 export async function startGateway(config: Config, logger: PinoLogger): Promise<Gateway> {
-  const store = openSqliteStore(config.dataDir, (message) => logger.warn(`store checkpoint: ${message}`));
+  const store = openSqliteStore(config.dataDir, {
+    cache: { maxBytes: config.cacheMaxBytes },
+    onError: (message) => logger.warn(`store checkpoint: ${message}`),
+  });
   const backends = config.backends.map((spec) => createBackend(spec, config));
+  const metrics = new GatewayMetrics();
   const pool = new BackendPool(backends, {
+    observer: metrics,
+    onCircuitChange: (url, from, to) => logger.info({ backend: url, from, to }, `circuit breaker ${to}`),
     healthIntervalMs: config.healthIntervalMs,
     selfInstanceId: config.instanceId,
     onHealthChange: (url, healthy, error) =>
       healthy ? logger.info({ backend: url }, 'backend is healthy') : logger.warn({ backend: url, error }, 'backend is unavailable'),
   });
   const events = new InProcessJobEvents();
-  const scheduler = new Scheduler(store, pool, events, config, logger);
+  const scheduler = new Scheduler(store, pool, events, { ...config, chunkObserver: metrics }, logger);
   const manager = new JobManager(store, scheduler, events, pool, config, logger);
   let app: FastifyInstance | undefined;
   const closeAll = async (): Promise<void> => {
@@ -48,9 +55,10 @@ export async function startGateway(config: Config, logger: PinoLogger): Promise<
   };
   try {
     await pool.start();
-    await manager.start();
     scheduler.start();
-    app = await buildApp({ manager, pool, scheduler, logger, config });
+    await manager.start();
+    metrics.watch({ pool, scheduler, manager });
+    app = await buildApp({ manager, pool, scheduler, logger, config, metrics });
     await app.listen({ host: config.host, port: config.port });
     await refuseSelf(pool);
   } catch (error) {

@@ -62,3 +62,8 @@ test('bad values throw ConfigError naming the flag and the value', () => {
     assert.throws(() => resolveConfig(flags, env), (error: unknown) => error instanceof ConfigError && pattern.test(error.message) && !error.message.includes('\n'));
   }
 });
+
+test('credentials in backend URLs never appear in messages', () => {
+  assert.throws(() => resolveConfig({ backend: ['openai+http://sk-secret@h:1', 'openai+http://sk-secret@h:1'] }, {}), (error: unknown) => error instanceof ConfigError && !error.message.includes('sk-secret'));
+  assert.throws(() => resolveConfig({ backend: ['ftp://user:pw@h'] }, {}), (error: unknown) => error instanceof ConfigError && !error.message.includes('pw'));
+});

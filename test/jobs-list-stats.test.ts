@@ -32,10 +32,10 @@ test('stats count created, completed, failed and cancelled jobs, and show the ba
   const ok = await submit(url, { model: MODEL, documents: docs(3) });
   await waitForStatus(url, ok.body.job_id, ['completed']);
   node.configure({ failureRate: 1 });
-  const bad = await submit(url, { model: MODEL, documents: docs(3) });
+  const bad = await submit(url, { model: MODEL, documents: docs(3, 'bad') });
   await waitForStatus(url, bad.body.job_id, ['failed']);
   node.configure({ failureRate: 0, hang: true });
-  const hung = await submit(url, { model: MODEL, documents: docs(3) });
+  const hung = await submit(url, { model: MODEL, documents: docs(3, 'hung') });
   const during = (await call(`${url}/api/stats`)).body.batch_jobs;
   assert.equal(during.active_jobs, 1);
   await call(`${url}/api/batch/jobs/${hung.body.job_id}`, { method: 'DELETE' });

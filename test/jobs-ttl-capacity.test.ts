@@ -23,14 +23,14 @@ test('over max_jobs the oldest finished job is evicted; a running job never is; 
   const first = await submit(url, { model: MODEL, documents: docs(1) });
   await waitForStatus(url, first.body.job_id, ['completed']);
   node.configure({ hang: true });
-  const running = await submit(url, { model: MODEL, documents: docs(1) });
+  const running = await submit(url, { model: MODEL, documents: docs(1, 'running') });
   assert.equal(running.status, 200);
-  const third = await submit(url, { model: MODEL, documents: docs(1) });
+  const third = await submit(url, { model: MODEL, documents: docs(1, 'third') });
   assert.equal(third.status, 200, 'admitted by evicting the finished job');
   assert.equal((await call(`${url}/api/batch/jobs/${first.body.job_id}`)).status, 404, 'the oldest finished job went first');
   assert.equal((await call(`${url}/api/batch/jobs/${running.body.job_id}`)).body.status, 'running');
 
-  const refused = await submit(url, { model: MODEL, documents: docs(1) });
+  const refused = await submit(url, { model: MODEL, documents: docs(1, 'refused') });
   assert.equal(refused.status, 429);
   assert.equal(refused.body.code, 'TOO_MANY_JOBS');
   assert.ok(Number(refused.headers.get('retry-after')) > 0);

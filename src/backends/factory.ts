@@ -2,11 +2,14 @@
 import type { BackendSpec } from '../config.js';
 import { createEmbeddedBackend } from './embedded/backend.js';
 import { OllamaBackend } from './ollama.js';
+import { OpenAIBackend } from './openai.js';
 import type { EmbeddingBackend } from './types.js';
 
 export interface BackendSettings {
   readonly embeddedThreads: number;
   readonly backendTimeoutMs: number;
+  /** Bearer token for OpenAI-compatible backends; defaults to `SOLLOL_OPENAI_API_KEY`. A key in a backend's URL wins. */
+  readonly openaiApiKey?: string;
 }
 
 export function createBackend(spec: BackendSpec, settings: BackendSettings): EmbeddingBackend {
@@ -15,9 +18,17 @@ export function createBackend(spec: BackendSpec, settings: BackendSettings): Emb
       return createEmbeddedBackend({ threads: settings.embeddedThreads });
     case 'ollama':
       return new OllamaBackend({ url: spec.url, timeoutMs: settings.backendTimeoutMs });
-    case 'openai':
-      throw new UnsupportedBackendError(`OpenAI-compatible backends (${spec.url}) are not supported yet; use an Ollama URL or embedded`);
+    case 'openai': {
+      const apiKey = settings.openaiApiKey ?? process.env.SOLLOL_OPENAI_API_KEY;
+      return new OpenAIBackend({ url: spec.url, timeoutMs: settings.backendTimeoutMs, ...(urlHasKey(spec.url) || !apiKey ? {} : { apiKey }) });
+    }
   }
 }
 
+function urlHasKey(url: string): boolean {
+  const parsed = new URL(url);
+  return parsed.username !== '' || parsed.password !== '';
+}
+
+/** Kept for callers that still catch it; no backend kind is unsupported any more. */
 export class UnsupportedBackendError extends Error {}

@@ -2,11 +2,26 @@
  * An Ollama node: `POST /api/embed` with an array `input` over keep-alive connections.
  * Ollama older than 0.3 has no `/api/embed` (its router answers 404 "404 page not found");
  * then the node is switched to the legacy `POST /api/embeddings`, one document per call.
+ * The sync API also forwards `/api/generate` and `/api/chat` here (`forward`), and reads
+ * the node's model list details and `/api/ps` (`tagEntries`, `ps`).
  */
+import type { Readable } from 'node:stream';
 import { Pool } from 'undici';
+import { countField, modelOptionsOf, type EmbedResultWithUsage } from './embedExtras.js';
 import { BackendError, coerceBackendError } from './errors.js';
 import { httpTarget, type HttpTarget } from './httpTarget.js';
 import type { BackendProbe, EmbeddingBackend, EmbedRequest, EmbedResult } from './types.js';
+
+/** One model as the node's `/api/tags` or `/api/ps` lists it (Ollama's JSON, kept as is). */
+export type OllamaModelEntry = Readonly<Record<string, unknown>> & { readonly name: string };
+
+/** A forwarded call's answer: status and headers at once, the body as it streams in. */
+export interface ForwardedResponse {
+  readonly status: number;
+  readonly contentType: string;
+  /** The node's body; iterate it (Buffers) or read it with `text()`, exactly once. */
+  readonly body: Readable & { text(): Promise<string> };
+}
 
 export interface OllamaBackendOptions {
   readonly url: string;
@@ -32,6 +47,9 @@ export class OllamaBackend implements EmbeddingBackend {
   private readonly timeoutMs: number;
   private readonly probeTimeoutMs: number;
   private legacyOnly = false;
+  /** Model entries of the last successful probe's `/api/tags`, as the node sent them. */
+  private lastTags: OllamaModelEntry[] = [];
+  private closed = false;
 
   constructor(options: OllamaBackendOptions) {
     this.target = httpTarget(options.url);
@@ -45,7 +63,7 @@ export class OllamaBackend implements EmbeddingBackend {
   async embed(request: EmbedRequest): Promise<EmbedResult> {
     if (!this.legacyOnly) {
       const answer = await this.post('/api/embed', embedBody(request), request.signal);
-      if (!isMissingEndpoint(answer)) return { vectors: this.parseEmbed(answer, request.inputs.length) };
+      if (!isMissingEndpoint(answer)) return this.parseEmbed(answer, request.inputs.length);
       this.legacyOnly = true;
     }
     return this.embedLegacy(request);
@@ -53,8 +71,9 @@ export class OllamaBackend implements EmbeddingBackend {
 
   private async embedLegacy(request: EmbedRequest): Promise<EmbedResult> {
     const vectors: Float32Array[] = [];
+    const modelOptions = modelOptionsOf(request.options);
     for (const input of request.inputs) {
-      const body = { model: request.model, prompt: input, keep_alive: request.options.keepAlive };
+      const body = { model: request.model, prompt: input, keep_alive: request.options.keepAlive, ...(modelOptions ? { options: modelOptions } : {}) };
       const answer = await this.post('/api/embeddings', body, request.signal);
       this.throwIfError(answer);
       const parsed = parseJson(answer.text) as { embedding?: unknown };
@@ -63,13 +82,74 @@ export class OllamaBackend implements EmbeddingBackend {
     return { vectors };
   }
 
-  private parseEmbed(answer: HttpAnswer, expected: number): Float32Array[] {
+  private parseEmbed(answer: HttpAnswer, expected: number): EmbedResultWithUsage {
     this.throwIfError(answer);
-    const parsed = parseJson(answer.text) as { embeddings?: unknown };
+    const parsed = parseJson(answer.text) as { embeddings?: unknown; prompt_eval_count?: unknown; load_duration?: unknown };
     if (!Array.isArray(parsed.embeddings) || parsed.embeddings.length !== expected) {
       throw new BackendError('BACKEND_UNAVAILABLE', `Backend ${this.id} returned ${describeCount(parsed.embeddings)} embeddings for ${expected} inputs`);
     }
-    return parsed.embeddings.map((v) => toVector(v, this.id));
+    const vectors = parsed.embeddings.map((v) => toVector(v, this.id));
+    const promptTokens = countField(parsed.prompt_eval_count);
+    const loadDurationNs = countField(parsed.load_duration);
+    return {
+      vectors,
+      ...(promptTokens === undefined ? {} : { promptTokens }),
+      ...(loadDurationNs === undefined ? {} : { loadDurationNs }),
+    };
+  }
+
+  /**
+   * Forwards a `POST` (the sync API's `/api/generate` and `/api/chat`) and answers as soon
+   * as the node sent its headers; the body then streams through as it arrives. The call
+   * timeout bounds the wait for the headers and each silence between body chunks, not the
+   * whole answer, so a long generation keeps streaming. Throws BackendError when the node
+   * cannot be reached or does not answer in time; a non-2xx answer comes back as it is (read
+   * it with `forwardedError`).
+   */
+  async forward(path: '/api/generate' | '/api/chat', body: string, signal?: AbortSignal): Promise<ForwardedResponse> {
+    try {
+      const response = await this.pool.request({
+        method: 'POST',
+        path: this.target.basePath + path,
+        headers: { ...this.target.headers, 'content-type': 'application/json' },
+        body,
+        ...(signal ? { signal } : {}),
+        headersTimeout: this.timeoutMs,
+        bodyTimeout: this.timeoutMs,
+      });
+      const type = response.headers['content-type'];
+      return {
+        status: response.statusCode,
+        contentType: (Array.isArray(type) ? type[0] : type) ?? 'application/json; charset=utf-8',
+        body: response.body,
+      };
+    } catch (error) {
+      if (signal?.aborted) throw new BackendError('CANCELLED', `Call to ${this.id} was aborted`, { cause: error });
+      throw coerceBackendError(error, this.id);
+    }
+  }
+
+  /** Reads a forwarded error answer into the BackendError its status means. */
+  async forwardedError(response: ForwardedResponse): Promise<BackendError> {
+    const text = await response.body.text().catch(() => '');
+    try {
+      this.throwIfError({ status: response.status, text });
+    } catch (error) {
+      if (error instanceof BackendError) return error;
+    }
+    return new BackendError('BACKEND_UNAVAILABLE', `Backend ${this.id} answered ${response.status}`, { status: response.status });
+  }
+
+  /** Model entries of the node's `/api/tags` as of the last probe (names, sizes, digests, details). */
+  tagEntries(): readonly OllamaModelEntry[] {
+    return this.lastTags;
+  }
+
+  /** The node's `/api/ps` entries (models loaded now); throws BackendError. */
+  async ps(signal?: AbortSignal): Promise<OllamaModelEntry[]> {
+    const answer = await this.call('GET', '/api/ps', undefined, this.probeTimeoutMs, signal);
+    this.throwIfError(answer);
+    return modelEntries(parseJson(answer.text));
   }
 
   private throwIfError(answer: HttpAnswer): void {
@@ -115,9 +195,9 @@ export class OllamaBackend implements EmbeddingBackend {
       const sollolInstance = (parseJson(version.text) as { sollol_instance?: unknown }).sollol_instance;
       const tags = await this.call('GET', '/api/tags', undefined, this.probeTimeoutMs, signal);
       if (tags.status !== 200) return { healthy: false, models: [], error: `/api/tags answered ${tags.status}` };
-      const models = ((parseJson(tags.text) as { models?: { name?: unknown }[] }).models ?? [])
-        .map((m) => m.name)
-        .filter((name): name is string => typeof name === 'string');
+      const entries = modelEntries(parseJson(tags.text));
+      this.lastTags = entries;
+      const models = entries.map((m) => m.name);
       return typeof sollolInstance === 'string' ? { healthy: true, models, sollolInstance } : { healthy: true, models };
     } catch (error) {
       return { healthy: false, models: [], error: coerceBackendError(error, this.id).message };
@@ -125,14 +205,25 @@ export class OllamaBackend implements EmbeddingBackend {
   }
 
   async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
     await this.pool.close().catch(() => this.pool.destroy());
   }
+}
+
+/** The `models` list of a `/api/tags` or `/api/ps` answer, entries without a string name dropped. */
+function modelEntries(parsed: unknown): OllamaModelEntry[] {
+  const models = (parsed as { models?: unknown } | null)?.models;
+  if (!Array.isArray(models)) return [];
+  return models.filter((m): m is OllamaModelEntry => typeof m === 'object' && m !== null && typeof (m as { name?: unknown }).name === 'string');
 }
 
 function embedBody(request: EmbedRequest): Record<string, unknown> {
   const body: Record<string, unknown> = { model: request.model, input: request.inputs, truncate: request.options.truncate };
   if (request.options.dimensions !== undefined) body.dimensions = request.options.dimensions;
   if (request.options.keepAlive !== undefined) body.keep_alive = request.options.keepAlive;
+  const modelOptions = modelOptionsOf(request.options);
+  if (modelOptions !== undefined) body.options = modelOptions;
   return body;
 }
 

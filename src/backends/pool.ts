@@ -1,55 +1,31 @@
 /**
- * The backend pool: health from periodic probes and live traffic, model lists, and slots.
- * It grants a slot (a `Lease`) only when a healthy node serving the model has room, so the
- * scheduler pulls work for nodes that can take it and nothing is pushed at a busy node.
+ * The backend pool: health from periodic probes and live traffic, model lists, circuit
+ * breakers, and slots. It grants a slot (a `Lease`) only when a node serving the model may
+ * take a call (routing.ts says which, best first), so the scheduler pulls work for nodes
+ * that can take it and nothing is pushed at a busy or failing node.
+ *
+ * Failover: a call that fails transiently (connection refused or reset, timeout, 5xx, 429)
+ * makes its node second choice for `recentFailureMs`, so the scheduler's retry lands on
+ * another node when there is one; a connection failure takes the node out until a probe
+ * finds it again; repeated failures open its breaker (circuitBreaker.ts). A node that
+ * answers 404 for a model it listed loses that model until its next probe, so chunks for it
+ * go to the nodes that have it.
  */
 import { EventEmitter } from 'node:events';
+import { DEFAULT_BREAKER_OPTIONS, type BreakerOptions, type CircuitState } from './circuitBreaker.js';
 import { BackendError } from './errors.js';
+import { failureKind } from './failureKind.js';
 import { canonicalModel } from './modelNames.js';
+import { snapshotOf, type NodeSnapshot } from './nodeSnapshot.js';
+import { NodeState } from './nodeState.js';
+import { routableNodes, type RoutingContext } from './routing.js';
 import type { EmbeddingBackend, EmbedRequest, EmbedResult } from './types.js';
 
+export type { NodeSnapshot } from './nodeSnapshot.js';
+
 const UNHEALTHY_PROBE_MS = 1000;
-
-export interface NodeSnapshot {
-  readonly url: string;
-  readonly kind: string;
-  readonly healthy: boolean;
-  readonly models: readonly string[];
-  readonly in_flight: number;
-  readonly max_in_flight: number;
-  readonly latency_ms: number | null;
-  readonly calls: number;
-  readonly errors: number;
-  readonly last_error: string | null;
-}
-
-class NodeState {
-  healthy = false;
-  models = new Set<string>();
-  inFlight = 0;
-  latencyMs: number | null = null;
-  calls = 0;
-  errors = 0;
-  lastError: string | null = null;
-  /** The node answered with this gateway's own instance id: never used. */
-  isSelf = false;
-  lastProbeAt = 0;
-
-  constructor(readonly backend: EmbeddingBackend) {}
-
-  serves(model: string): boolean {
-    return this.models.has(canonicalModel(model));
-  }
-
-  hasRoom(): boolean {
-    return this.inFlight < this.backend.maxConcurrency;
-  }
-
-  recordLatency(ms: number): void {
-    // Exponentially weighted, so a node that slows down gets less work within a few calls.
-    this.latencyMs = this.latencyMs === null ? ms : this.latencyMs * 0.8 + ms * 0.2;
-  }
-}
+/** Longer than the scheduler's first retry backoffs (200 ms, 400 ms), so retries go elsewhere. */
+const DEFAULT_RECENT_FAILURE_MS = 1000;
 
 /** One granted slot on one node; `embed` may be called once, and the slot is then free again. */
 export interface Lease {
@@ -61,12 +37,34 @@ export interface Lease {
   release(): void;
 }
 
+/** One finished backend call, for metrics. */
+export interface BackendCallEvent {
+  readonly backend: string;
+  readonly documents: number;
+  readonly seconds: number;
+  /** `ok`, or the item error code. */
+  readonly outcome: string;
+}
+
+/** Receives what the pool observes; every method optional, none may throw. */
+export interface PoolObserver {
+  backendCall?(event: BackendCallEvent): void;
+  circuitChange?(backend: string, from: CircuitState, to: CircuitState): void;
+}
+
 export interface PoolOptions {
   readonly healthIntervalMs: number;
   /** This gateway's instance id: a node answering with it is this gateway itself and is refused. */
   readonly selfInstanceId?: string;
-  /** Called when a probe changes a node's health; for logs. */
+  /** Called when a probe or a failed call changes a node's health; for logs. */
   readonly onHealthChange?: (url: string, healthy: boolean, error: string | undefined) => void;
+  /** Called when a node's circuit breaker changes state; for logs. */
+  readonly onCircuitChange?: (url: string, from: CircuitState, to: CircuitState) => void;
+  /** Circuit breaker settings. @defaultValue DEFAULT_BREAKER_OPTIONS */
+  readonly breaker?: Partial<BreakerOptions>;
+  /** How long a transient failure makes a node second choice. @defaultValue 1000 */
+  readonly recentFailureMs?: number;
+  readonly observer?: PoolObserver;
 }
 
 interface InteractiveWaiter {
@@ -79,11 +77,21 @@ export class BackendPool {
   /** Interactive (sync API) calls waiting for a slot: they get the next free one before any batch chunk. */
   private readonly waiters: InteractiveWaiter[] = [];
   private readonly events = new EventEmitter();
+  private readonly recentFailureMs: number;
+  /** Documents in a typical call, moving average: routing's unit of work. */
+  private typicalDocs = 1;
   private timer: NodeJS.Timeout | undefined;
+  private wakeTimer: NodeJS.Timeout | undefined;
+  private wakeAt = Number.POSITIVE_INFINITY;
   private probing: Promise<void> | undefined;
+  private closed = false;
 
   constructor(backends: readonly EmbeddingBackend[], private readonly options: PoolOptions) {
-    this.nodes = backends.map((b) => new NodeState(b));
+    const breaker = { ...DEFAULT_BREAKER_OPTIONS, ...options.breaker };
+    this.recentFailureMs = options.recentFailureMs ?? DEFAULT_RECENT_FAILURE_MS;
+    this.nodes = backends.map(
+      (b) => new NodeState(b, breaker, (from, to) => this.onCircuitChange(b.id, from, to)),
+    );
   }
 
   /**
@@ -115,19 +123,25 @@ export class BackendPool {
   }
 
   private async probe(node: NodeState): Promise<void> {
-    node.lastProbeAt = Date.now();
+    const startedAt = Date.now();
+    node.lastProbeAt = startedAt;
     const result = await node.backend.probe();
+    if (this.closed) return;
+    // Good news from before a call failed on the node is stale: the next probe decides.
+    if (result.healthy && !node.healthy && node.lastFailureAt >= startedAt) return;
     const wasHealthy = node.healthy;
     if (result.sollolInstance !== undefined && result.sollolInstance === this.options.selfInstanceId) {
       node.isSelf = true;
       node.lastError = 'this backend is the gateway itself';
     }
     node.healthy = result.healthy && !node.isSelf;
+    // A fresh model list also gives back a model the node refused since the last probe.
     node.models = new Set(result.models.map(canonicalModel));
     if (!result.healthy) node.lastError = result.error ?? 'unhealthy';
     if (wasHealthy !== node.healthy) this.options.onHealthChange?.(node.backend.id, node.healthy, result.error);
     if (!node.healthy) return;
-    while (this.grantToWaiter(node));
+    node.breaker.probeSucceeded();
+    this.grantWaiters(node);
     this.events.emit('capacity');
   }
 
@@ -141,6 +155,7 @@ export class BackendPool {
     return this.nodes.some((n) => n.healthy);
   }
 
+  /** Whether a healthy node lists the model (its breaker may be open: it still counts, see routing.ts). */
   serves(model: string): boolean {
     return this.nodes.some((n) => n.healthy && n.serves(model));
   }
@@ -153,32 +168,27 @@ export class BackendPool {
   }
 
   hasRoomFor(model: string): boolean {
-    return this.nodes.some((n) => this.batchMayUse(n, model));
+    return this.routable(model).some((n) => this.batchMayUse(n));
   }
 
-  /** A batch slot on the node expected to finish soonest, or undefined when none has room. */
+  /** A batch slot on the node expected to finish soonest, or undefined when none may take one. */
   tryAcquire(model: string): Lease | undefined {
-    const best = this.bestNode((n) => this.batchMayUse(n, model));
+    const best = this.routable(model).find((n) => this.batchMayUse(n));
     return best ? this.lease(best) : undefined;
   }
 
+  private routable(model: string): NodeState[] {
+    const context: RoutingContext = { now: Date.now(), recentFailureMs: this.recentFailureMs, typicalDocs: this.typicalDocs };
+    return routableNodes(this.nodes, model, context);
+  }
+
   /** Batch work never takes a slot an interactive call is waiting for. */
-  private batchMayUse(node: NodeState, model: string): boolean {
-    if (!node.healthy || !node.serves(model) || !node.hasRoom()) return false;
+  private batchMayUse(node: NodeState): boolean {
     return !this.waiters.some((w) => node.serves(w.model));
   }
 
-  private bestNode(eligible: (node: NodeState) => boolean): NodeState | undefined {
-    let best: NodeState | undefined;
-    for (const node of this.nodes) {
-      if (!eligible(node)) continue;
-      if (!best || expectedWait(node) < expectedWait(best)) best = node;
-    }
-    return best;
-  }
-
   /**
-   * A slot for an interactive (sync API) call: at once if a node has room, otherwise the
+   * A slot for an interactive (sync API) call: at once if a node may take it, otherwise the
    * next slot that frees on a node serving the model, ahead of every batch chunk. Rejects
    * with MODEL_NOT_FOUND when no healthy node serves the model, CANCELLED on abort.
    */
@@ -187,7 +197,7 @@ export class BackendPool {
       const code = this.anyHealthy() ? 'MODEL_NOT_FOUND' : 'BACKEND_UNAVAILABLE';
       return Promise.reject(new BackendError(code, this.anyHealthy() ? `model '${model}' not found` : 'no backend is reachable'));
     }
-    const free = this.bestNode((n) => n.healthy && n.serves(model) && n.hasRoom());
+    const free = this.routable(model)[0];
     if (free) return Promise.resolve(this.lease(free));
     return new Promise<Lease>((resolve, reject) => {
       const waiter: InteractiveWaiter = {
@@ -208,39 +218,42 @@ export class BackendPool {
     });
   }
 
-  /** Hands a freed slot to the first interactive waiter the node can serve; true if it did. */
-  private grantToWaiter(node: NodeState): boolean {
-    if (!node.healthy || !node.hasRoom()) return false;
-    const at = this.waiters.findIndex((w) => node.serves(w.model));
-    if (at < 0) return false;
-    const [waiter] = this.waiters.splice(at, 1);
-    waiter!.grant(this.lease(node));
-    return true;
+  /** Hands slots of `node` (or any node, when undefined) to interactive waiters the routing rule sends there. */
+  private grantWaiters(node?: NodeState): void {
+    for (let i = 0; i < this.waiters.length; ) {
+      const waiter = this.waiters[i]!;
+      const target = this.routable(waiter.model).find((n) => node === undefined || n === node);
+      if (!target) {
+        i++;
+        continue;
+      }
+      this.waiters.splice(i, 1);
+      waiter.grant(this.lease(target));
+    }
   }
 
   private lease(node: NodeState): Lease {
     node.inFlight++;
+    // A half-open breaker's one trial is taken when the slot is granted, not when the call starts.
+    const trial = node.breaker.callStarted(Date.now());
     let released = false;
+    let called = false;
     const release = (): void => {
       if (released) return;
       released = true;
       node.inFlight--;
-      if (!this.grantToWaiter(node)) this.events.emit('capacity');
+      if (!called) node.breaker.released(trial);
+      this.grantWaiters(node);
+      this.events.emit('capacity');
     };
     return {
       backendId: node.backend.id,
       backend: node.backend,
       release,
       embed: async (request) => {
-        const started = performance.now();
-        node.calls++;
+        called = true;
         try {
-          const result = await node.backend.embed(request);
-          node.recordLatency(performance.now() - started);
-          return result;
-        } catch (error) {
-          this.recordFailure(node, error);
-          throw error;
+          return await this.call(node, request, trial);
         } finally {
           release();
         }
@@ -248,30 +261,101 @@ export class BackendPool {
     };
   }
 
-  private recordFailure(node: NodeState, error: unknown): void {
-    if (!(error instanceof BackendError) || error.code === 'CANCELLED') return;
-    node.errors++;
-    node.lastError = error.message;
-    // A refused or reset connection takes the node out until a probe brings it back.
-    if (error.code === 'BACKEND_UNAVAILABLE' && error.status === undefined && node.healthy) {
-      node.healthy = false;
-      this.options.onHealthChange?.(node.backend.id, false, error.message);
+  private async call(node: NodeState, request: EmbedRequest, trial: boolean): Promise<EmbedResult> {
+    const docs = request.inputs.length;
+    node.callStarted(docs);
+    this.typicalDocs = this.typicalDocs * 0.8 + docs * 0.2;
+    const started = performance.now();
+    try {
+      const result = await node.backend.embed(request);
+      node.callSucceeded(docs, started, performance.now());
+      node.breaker.succeeded(trial);
+      this.observe(node, docs, started, 'ok');
+      return result;
+    } catch (error) {
+      this.recordFailure(node, error, docs, started, trial, request.model);
+      throw error;
     }
   }
 
+  private recordFailure(node: NodeState, error: unknown, docs: number, started: number, trial: boolean, model: string): void {
+    const ended = performance.now();
+    const code = error instanceof BackendError ? error.code : 'BACKEND_UNAVAILABLE';
+    if (code === 'CANCELLED') {
+      node.callAborted(docs, ended);
+      node.breaker.released(trial);
+      return;
+    }
+    const kind = failureKind(error);
+    const message = error instanceof Error ? error.message : String(error);
+    node.callFailed(docs, ended, code, message, kind);
+    this.observe(node, docs, started, code);
+    if (kind === undefined) {
+      node.breaker.released(trial);
+      // The node does not have the model after all: route it elsewhere until the next probe.
+      if (code === 'MODEL_NOT_FOUND') node.dropModel(model);
+      return;
+    }
+    node.lastFailureAt = Date.now();
+    node.breaker.failed(trial, kind, node.lastFailureAt);
+    this.scheduleWake();
+    // A refused or reset connection takes the node out until a probe brings it back.
+    if (kind === 'connection' && node.healthy) {
+      node.healthy = false;
+      this.options.onHealthChange?.(node.backend.id, false, message);
+    }
+  }
+
+  private observe(node: NodeState, docs: number, started: number, outcome: string): void {
+    const seconds = (performance.now() - started) / 1000;
+    this.options.observer?.backendCall?.({ backend: node.backend.id, documents: docs, seconds, outcome });
+  }
+
+  private onCircuitChange(backend: string, from: CircuitState, to: CircuitState): void {
+    this.options.observer?.circuitChange?.(backend, from, to);
+    this.options.onCircuitChange?.(backend, from, to);
+    // A breaker that half-opens or closes frees a slot for waiting work.
+    if (to !== 'open') queueMicrotask(() => this.events.emit('capacity'));
+  }
+
+  /**
+   * Chunks held back by a node's recent failure or open breaker wait for a capacity event:
+   * make sure one comes when the earliest failure window ends or a breaker may half-open.
+   */
+  private scheduleWake(): void {
+    if (this.closed) return;
+    const now = Date.now();
+    let at = Number.POSITIVE_INFINITY;
+    for (const n of this.nodes) {
+      const windowEnd = n.lastFailureAt + this.recentFailureMs;
+      if (windowEnd > now) at = Math.min(at, windowEnd);
+      const reopens = n.breaker.reopensAt;
+      if (reopens !== undefined) at = Math.min(at, reopens);
+    }
+    if (!Number.isFinite(at) || at >= this.wakeAt) return;
+    if (this.wakeTimer) clearTimeout(this.wakeTimer);
+    this.wakeAt = at;
+    this.wakeTimer = setTimeout(() => {
+      this.wakeTimer = undefined;
+      this.wakeAt = Number.POSITIVE_INFINITY;
+      const wokeAt = Date.now();
+      for (const n of this.nodes) n.breaker.refresh(wokeAt);
+      this.grantWaiters();
+      this.events.emit('capacity');
+      this.scheduleWake();
+    }, Math.max(0, at - now) + 1);
+    this.wakeTimer.unref();
+  }
+
+  /** Each node as `/api/stats` shows it. */
   snapshot(): NodeSnapshot[] {
-    return this.nodes.map((n) => ({
-      url: n.backend.id,
-      kind: n.backend.kind,
-      healthy: n.healthy,
-      models: [...n.models].sort(),
-      in_flight: n.inFlight,
-      max_in_flight: n.backend.maxConcurrency,
-      latency_ms: n.latencyMs === null ? null : Math.round(n.latencyMs * 10) / 10,
-      calls: n.calls,
-      errors: n.errors,
-      last_error: n.lastError,
-    }));
+    const now = Date.now();
+    return this.nodes.map((n) => snapshotOf(n, now));
+  }
+
+  /** The node with this display id, for calls other than embed (tags, ps). */
+  backend(id: string): EmbeddingBackend | undefined {
+    return this.nodes.find((n) => n.backend.id === id)?.backend;
   }
 
   /** Nodes that turned out to be this gateway itself. */
@@ -280,11 +364,9 @@ export class BackendPool {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     if (this.timer) clearInterval(this.timer);
+    if (this.wakeTimer) clearTimeout(this.wakeTimer);
     await Promise.all(this.nodes.map((n) => n.backend.close()));
   }
-}
-
-function expectedWait(node: NodeState): number {
-  return (node.inFlight + 1) * (node.latencyMs ?? 1);
 }

@@ -1,6 +1,6 @@
 /** `sollol up`: starts the gateway (DESIGN.md section 3). */
 import { Command, Option } from 'commander';
-import { ConfigError, DEFAULTS, resolveConfig, type Config, type RawOptions } from '../config.js';
+import { ConfigError, DEFAULTS, displayUrl, resolveConfig, type Config, type RawOptions } from '../config.js';
 import { UnsupportedBackendError } from '../backends/factory.js';
 import { SelfReferenceError, startGateway } from '../gateway.js';
 import { createLogger } from '../logger.js';
@@ -29,6 +29,9 @@ export function upCommand(): Command {
     .option('--chunk-size <n>', `documents per backend call (env SOLLOL_CHUNK_SIZE; default ${DEFAULTS.chunkSize})`)
     .option('--body-limit-mb <mb>', `largest request body (env SOLLOL_BODY_LIMIT_MB; default ${DEFAULTS.bodyLimitMb})`)
     .option('--backend-timeout <seconds>', `timeout of one backend call (env SOLLOL_BACKEND_TIMEOUT; default ${DEFAULTS.backendTimeoutSeconds})`)
+    .option('--cache', 'content cache: identical (model, text, options) embedded once (default; env SOLLOL_CACHE)')
+    .option('--no-cache', 'turn the content cache off')
+    .option('--cache-max-mb <mb>', `bytes of vectors the cache keeps (env SOLLOL_CACHE_MAX_MB; default ${DEFAULTS.cacheMaxMb})`)
     .addOption(new Option('--log-level <level>', 'log level (env SOLLOL_LOG_LEVEL)').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
     .addOption(new Option('--redis <url>', 'distributed mode (not available yet)').hideHelp())
     .action(async (options: RawOptions) => {
@@ -48,7 +51,7 @@ async function runUp(options: RawOptions): Promise<void> {
   const logger = createLogger(config.logLevel);
   for (const flag of config.ignoredFlags) logger.warn(`${flag} is accepted for compatibility and has no effect`);
   const gateway = await startGateway(config, logger).catch((error: unknown) => fail(startupMessage(error, config)));
-  const backends = config.backends.map((b) => (b.kind === 'embedded' ? 'embedded (model use-lite)' : b.url)).join(', ');
+  const backends = config.backends.map((b) => (b.kind === 'embedded' ? 'embedded (model use-lite)' : displayUrl(b.url))).join(', ');
   logger.info(`sollol ${VERSION} listening on ${gateway.url} | backends: ${backends} | workers: ${config.workers} | store: ${config.dataDir}`);
   if (!config.batchProcessing) logger.warn('batch processing is disabled (--no-batch-processing): /api/batch/* answers 503');
   let stopping = false;

@@ -8,6 +8,7 @@
 import { BackendError, coerceBackendError } from '../backends/errors.js';
 import type { BackendPool, Lease } from '../backends/pool.js';
 import type { Logger } from '../logger.js';
+import type { ChunkObserver } from '../metrics.js';
 import { ADMIN_SCOPE, type ChunkOutcome, type JobRecord } from '../jobs/model.js';
 import { terminalPatch } from '../jobs/lifecycle.js';
 import { finalStatus } from '../jobs/state.js';
@@ -25,6 +26,8 @@ export interface SchedulerOptions {
   readonly jobTtlMs: number;
   /** How long `stop()` lets in-flight chunks finish before aborting them. @defaultValue 5000 */
   readonly stopGraceMs?: number;
+  /** Told about chunk outcomes (metrics). */
+  readonly chunkObserver?: ChunkObserver;
 }
 
 const RETRY_BASE_MS = 200;
@@ -59,6 +62,11 @@ export class Scheduler {
   /** Takes an admitted job (pending or running) into the queue. */
   add(job: JobRecord): void {
     if (job.status !== 'pending' && job.status !== 'running') return;
+    if (job.status === 'running' && job.completedItems + job.failedItems >= job.totalItems) {
+      // Every document was answered at admission (content cache, or a resumed job that had finished).
+      void this.finish(job.id);
+      return;
+    }
     this.queue.add(new ActiveJob(job.id, job.model, job.options, job.totalItems, job.status, job.createdAt));
     this.dispatch();
   }
@@ -117,10 +125,12 @@ export class Scheduler {
       const call = this.aborts.register(job.id);
       called = true;
       try {
+        const started = performance.now();
         const result = await lease.embed({ model: job.model, inputs: docs.map((d) => d.text), options: job.options, signal: call.signal });
         const truncated = new Set(result.truncated ?? []);
         const done = docs.map((d, i) => ({ index: d.index, vector: result.vectors[i]!, truncated: truncated.has(i) }));
         await this.record(job, { done, failed: [] });
+        this.options.chunkObserver?.chunkDone?.(docs.length, performance.now() - started);
       } finally {
         call.done();
       }
@@ -140,13 +150,20 @@ export class Scheduler {
       job.requeue({ start: mid, end: range.end, attempt: range.attempt, notBefore: 0 });
       return;
     }
+    if (error.code === 'MODEL_NOT_FOUND' && range.attempt < this.options.chunkRetries && this.pool.serves(job.model)) {
+      // The node that refused lost the model in the pool until its next probe; another node has it.
+      job.requeue({ ...range, attempt: range.attempt + 1, notBefore: 0 });
+      return;
+    }
     if (error.retryable && range.attempt < this.options.chunkRetries) {
+      this.options.chunkObserver?.chunkRetried?.(error.code);
       const delay = RETRY_BASE_MS * 2 ** range.attempt;
       this.log.warn({ job_id: job.id, backend: error.message, attempt: range.attempt + 1 }, `chunk ${range.start}-${range.end} will be retried in ${delay} ms`);
       job.requeue({ ...range, attempt: range.attempt + 1, notBefore: Date.now() + delay });
       return;
     }
     this.log.warn({ job_id: job.id, code: error.code }, `documents ${range.start}-${range.end - 1} failed: ${error.message}`);
+    this.options.chunkObserver?.chunkFailed?.(docs.length, error.code);
     await this.record(job, { done: [], failed: docs.map((d) => ({ index: d.index, code: error.code, error: error.message })) });
   }
 

@@ -10,9 +10,13 @@ import type { BackendPool } from '../backends/pool.js';
 import { ApiError } from '../errors.js';
 import type { Scheduler } from '../execution/scheduler.js';
 import type { JobManager } from '../jobs/manager.js';
+import type { GatewayMetrics } from '../metrics.js';
 import { VERSION } from '../version.js';
 import { sendError, toApiError } from './errorHandler.js';
 import { batchRoutes } from './routes/batch.js';
+import { metricsRoutes } from './routes/metrics.js';
+import { ollamaRoutes } from './routes/ollama.js';
+import { openaiRoutes } from './routes/openai.js';
 import { resultRoutes } from './routes/results.js';
 import { systemRoutes } from './routes/system.js';
 import { validatorCompiler } from './validation.js';
@@ -22,6 +26,8 @@ export interface AppDependencies {
   readonly pool: BackendPool;
   readonly scheduler: Scheduler;
   readonly logger: PinoLogger;
+  /** Serves GET /metrics when given. */
+  readonly metrics?: GatewayMetrics;
   readonly config: {
     readonly batchProcessing: boolean;
     readonly maxBatchDocuments: number;
@@ -29,6 +35,9 @@ export interface AppDependencies {
     readonly jobTtlMs: number;
     readonly bodyLimitBytes: number;
     readonly instanceId: string;
+    /** Inputs per backend call, also for the sync API. */
+    readonly chunkSize: number;
+    readonly chunkRetries: number;
   };
 }
 
@@ -77,6 +86,11 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     instanceId: config.instanceId,
     startedAt: Date.now(),
   });
+  // The sync API: Ollama-compatible /api/* and OpenAI-compatible /v1/*, each with its own error shape.
+  const sync = { pool: deps.pool, chunkSize: config.chunkSize, retries: config.chunkRetries, maxInputs: config.maxBatchDocuments, startedAt: Date.now() };
+  await app.register(ollamaRoutes, { ...sync, instanceId: config.instanceId });
+  await app.register(openaiRoutes, { ...sync, prefix: '/v1' });
+  if (deps.metrics) await app.register(metricsRoutes, { metrics: deps.metrics });
   return app;
 }
 

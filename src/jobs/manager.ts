@@ -9,7 +9,7 @@ import { ApiError, formatCount } from '../errors.js';
 import type { JobEvents } from '../execution/jobEvents.js';
 import type { Scheduler } from '../execution/scheduler.js';
 import type { Logger } from '../logger.js';
-import type { JobStore } from '../store/types.js';
+import type { CacheStats, JobStore } from '../store/types.js';
 import { terminalPatch } from './lifecycle.js';
 import { ADMIN_SCOPE, type ItemResult, type JobCounters, type JobRecord, type Scope } from './model.js';
 import { isTerminal, type JobStatus } from './state.js';
@@ -55,23 +55,23 @@ export class JobManager {
     private readonly log: Logger,
   ) {}
 
-  /** Deals with jobs a previous process left unfinished, then starts the TTL sweep. */
+  /** Resumes jobs a previous process left unfinished, then starts the TTL sweep. */
   async start(): Promise<void> {
-    await this.failInterruptedJobs();
+    await this.resumeInterruptedJobs();
     await this.sweep();
     this.sweepTimer = setInterval(() => void this.sweep(), this.options.sweepIntervalMs);
     this.sweepTimer.unref();
   }
 
   /**
-   * Until resuming exists, a job that was pending or running when the process died is
-   * marked failed (never left `running` forever); its finished results stay available.
+   * Jobs left pending or running by a process that stopped or died go on where they were:
+   * their documents' states are in the store, so finished chunks are never sent again and
+   * pending jobs start when a backend serves them. Timestamps and counters are untouched.
    */
-  private async failInterruptedJobs(): Promise<void> {
-    const error = { code: 'GATEWAY_RESTARTED' as const, error: 'The gateway restarted before this job finished; submit the unfinished documents again' };
+  private async resumeInterruptedJobs(): Promise<void> {
     for (const job of await this.store.unfinishedJobs()) {
-      await this.store.transition(job.id, 'failed', terminalPatch(Date.now(), this.options.jobTtlMs, error));
-      this.log.warn({ job_id: job.id, completed: job.completedItems, total: job.totalItems }, 'job interrupted by a restart marked failed');
+      this.scheduler.add(job);
+      this.log.info({ job_id: job.id, done: job.completedItems + job.failedItems, total: job.totalItems, status: job.status }, 'resuming job after restart');
     }
   }
 
@@ -100,13 +100,7 @@ export class JobManager {
       },
       { maxJobs: this.options.maxJobs, now: Date.now() },
     );
-    if (!admission.admitted) {
-      throw new ApiError(
-        'TOO_MANY_JOBS',
-        `All ${formatCount(admission.storedJobs)} stored jobs are still active (max_jobs ${formatCount(this.options.maxJobs)}); retry when one finishes`,
-        { 'retry-after': String(RETRY_AFTER_SECONDS) },
-      );
-    }
+    if (!admission.admitted) throw this.tooManyJobs(admission.storedJobs);
     const job = admission.job;
     this.scheduler.add(job);
     this.log.info({ job_id: job.id, model: job.model, documents: job.totalItems, status: job.status }, 'job submitted');
@@ -116,6 +110,48 @@ export class JobManager {
       total_items: job.totalItems,
       message: `Batch embedding job submitted with ${job.totalItems} documents`,
     };
+  }
+
+  /**
+   * POST /api/batch/jobs/{id}/retry: a new job that keeps the old job's succeeded vectors
+   * and re-runs only the other documents (failed, cancelled or never processed), for users
+   * whose node was down for part of a batch. The old job stays as it was.
+   */
+  async retry(scope: Scope, id: string): Promise<SubmitAnswer & { retry_of: string; retried_items: number }> {
+    const old = await this.job(scope, id);
+    const availability = this.scheduler.modelAvailability(old.model);
+    if (availability === 'unknown-model') {
+      throw new ApiError('MODEL_NOT_FOUND', `Model '${old.model}' is not served by any backend. Served models: ${this.catalog.servedModels().join(', ') || 'none'}`);
+    }
+    const outcome = await this.store.admitRetry(
+      scope,
+      old.id,
+      { id: randomUUID(), owner: old.owner, status: availability === 'served' ? 'running' : 'pending', createdAt: Date.now() },
+      { maxJobs: this.options.maxJobs, now: Date.now() },
+    );
+    if (outcome === 'not-found') throw new ApiError('JOB_NOT_FOUND', `Job ${id} not found`);
+    if (outcome === 'active') throw new ApiError('JOB_NOT_FINISHED', `Job ${old.id} is still ${old.status}; retry it once it has finished`);
+    if (!outcome.admitted) throw this.tooManyJobs(outcome.storedJobs);
+    const job = outcome.job;
+    const retried = job.totalItems - job.completedItems;
+    this.scheduler.add(job);
+    this.log.info({ job_id: job.id, retry_of: old.id, retried }, 'retry job submitted');
+    return {
+      job_id: job.id,
+      status: job.status as 'pending' | 'running',
+      total_items: job.totalItems,
+      retry_of: old.id,
+      retried_items: retried,
+      message: `Retry job submitted: ${retried} of ${job.totalItems} documents to embed again`,
+    };
+  }
+
+  private tooManyJobs(storedJobs: number): ApiError {
+    return new ApiError(
+      'TOO_MANY_JOBS',
+      `All ${formatCount(storedJobs)} stored jobs are still active (max_jobs ${formatCount(this.options.maxJobs)}); retry when one finishes`,
+      { 'retry-after': String(RETRY_AFTER_SECONDS) },
+    );
   }
 
   /** The job, or 404 JOB_NOT_FOUND for an unknown, expired, foreign or malformed id. */
@@ -174,6 +210,10 @@ export class JobManager {
     }
     this.log.info({ job_id: job.id }, 'job and results purged');
     return { job_id: job.id, purged: true, message: 'Job and results deleted' };
+  }
+
+  cacheStats(): Promise<CacheStats> {
+    return this.store.cacheStats();
   }
 
   counters(scope: Scope = ADMIN_SCOPE): Promise<JobCounters> {

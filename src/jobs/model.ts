@@ -34,6 +34,16 @@ export interface JobRecord {
   readonly metadata: Readonly<Record<string, unknown>>;
   readonly options: EmbedOptions;
   readonly errors: readonly JobError[];
+  /** The job this one retries (POST /api/batch/jobs/{id}/retry), if any. */
+  readonly retryOf: string | null;
+}
+
+/** A retry: a new id and status; everything else comes from the job it retries. */
+export interface RetryJob {
+  readonly id: string;
+  readonly owner: string;
+  readonly status: 'pending' | 'running';
+  readonly createdAt: number;
 }
 
 export interface NewJob {

@@ -24,6 +24,7 @@ export interface JobStatusView {
   metadata: Record<string, unknown>;
   dimensions?: number;
   errors?: { index: null; error: string; code: string }[];
+  retry_of?: string;
 }
 
 export function statusView(job: JobRecord, now: number): JobStatusView {
@@ -46,6 +47,7 @@ export function statusView(job: JobRecord, now: number): JobStatusView {
     metadata: { ...job.metadata, model: job.model },
   };
   if (job.dimensions !== null) view.dimensions = job.dimensions;
+  if (job.retryOf !== null) view.retry_of = job.retryOf;
   if (job.errors.length > 0) view.errors = job.errors.map((e) => ({ index: null, error: e.error, code: e.code }));
   return view;
 }

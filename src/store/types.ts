@@ -6,8 +6,17 @@
  *
  * Methods are async so that a networked store (Redis) fits the same port.
  */
-import type { ChunkOutcome, ItemResult, JobCounters, JobError, JobRecord, NewJob, Scope } from '../jobs/model.js';
+import type { ChunkOutcome, ItemResult, JobCounters, JobError, JobRecord, NewJob, RetryJob, Scope } from '../jobs/model.js';
 import type { JobStatus, TerminalStatus } from '../jobs/state.js';
+
+export interface CacheStats {
+  readonly enabled: boolean;
+  readonly max_bytes: number;
+  readonly entries: number;
+  readonly bytes: number;
+  readonly hits: number;
+  readonly misses: number;
+}
 
 export interface AdmissionPolicy {
   readonly maxJobs: number;
@@ -34,6 +43,11 @@ export interface ListQuery {
 export interface JobStore {
   /** Sweeps expired jobs, evicts the oldest finished ones if full, then inserts the job and its documents. */
   admit(job: NewJob, policy: AdmissionPolicy): Promise<Admission>;
+  /**
+   * Admits a retry of the terminal job `of`: a new job (`retryOf`) holding the old job's
+   * succeeded vectors, with every other document pending again. The old job is untouched.
+   */
+  admitRetry(scope: Scope, of: string, job: RetryJob, policy: AdmissionPolicy): Promise<Admission | 'not-found' | 'active'>;
   get(scope: Scope, id: string): Promise<JobRecord | undefined>;
   /** Just the status: the cheap re-check the scheduler makes before every backend call. */
   status(id: string): Promise<JobStatus | undefined>;
@@ -62,6 +76,8 @@ export interface JobStore {
   /** Jobs left pending or running (e.g. by a process that died). */
   unfinishedJobs(): Promise<JobRecord[]>;
   counters(scope: Scope): Promise<JobCounters>;
+  /** Content-cache figures (shared across owners: it holds vectors, not jobs). */
+  cacheStats(): Promise<CacheStats>;
   close(): Promise<void>;
 }
 

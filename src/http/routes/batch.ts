@@ -49,6 +49,10 @@ export async function batchRoutes(app: FastifyInstance, options: BatchRouteOptio
     schema: { tags, summary: 'Cancel a pending or running job', params: jobIdParams, response: { 404: errorSchema } },
   }, async (request) => manager.cancel(scopeOf(request), request.params.job_id));
 
+  app.post<{ Params: { job_id: string } }>('/api/batch/jobs/:job_id/retry', {
+    schema: { tags, summary: 'Re-run the failed and unprocessed items of a finished job as a new job', params: jobIdParams, response: { 404: errorSchema, 409: errorSchema } },
+  }, async (request) => manager.retry(scopeOf(request), request.params.job_id));
+
   app.get<{ Querystring: { limit: number; status?: JobStatus } }>('/api/batch/jobs', {
     schema: { tags, summary: 'List jobs, newest first', querystring: listQuerySchema, response: { 400: errorSchema } },
     config: { validationErrors: 'list' },

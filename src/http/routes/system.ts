@@ -1,4 +1,4 @@
-/** Gateway routes: /api/health, /api/stats, /api/version. */
+/** Gateway routes: /api/health, /api/stats (/api/version is with the Ollama-compatible routes). */
 import type {} from '@fastify/swagger';
 import type { FastifyInstance } from 'fastify';
 import type { BackendPool } from '../../backends/pool.js';
@@ -33,12 +33,6 @@ export async function systemRoutes(app: FastifyInstance, options: SystemRouteOpt
     };
   });
 
-  app.get('/api/version', { schema: { tags: ['ollama'], summary: 'Version (Ollama-compatible)' } }, async () => ({
-    version: VERSION,
-    sollol_version: VERSION,
-    sollol_instance: options.instanceId,
-  }));
-
   app.get('/api/stats', { schema: { tags: ['gateway'], summary: 'Batch job counters, backends and scheduler load' } }, async (request) => {
     const c = await manager.counters(scopeOf(request));
     const load = scheduler.load();
@@ -55,6 +49,7 @@ export async function systemRoutes(app: FastifyInstance, options: SystemRouteOpt
         job_ttl_seconds: options.jobTtlMs / 1000,
         batch_processing: options.batchProcessing,
       },
+      cache: await manager.cacheStats(),
       scheduler: { workers: load.workers, chunks_in_flight: load.chunksInFlight, queued_jobs: load.queuedJobs },
       backends: pool.snapshot(),
       version: VERSION,

@@ -44,6 +44,25 @@ const MIGRATIONS: readonly string[] = [
   INSERT INTO counters (name, value) VALUES
     ('jobs_created', 0), ('jobs_completed', 0), ('jobs_failed', 0), ('jobs_cancelled', 0);
   `,
+  // 2: content cache, per-document cache keys (for in-job de-duplication), retry lineage.
+  `
+  ALTER TABLE jobs ADD COLUMN retry_of TEXT;
+  ALTER TABLE documents ADD COLUMN cache_key BLOB;
+  CREATE INDEX documents_cache_key ON documents(job_seq, cache_key) WHERE cache_key IS NOT NULL;
+  CREATE TABLE embedding_cache (
+    key BLOB PRIMARY KEY,
+    vector BLOB NOT NULL,
+    truncated INTEGER NOT NULL
+  );
+  -- Recency lives apart from the vectors: touching an entry must not rewrite its blob.
+  CREATE TABLE embedding_cache_usage (
+    key BLOB PRIMARY KEY,
+    bytes INTEGER NOT NULL,
+    used_at INTEGER NOT NULL
+  );
+  CREATE INDEX embedding_cache_used ON embedding_cache_usage(used_at);
+  INSERT INTO counters (name, value) VALUES ('cache_hits', 0), ('cache_misses', 0), ('cache_bytes', 0);
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -26,6 +26,7 @@ export interface JobRow {
   metadata: string;
   options: string;
   errors: string;
+  retry_of: string | null;
 }
 
 export interface DocumentRow {
@@ -54,6 +55,7 @@ export function jobFromRow(row: JobRow): JobRecord {
     metadata: JSON.parse(row.metadata) as Record<string, unknown>,
     options: JSON.parse(row.options) as EmbedOptions,
     errors: JSON.parse(row.errors) as JobError[],
+    retryOf: row.retry_of,
   };
 }
 

@@ -8,11 +8,13 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import type { Database as DB, Statement } from 'better-sqlite3';
-import type { ChunkOutcome, ItemResult, JobCounters, JobRecord, NewJob, Scope } from '../../jobs/model.js';
+import type { ChunkOutcome, ItemResult, JobCounters, JobRecord, NewJob, RetryJob, Scope } from '../../jobs/model.js';
 import { statesLeadingTo, type JobStatus } from '../../jobs/state.js';
-import type { Admission, AdmissionPolicy, JobStore, ListQuery, TransitionPatch } from '../types.js';
+import type { Admission, AdmissionPolicy, CacheStats, JobStore, ListQuery, TransitionPatch } from '../types.js';
 import { vectorToBlob } from '../vectorBlob.js';
+import { cacheKey, cacheKeyPrefix } from '../cacheKey.js';
 import { Checkpointer } from './checkpointer.js';
+import { EmbeddingCacheTable, type CachePolicy } from './embeddingCache.js';
 import { migrate } from './migrations.js';
 import { DOC_DONE, DOC_FAILED, DOC_PENDING, itemFromRow, jobFromRow, type DocumentRow, type JobRow } from './rows.js';
 
@@ -25,11 +27,17 @@ const COUNTER_FOR: Partial<Record<JobStatus, string>> = {
 
 const CHECKPOINT_INTERVAL_MS = 2000;
 
-export function openSqliteStore(dataDir: string, onError: (message: string) => void = () => {}): SqliteJobStore {
-  if (dataDir === ':memory:') return new SqliteJobStore(new Database(':memory:'));
+export interface SqliteStoreOptions {
+  readonly cache: CachePolicy;
+  readonly onError?: (message: string) => void;
+}
+
+export function openSqliteStore(dataDir: string, options: SqliteStoreOptions): SqliteJobStore {
+  const onError = options.onError ?? (() => {});
+  if (dataDir === ':memory:') return new SqliteJobStore(new Database(':memory:'), options.cache);
   fs.mkdirSync(dataDir, { recursive: true });
   const file = path.join(dataDir, 'sollol.db');
-  const store = new SqliteJobStore(new Database(file));
+  const store = new SqliteJobStore(new Database(file), options.cache);
   store.attachCheckpointer(new Checkpointer(file, CHECKPOINT_INTERVAL_MS, onError));
   return store;
 }
@@ -38,8 +46,9 @@ export class SqliteJobStore implements JobStore {
   private readonly db: DB;
   private readonly stmt: ReturnType<typeof prepareStatements>;
   private checkpointer: Checkpointer | undefined;
+  private readonly cache: EmbeddingCacheTable;
 
-  constructor(db: DB) {
+  constructor(db: DB, cachePolicy: CachePolicy = { maxBytes: 0 }) {
     this.db = db;
     // 16 KiB pages hold a 768-dim float32 vector (3 KiB) without overflow chains: measured
     // 1.6x faster writes than 4 KiB pages. Only takes effect on a new database file.
@@ -53,6 +62,7 @@ export class SqliteJobStore implements JobStore {
     db.pragma('journal_size_limit = 67108864');
     migrate(db);
     this.stmt = prepareStatements(db);
+    this.cache = new EmbeddingCacheTable(db, cachePolicy);
   }
 
   async admit(job: NewJob, policy: AdmissionPolicy): Promise<Admission> {
@@ -73,10 +83,58 @@ export class SqliteJobStore implements JobStore {
           options: JSON.stringify(job.options),
         }).lastInsertRowid,
       );
-      job.documents.forEach((text, idx) => this.stmt.insertDocument.run(seq, idx, text));
+      this.insertDocuments(seq, job, policy.now);
       this.stmt.bumpCounter.run('jobs_created');
       return { admitted: true, job: this.getSync(job.id)!, evicted };
     })();
+  }
+
+  async admitRetry(scope: Scope, of: string, job: RetryJob, policy: AdmissionPolicy): Promise<Admission | 'not-found' | 'active'> {
+    return this.db.transaction((): Admission | 'not-found' | 'active' => {
+      const old = this.stmt.getJob.get(of) as JobRow | undefined;
+      if (!old || !visible(scope, old.owner)) return 'not-found';
+      if (old.status === 'pending' || old.status === 'running') return 'active';
+      const evicted = this.sweepSync(policy.now).length + this.evictForRoom(policy.maxJobs);
+      const stored = (this.stmt.countJobs.get() as { n: number }).n;
+      if (stored >= policy.maxJobs) return { admitted: false, storedJobs: stored };
+      const seq = Number(
+        this.stmt.insertRetryJob.run({
+          id: job.id,
+          owner: job.owner,
+          status: job.status,
+          created_at: job.createdAt,
+          started_at: job.status === 'running' ? job.createdAt : null,
+          old_seq: old.seq,
+        }).lastInsertRowid,
+      );
+      const kept = this.stmt.copyDocuments.run(seq, old.seq).changes;
+      this.stmt.bumpCounter.run('jobs_created');
+      const succeeded = (this.stmt.countDone.get(seq) as { n: number }).n;
+      this.stmt.addProgress.run(succeeded, 0, old.dimensions, seq);
+      if (kept > 0) this.recordCacheHits(seq, this.cache.fillJob(seq, policy.now));
+      return { admitted: true, job: this.getSync(job.id)!, evicted };
+    })();
+  }
+
+  /**
+   * Inserts the documents, each already done when the content cache has its vector: an
+   * insert of the full row is several times cheaper than growing the row later.
+   */
+  private insertDocuments(seq: number, job: NewJob, now: number): void {
+    if (!this.cache.enabled) {
+      job.documents.forEach((text, idx) => this.stmt.insertDocument.run(seq, idx, text, null));
+      return;
+    }
+    const prefix = cacheKeyPrefix(job.model, job.options);
+    let hits = 0;
+    job.documents.forEach((text, idx) => {
+      const key = cacheKey(prefix, text);
+      const hit = this.cache.lookup(key, now);
+      if (!hit) return void this.stmt.insertDocument.run(seq, idx, text, key);
+      this.stmt.insertDoneDocument.run(seq, idx, text, key, hit.vector, hit.truncated);
+      hits++;
+    });
+    this.recordCacheHits(seq, hits);
   }
 
   /** Room for one more job: delete the oldest terminal jobs beyond the limit (never an active one). */
@@ -133,8 +191,35 @@ export class SqliteJobStore implements JobStore {
     })();
   }
 
+  /**
+   * Answers from the content cache first (those documents become done, as cache hits),
+   * then returns the rest, one document per distinct text: duplicates stay pending and
+   * are filled when the first of them is recorded.
+   */
   async pendingDocuments(id: string, from: number, to: number): Promise<{ index: number; text: string }[]> {
-    return this.stmt.pendingDocuments.all(id, from, to) as { index: number; text: string }[];
+    return this.db.transaction(() => {
+      const job = this.stmt.getProgressRow.get(id) as { seq: number; status: string } | undefined;
+      if (!job || job.status !== 'running') return [];
+      this.recordCacheHits(job.seq, this.cache.fillRange(job.seq, from, to, Date.now()));
+      const rows = this.stmt.pendingDocuments.all(job.seq, from, to) as { index: number; text: string; key: Buffer | null }[];
+      const seen = new Set<string>();
+      const unique = rows.filter((row) => {
+        if (row.key === null) return true;
+        const hex = row.key.toString('hex');
+        if (seen.has(hex)) return false;
+        seen.add(hex);
+        return true;
+      });
+      this.cache.countMisses(unique.length);
+      return unique.map(({ index, text }) => ({ index, text }));
+    })();
+  }
+
+  private recordCacheHits(seq: number, hits: number): void {
+    if (hits === 0) return;
+    const dims = (this.stmt.someVectorLength.get(seq) as { n: number } | undefined)?.n ?? null;
+    this.stmt.addProgress.run(hits, 0, dims === null ? null : dims / 4, seq);
+    this.cache.countHits(hits);
   }
 
   async recordChunk(id: string, outcome: ChunkOutcome): Promise<boolean> {
@@ -144,16 +229,36 @@ export class SqliteJobStore implements JobStore {
       let done = 0;
       let failed = 0;
       let dimensions = row.dimensions;
+      const now = Date.now();
       for (const item of outcome.done) {
-        done += this.stmt.markDone.run(vectorToBlob(item.vector), item.truncated ? 1 : 0, row.seq, item.index).changes;
+        const blob = vectorToBlob(item.vector);
+        const key = this.keyOf(row.seq, item.index);
+        done += this.stmt.markDone.run(blob, item.truncated ? 1 : 0, row.seq, item.index).changes;
+        if (key) {
+          // Identical texts elsewhere in this job are done too, and the vector is cached.
+          done += this.stmt.markDoneByKey.run(blob, item.truncated ? 1 : 0, row.seq, key).changes;
+          this.cache.put(key, blob, item.truncated, now);
+        }
         dimensions ??= item.vector.length;
       }
       for (const item of outcome.failed) {
+        const key = this.keyOf(row.seq, item.index);
         failed += this.stmt.markFailed.run(item.code, item.error, row.seq, item.index).changes;
+        if (key) failed += this.stmt.markFailedByKey.run(item.code, item.error, row.seq, key).changes;
       }
       this.stmt.addProgress.run(done, failed, dimensions, row.seq);
+      this.cache.evictOverflow();
       return true;
     })();
+  }
+
+  private keyOf(seq: number, index: number): Buffer | null {
+    return (this.stmt.getCacheKey.get(seq, index) as { key: Buffer | null } | undefined)?.key ?? null;
+  }
+
+  /** Content-cache figures for /api/stats. */
+  async cacheStats(): Promise<CacheStats> {
+    return { enabled: this.cache.enabled, max_bytes: this.cache.policy.maxBytes, ...this.cache.stats() };
   }
 
   async readResults(scope: Scope, id: string, offset: number, limit: number): Promise<ItemResult[]> {
@@ -225,11 +330,21 @@ function prepareStatements(db: DB) {
   return {
     insertJob: s(`INSERT INTO jobs (id, owner, type, model, status, created_at, started_at, total_items, metadata, options)
                   VALUES (@id, @owner, 'embed', @model, @status, @created_at, @started_at, @total_items, @metadata, @options)`),
-    insertDocument: s(`INSERT INTO documents (job_seq, idx, state, text) VALUES (?, ?, ${DOC_PENDING}, ?)`),
+    insertDocument: s(`INSERT INTO documents (job_seq, idx, state, text, cache_key) VALUES (?, ?, ${DOC_PENDING}, ?, ?)`),
+    insertDoneDocument: s(`INSERT INTO documents (job_seq, idx, state, text, cache_key, vector, truncated)
+                           VALUES (?, ?, ${DOC_DONE}, ?, ?, ?, ?)`),
     countJobs: s(`SELECT COUNT(*) AS n FROM jobs`),
     evictOldestTerminal: s(`DELETE FROM jobs WHERE seq IN (
                               SELECT seq FROM jobs WHERE ${TERMINAL_SQL} ORDER BY completed_at ASC, seq ASC LIMIT ?)`),
     getJob: s(`SELECT * FROM jobs WHERE id = ?`),
+    insertRetryJob: s(`INSERT INTO jobs (id, owner, type, model, status, created_at, started_at, total_items, metadata, options, retry_of)
+                       SELECT @id, @owner, type, model, @status, @created_at, @started_at, total_items, metadata, options, id
+                       FROM jobs WHERE seq = @old_seq`),
+    copyDocuments: s(`INSERT INTO documents (job_seq, idx, state, text, vector, truncated, cache_key)
+                      SELECT ?, idx, CASE WHEN state = ${DOC_DONE} THEN ${DOC_DONE} ELSE ${DOC_PENDING} END, text,
+                             CASE WHEN state = ${DOC_DONE} THEN vector END, CASE WHEN state = ${DOC_DONE} THEN truncated ELSE 0 END, cache_key
+                      FROM documents WHERE job_seq = ?`),
+    countDone: s(`SELECT COUNT(*) AS n FROM documents WHERE job_seq = ? AND state = ${DOC_DONE}`),
     getStatus: s(`SELECT status FROM jobs WHERE id = ?`),
     getProgressRow: s(`SELECT seq, status, dimensions FROM jobs WHERE id = ?`),
     listJobs: s(`SELECT * FROM jobs WHERE (@owner IS NULL OR owner = @owner) AND (@status IS NULL OR status = @status)
@@ -239,14 +354,20 @@ function prepareStatements(db: DB) {
                        expires_at = @expires_at, errors = @errors, failed_items = failed_items + @failed_now
                      WHERE seq = @seq`),
     failPending: s(`UPDATE documents SET state = ${DOC_FAILED}, code = ?, error = ? WHERE job_seq = ? AND state = ${DOC_PENDING}`),
-    pendingDocuments: s(`SELECT d.idx AS "index", d.text AS text FROM documents d JOIN jobs j ON j.seq = d.job_seq
-                         WHERE j.id = ? AND d.idx >= ? AND d.idx < ? AND d.state = ${DOC_PENDING} ORDER BY d.idx`),
+    pendingDocuments: s(`SELECT idx AS "index", text, cache_key AS key FROM documents
+                         WHERE job_seq = ? AND idx >= ? AND idx < ? AND state = ${DOC_PENDING} ORDER BY idx`),
+    getCacheKey: s(`SELECT cache_key AS key FROM documents WHERE job_seq = ? AND idx = ?`),
+    someVectorLength: s(`SELECT length(vector) AS n FROM documents WHERE job_seq = ? AND state = ${DOC_DONE} LIMIT 1`),
+    markDoneByKey: s(`UPDATE documents SET state = ${DOC_DONE}, vector = ?, truncated = ?
+                      WHERE job_seq = ? AND cache_key = ? AND state = ${DOC_PENDING}`),
+    markFailedByKey: s(`UPDATE documents SET state = ${DOC_FAILED}, code = ?, error = ?
+                        WHERE job_seq = ? AND cache_key = ? AND state = ${DOC_PENDING}`),
     markDone: s(`UPDATE documents SET state = ${DOC_DONE}, vector = ?, truncated = ?
                  WHERE job_seq = ? AND idx = ? AND state = ${DOC_PENDING}`),
     markFailed: s(`UPDATE documents SET state = ${DOC_FAILED}, code = ?, error = ?
                    WHERE job_seq = ? AND idx = ? AND state = ${DOC_PENDING}`),
     addProgress: s(`UPDATE jobs SET completed_items = completed_items + ?, failed_items = failed_items + ?,
-                      dimensions = ? WHERE seq = ?`),
+                      dimensions = COALESCE(?, dimensions) WHERE seq = ?`),
     readDocuments: s(`SELECT idx, state, vector, truncated, code, error FROM documents
                       WHERE job_seq = ? AND idx >= ? AND idx < ? ORDER BY idx`),
     deleteJob: s(`DELETE FROM jobs WHERE seq = ?`),

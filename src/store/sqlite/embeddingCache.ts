@@ -1,0 +1,122 @@
+/**
+ * The content cache inside the embedded store: vectors by cache key, bounded in bytes,
+ * least recently used evicted first. Every function runs inside the caller's transaction.
+ * Hits are resolved in SQL (UPDATE ... FROM), so a resubmitted 10,000-document job is
+ * answered from the cache in one statement, without a backend call.
+ */
+import type { Database as DB, Statement } from 'better-sqlite3';
+import { DOC_DONE, DOC_PENDING } from './rows.js';
+
+export interface CachePolicy {
+  /** Most bytes of vectors kept; 0 disables the cache. */
+  readonly maxBytes: number;
+}
+
+const EVICT_BATCH = 256;
+
+export class EmbeddingCacheTable {
+  private readonly stmt: ReturnType<typeof prepare>;
+
+  constructor(db: DB, readonly policy: CachePolicy) {
+    this.stmt = prepare(db);
+  }
+
+  get enabled(): boolean {
+    return this.policy.maxBytes > 0;
+  }
+
+  /** The cached vector for `key`, marking it recently used; undefined on a miss. */
+  lookup(key: Buffer, now: number): { vector: Buffer; truncated: number } | undefined {
+    if (!this.enabled) return undefined;
+    const hit = this.stmt.get.get(key) as { vector: Buffer; truncated: number } | undefined;
+    if (hit) this.stmt.touch.run(now, key);
+    return hit;
+  }
+
+  /** Marks a job's pending documents done from the cache; returns how many. */
+  fillJob(jobSeq: number, now: number): number {
+    if (!this.enabled) return 0;
+    this.stmt.touchForJob.run(now, jobSeq);
+    return this.stmt.fillJob.run(jobSeq).changes;
+  }
+
+  /** The same for the pending documents of [from, to), just before they would be sent. */
+  fillRange(jobSeq: number, from: number, to: number, now: number): number {
+    if (!this.enabled) return 0;
+    this.stmt.touchForRange.run(now, jobSeq, from, to);
+    return this.stmt.fillRange.run(jobSeq, from, to).changes;
+  }
+
+  /** Stores a computed vector; returns nothing, keeps the byte count, evicts when over the bound. */
+  put(key: Buffer, vector: Buffer, truncated: boolean, now: number): void {
+    if (!this.enabled) return;
+    if (this.stmt.insert.run(key, vector, truncated ? 1 : 0).changes === 1) {
+      this.stmt.insertUsage.run(key, vector.byteLength, now);
+      this.stmt.addCounter.run(vector.byteLength, 'cache_bytes');
+    }
+  }
+
+  /** Deletes least recently used entries until the cache fits its bound again. */
+  evictOverflow(): void {
+    if (!this.enabled) return;
+    let excess = (this.stmt.getCounter.get('cache_bytes') as { value: number }).value - this.policy.maxBytes;
+    while (excess > 0) {
+      const oldest = this.stmt.oldest.all(EVICT_BATCH) as { key: Buffer; bytes: number }[];
+      if (oldest.length === 0) return;
+      let freed = 0;
+      for (const entry of oldest) {
+        if (excess - freed <= 0) break;
+        this.stmt.remove.run(entry.key);
+        this.stmt.removeUsage.run(entry.key);
+        freed += entry.bytes;
+      }
+      this.stmt.addCounter.run(-freed, 'cache_bytes');
+      excess -= freed;
+    }
+  }
+
+  countHits(n: number): void {
+    if (n > 0) this.stmt.addCounter.run(n, 'cache_hits');
+  }
+
+  countMisses(n: number): void {
+    if (n > 0 && this.enabled) this.stmt.addCounter.run(n, 'cache_misses');
+  }
+
+  stats(): { entries: number; bytes: number; hits: number; misses: number } {
+    const counter = (name: string): number => (this.stmt.getCounter.get(name) as { value: number }).value;
+    return {
+      entries: (this.stmt.count.get() as { n: number }).n,
+      bytes: counter('cache_bytes'),
+      hits: counter('cache_hits'),
+      misses: counter('cache_misses'),
+    };
+  }
+}
+
+function prepare(db: DB) {
+  const s = (sql: string): Statement => db.prepare(sql);
+  const pendingWithKey = `documents.job_seq = ? AND documents.state = ${DOC_PENDING} AND documents.cache_key IS NOT NULL`;
+  return {
+    fillJob: s(`UPDATE documents SET state = ${DOC_DONE}, vector = c.vector, truncated = c.truncated
+                FROM embedding_cache c WHERE ${pendingWithKey} AND documents.cache_key = c.key`),
+    fillRange: s(`UPDATE documents SET state = ${DOC_DONE}, vector = c.vector, truncated = c.truncated
+                  FROM embedding_cache c WHERE ${pendingWithKey} AND documents.idx >= ? AND documents.idx < ?
+                  AND documents.cache_key = c.key`),
+    touchForJob: s(`UPDATE embedding_cache_usage SET used_at = ? WHERE key IN
+                    (SELECT cache_key FROM documents WHERE job_seq = ? AND state = ${DOC_PENDING} AND cache_key IS NOT NULL)`),
+    touchForRange: s(`UPDATE embedding_cache_usage SET used_at = ? WHERE key IN
+                      (SELECT cache_key FROM documents WHERE job_seq = ? AND idx >= ? AND idx < ? AND state = ${DOC_PENDING}
+                       AND cache_key IS NOT NULL)`),
+    get: s(`SELECT vector, truncated FROM embedding_cache WHERE key = ?`),
+    touch: s(`UPDATE embedding_cache_usage SET used_at = ? WHERE key = ?`),
+    insert: s(`INSERT OR IGNORE INTO embedding_cache (key, vector, truncated) VALUES (?, ?, ?)`),
+    insertUsage: s(`INSERT OR REPLACE INTO embedding_cache_usage (key, bytes, used_at) VALUES (?, ?, ?)`),
+    oldest: s(`SELECT key, bytes FROM embedding_cache_usage ORDER BY used_at LIMIT ?`),
+    remove: s(`DELETE FROM embedding_cache WHERE key = ?`),
+    removeUsage: s(`DELETE FROM embedding_cache_usage WHERE key = ?`),
+    count: s(`SELECT COUNT(*) AS n FROM embedding_cache`),
+    getCounter: s(`SELECT value FROM counters WHERE name = ?`),
+    addCounter: s(`UPDATE counters SET value = value + ? WHERE name = ?`),
+  };
+}
