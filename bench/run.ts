@@ -1,16 +1,18 @@
 /**
  * `npm run bench [scenario ...]`: prints each scenario's figures and ratios measured in the
- * same run. Scenarios: overhead, cache, store, embedded (and results, once wired). No scenario name runs them all.
+ * same run. Scenarios: overhead, results, cache, store, embedded. No scenario name runs them all.
  */
 import { benchOverhead } from './overhead.js';
 import { benchEmbedded } from './embedded.js';
 import { benchCache } from './cache.js';
 import { benchStore } from './store.js';
+import { benchResults } from './results.js';
 import { printTable, type Row } from './lib.js';
 
 const SCENARIOS: Record<string, { title: string; run: () => Promise<Row[]> }> = {
   overhead: { title: 'overhead: 10,000 x 768 through the gateway vs straight to a zero-cost simulated node', run: benchOverhead },
   cache: { title: 'cache: the same 10,000 documents submitted twice', run: benchCache },
+  results: { title: 'results: downloading 10,000 x 1024 as JSON, NDJSON and base64, one client and four', run: benchResults },
   store: { title: 'store: embedded store writes alone, with status latency from another process', run: benchStore },
   embedded: { title: 'embedded: the in-process model through the gateway vs called directly (2,000 texts), and responsiveness', run: benchEmbedded },
 };

@@ -70,10 +70,25 @@ export const jobStatusSchema = {
     metadata: { type: 'object', additionalProperties: true },
     dimensions: { type: 'integer' },
     errors: { type: 'array', items: { type: 'object', additionalProperties: true } },
+    retry_of: { type: 'string' },
   },
 } as const;
 
 export const errorSchema = {
   type: 'object',
   properties: { detail: { type: 'string' }, code: { type: 'string' } },
+} as const;
+
+/** Most items one results page may ask for (`limit`); without a limit the rest of the job is sent. */
+export const RESULTS_MAX_LIMIT = 10_000;
+
+export const resultsQuerySchema = {
+  type: 'object',
+  properties: {
+    offset: { type: 'integer', minimum: 0, default: 0, description: 'Index of the first item to return (0 to total_items)' },
+    limit: { type: 'integer', minimum: 1, maximum: RESULTS_MAX_LIMIT, description: `Most items to return (1-${RESULTS_MAX_LIMIT}); default: every item from offset on` },
+    format: { type: 'string', enum: ['json', 'ndjson'], description: 'json (default) or ndjson; Accept: application/x-ndjson also asks for ndjson' },
+    encoding_format: { type: 'string', enum: ['float', 'base64'], default: 'float', description: 'float (JSON numbers) or base64 (little-endian float32 bytes)' },
+    partial: { type: 'boolean', default: false, description: 'true: answer for a pending or running job too, with its finished items only' },
+  },
 } as const;

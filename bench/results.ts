@@ -1,0 +1,107 @@
+/**
+ * results: downloading a finished 10,000 x 1024 job (simulated node, no embedded model) as
+ * JSON, NDJSON and base64, by one client and by four at once, with the gateway's peak RSS.
+ * Targets: one JSON download within 2 s, four at once within 8 s, base64 at least 3x
+ * smaller than JSON, gateway peak RSS under 300 MB.
+ */
+import fs from 'node:fs';
+import http from 'node:http';
+import { fmt, postJson, startGatewayProc, startSimProc, texts, waitForJob, type Row } from './lib.js';
+
+const DOCS = 10_000;
+const DIMS = 1024;
+const MODEL = 'mxbai-embed-large';
+
+interface Download {
+  readonly bytes: number;
+  readonly seconds: number;
+}
+
+/** GETs `url` and counts the bytes as they arrive (nothing is kept, so the client stays small). */
+function download(url: string, headers: Record<string, string> = {}): Promise<Download> {
+  const started = performance.now();
+  return new Promise((resolve, reject) => {
+    http.get(url, { headers }, (response) => {
+      if (response.statusCode !== 200) {
+        response.resume();
+        reject(new Error(`${url} answered ${response.statusCode}`));
+        return;
+      }
+      let bytes = 0;
+      response.on('data', (chunk: Buffer) => (bytes += chunk.length));
+      response.once('end', () => resolve({ bytes, seconds: (performance.now() - started) / 1000 }));
+      response.once('error', reject);
+    }).once('error', reject);
+  });
+}
+
+/** `clients` downloads at once: the time until the last one ends, and the bytes of one. */
+async function downloadAll(url: string, clients: number, headers: Record<string, string> = {}): Promise<Download> {
+  const started = performance.now();
+  const all = await Promise.all(Array.from({ length: clients }, () => download(url, headers)));
+  if (all.some((d) => d.bytes !== all[0]!.bytes)) throw new Error(`downloads of ${url} differ in size`);
+  return { bytes: all[0]!.bytes, seconds: (performance.now() - started) / 1000 };
+}
+
+/**
+ * Resets the process's peak RSS (VmHWM) to its current RSS, so that the peak measured next
+ * is the downloads' own; false where /proc does not allow it.
+ */
+function resetPeakRss(pid: number): boolean {
+  try {
+    fs.writeFileSync(`/proc/${pid}/clear_refs`, '5');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const verdict = (ok: boolean): string => (ok ? 'MET' : 'MISSED');
+const mb = (bytes: number): string => `${fmt(bytes / 1e6, 1)} MB`;
+
+export async function benchResults(): Promise<Row[]> {
+  const sim = await startSimProc(['--dims', String(DIMS)]);
+  try {
+    const gateway = await startGatewayProc(['--backend', sim.url]);
+    try {
+      const job = await postJson(`${gateway.url}/api/batch/embed`, { model: MODEL, documents: texts(DOCS) });
+      const status = await waitForJob(gateway.url, job.job_id, 50);
+      if (status.progress.completed_items !== DOCS || status.dimensions !== DIMS) {
+        throw new Error(`job finished with ${status.progress.completed_items} items of ${status.dimensions} dims`);
+      }
+      const rssAfterJob = gateway.peakRssMb();
+      const reset = resetPeakRss(gateway.pid);
+      const base = `${gateway.url}/api/batch/results/${job.job_id}`;
+      await download(`${base}?limit=1000`); // warm the JIT on a page, not the whole
+
+      const json = await download(base);
+      const ndjson = await download(base, { accept: 'application/x-ndjson' });
+      const b64 = await download(`${base}?encoding_format=base64`);
+      const b64Nd = await download(`${base}?format=ndjson&encoding_format=base64`);
+      const page = await download(`${base}?offset=5000&limit=1000`);
+      const fourJson = await downloadAll(base, 4);
+      const fourNd = await downloadAll(base, 4, { accept: 'application/x-ndjson' });
+      const fourB64 = await downloadAll(`${base}?encoding_format=base64`, 4);
+      const peak = reset ? Math.max(rssAfterJob, gateway.peakRssMb()) : gateway.peakRssMb();
+      const downloadsPeak = reset ? `${fmt(gateway.peakRssMb())} MB during the downloads alone` : 'peak not resettable here';
+      const ratio = json.bytes / b64.bytes;
+
+      return [
+        ['job', `${fmt(DOCS)} x ${DIMS}`, `${MODEL} on a simulated node; gateway peak RSS up to the end of the job ${fmt(rssAfterJob)} MB`],
+        ['JSON, one client (s)', fmt(json.seconds, 2), `${mb(json.bytes)}, ${fmt(json.bytes / 1e6 / json.seconds)} MB/s; target <= 2 s ${verdict(json.seconds <= 2)}`],
+        ['NDJSON (Accept), one client (s)', fmt(ndjson.seconds, 2), mb(ndjson.bytes)],
+        ['base64 JSON, one client (s)', fmt(b64.seconds, 2), `${mb(b64.bytes)}, ${fmt(ratio, 2)}x smaller than JSON; target >= 3x ${verdict(ratio >= 3)}`],
+        ['base64 NDJSON, one client (s)', fmt(b64Nd.seconds, 2), mb(b64Nd.bytes)],
+        ['JSON page of 1,000 (s)', fmt(page.seconds, 2), `${mb(page.bytes)} (offset=5000&limit=1000)`],
+        ['JSON, four clients at once (s)', fmt(fourJson.seconds, 2), `4 x ${mb(fourJson.bytes)}; target <= 8 s ${verdict(fourJson.seconds <= 8)}`],
+        ['NDJSON, four clients at once (s)', fmt(fourNd.seconds, 2), `4 x ${mb(fourNd.bytes)}`],
+        ['base64, four clients at once (s)', fmt(fourB64.seconds, 2), `4 x ${mb(fourB64.bytes)}`],
+        ['gateway peak RSS (MB)', fmt(peak), `whole run, job included (${downloadsPeak}); target < 300 MB ${verdict(peak < 300)}`],
+      ];
+    } finally {
+      await gateway.stop();
+    }
+  } finally {
+    await sim.stop();
+  }
+}
