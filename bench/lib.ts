@@ -31,7 +31,11 @@ export async function startCli(args: string[], urlPattern: RegExp): Promise<Proc
     child.stdout!.on('data', onData);
     child.stderr!.on('data', onData);
     child.once('exit', (code) => reject(new Error(`sollol ${args[0]} exited ${code}: ${output}`)));
-    setTimeout(() => reject(new Error(`sollol ${args[0]} did not start: ${output}`)), 60_000).unref();
+    setTimeout(() => {
+      // Never leave a half-started child behind.
+      child.kill('SIGKILL');
+      reject(new Error(`sollol ${args[0]} did not start: ${output}`));
+    }, 60_000).unref();
   });
   return { url, pid: child.pid!, peakRssMb: () => peakRss(child), stop: () => stopChild(child) };
 }
@@ -45,6 +49,11 @@ export function startGatewayProc(flags: string[]): Promise<Proc> {
       fs.rmSync(dataDir, { recursive: true, force: true });
     },
   }));
+}
+
+/** `sollol worker <flags>` (distributed mode); its `url` is its instance id (a worker does not listen). */
+export function startWorkerProc(flags: string[]): Promise<Proc> {
+  return startCli(['worker', ...flags], /worker (\S+) ready/);
 }
 
 export function startSimProc(flags: string[] = []): Promise<Proc> {

@@ -1,12 +1,14 @@
 /**
  * `npm run bench [scenario ...]`: prints each scenario's figures and ratios measured in the
- * same run. Scenarios: overhead, results, cache, store, embedded. No scenario name runs them all.
+ * same run. Scenarios: overhead, results, cache, store, distributed, embedded. No scenario name runs them all.
  */
 import { benchOverhead } from './overhead.js';
 import { benchEmbedded } from './embedded.js';
 import { benchCache } from './cache.js';
 import { benchStore } from './store.js';
 import { benchResults } from './results.js';
+import { benchDistributed } from './distributed.js';
+import { benchLoad } from './load.js';
 import { printTable, type Row } from './lib.js';
 
 const SCENARIOS: Record<string, { title: string; run: () => Promise<Row[]> }> = {
@@ -14,6 +16,8 @@ const SCENARIOS: Record<string, { title: string; run: () => Promise<Row[]> }> = 
   cache: { title: 'cache: the same 10,000 documents submitted twice', run: benchCache },
   results: { title: 'results: downloading 10,000 x 1024 as JSON, NDJSON and base64, one client and four', run: benchResults },
   store: { title: 'store: embedded store writes alone, with status latency from another process', run: benchStore },
+  distributed: { title: 'distributed: 10,000 x 768 through --redis mode vs the embedded store, serial nodes, Redis memory per job', run: benchDistributed },
+  load: { title: 'load: 50 concurrent clients, 200 jobs of 1,000 documents, polling with backoff, 2 simulated nodes (zero-cost, then 2 ms/doc)', run: benchLoad },
   embedded: { title: 'embedded: the in-process model through the gateway vs called directly (2,000 texts), and responsiveness', run: benchEmbedded },
 };
 

@@ -5,6 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
+import { checkDistinct, KeyConfigError, parseKey, readKeysFile, type ApiKey } from './auth/keys.js';
 
 export type BackendSpec =
   | { readonly kind: 'ollama'; readonly url: string }
@@ -25,7 +26,15 @@ export interface Config {
   readonly maxBatchDocuments: number;
   /** Directory of the embedded store, or `:memory:`. */
   readonly dataDir: string;
+  /** Distributed mode: the Redis holding jobs and the chunk queue (`--redis`); undefined = embedded. */
   readonly redisUrl: string | undefined;
+  /** Prefix of every Redis key of this deployment, so several can share one Redis. */
+  readonly redisPrefix: string;
+  /**
+   * How long a worker's claim on a chunk lasts without renewal (renewed every half of it);
+   * a worker killed mid-chunk loses its chunks to the others within about this much time.
+   */
+  readonly chunkLockMs: number;
   readonly autobatchIntervalMs: number;
   /** Documents per backend call. */
   readonly chunkSize: number;
@@ -40,6 +49,19 @@ export interface Config {
   /** Identifies this gateway process (in `/api/version` and a response header). */
   readonly instanceId: string;
   readonly logLevel: string;
+  /**
+   * API keys (hashed). Empty: the gateway is open (every request acts as the anonymous owner).
+   * @defaultValue none
+   */
+  readonly apiKeys: readonly ApiKey[];
+  /** Requests per minute per key (per client address when no keys are configured); 0 = no limit. */
+  readonly rateLimitPerMinute: number;
+  /** Most pending + running jobs one owner may have; 0 = no cap beyond `maxJobs`. */
+  readonly maxActiveJobsPerKey: number;
+  /** Longest document (batch) or input (sync API), in characters. */
+  readonly maxDocumentChars: number;
+  /** New jobs are refused (507) while the embedded store uses more bytes than this; 0 = no cap. */
+  readonly maxStoreBytes: number;
   /** Flags accepted for compatibility that do nothing; the CLI says so once. */
   readonly ignoredFlags: readonly string[];
 }
@@ -56,6 +78,9 @@ export const DEFAULTS = {
   maxJobs: 1000,
   maxBatchDocuments: 10_000,
   dataDir: './sollol-data',
+  redisPrefix: 'sollol:',
+  /** Short enough that a dead worker's chunks move on in seconds; long enough for a busy event loop to renew. */
+  chunkLockSeconds: 8,
   autobatchIntervalSeconds: 60,
   chunkSize: 64,
   /** Admits 10,000 documents of 8 KiB with room for JSON escaping and metadata. */
@@ -67,6 +92,11 @@ export const DEFAULTS = {
   cache: true,
   cacheMaxMb: 1024,
   logLevel: 'info',
+  /** Off: one trusted client polling fast must not be throttled; set it when the gateway is shared. */
+  rateLimitPerMinute: 0,
+  maxActiveJobsPerKey: 100,
+  maxDocumentChars: 100_000,
+  maxStoreGb: 10,
 } as const;
 
 /** Raw option values as they come from the command line (strings, booleans, lists). */
@@ -85,12 +115,22 @@ export interface RawOptions {
   maxBatchDocuments?: string;
   dataDir?: string;
   redis?: string;
+  redisPrefix?: string;
   chunkSize?: string;
   bodyLimitMb?: string;
   backendTimeout?: string;
   logLevel?: string;
   cache?: boolean;
   cacheMaxMb?: string;
+  /** Plain keys or `sha256:<hex>` hashes (repeatable). */
+  apiKey?: string[];
+  /** Admin keys, same forms (repeatable). */
+  adminKey?: string[];
+  apiKeysFile?: string;
+  rateLimit?: string;
+  maxActiveJobsPerKey?: string;
+  maxDocumentChars?: string;
+  maxStoreGb?: string;
 }
 
 export class ConfigError extends Error {
@@ -127,7 +167,9 @@ export function resolveConfig(flags: RawOptions, env: Env = process.env): Config
     maxJobs: intOption('--max-jobs', pick(flags.maxJobs, 'SOLLOL_MAX_JOBS'), DEFAULTS.maxJobs, 1, 1_000_000),
     maxBatchDocuments: intOption('--max-batch-documents', pick(flags.maxBatchDocuments, 'SOLLOL_MAX_BATCH_DOCUMENTS'), DEFAULTS.maxBatchDocuments, 1, 1_000_000),
     dataDir: dataDir === ':memory:' ? dataDir : path.resolve(dataDir),
-    redisUrl: pick(flags.redis, 'SOLLOL_REDIS_URL'),
+    redisUrl: redisUrlOption(pick(flags.redis, 'SOLLOL_REDIS_URL')),
+    redisPrefix: redisPrefixOption(pick(flags.redisPrefix, 'SOLLOL_REDIS_PREFIX') ?? DEFAULTS.redisPrefix),
+    chunkLockMs: 1000 * numberOption('SOLLOL_CHUNK_LOCK', env.SOLLOL_CHUNK_LOCK, DEFAULTS.chunkLockSeconds, 0.5),
     autobatchIntervalMs: 1000 * numberOption('SOLLOL_AUTOBATCH_INTERVAL', env.SOLLOL_AUTOBATCH_INTERVAL, DEFAULTS.autobatchIntervalSeconds, 0.01),
     chunkSize: intOption('--chunk-size', pick(flags.chunkSize, 'SOLLOL_CHUNK_SIZE'), DEFAULTS.chunkSize, 1, 4096),
     bodyLimitBytes: Math.round(1024 * 1024 * numberOption('--body-limit-mb', pick(flags.bodyLimitMb, 'SOLLOL_BODY_LIMIT_MB'), DEFAULTS.bodyLimitMb, 0.001)),
@@ -138,10 +180,41 @@ export function resolveConfig(flags: RawOptions, env: Env = process.env): Config
     chunkRetries: intOption('SOLLOL_CHUNK_RETRIES', env.SOLLOL_CHUNK_RETRIES, DEFAULTS.chunkRetries, 0, 10),
     instanceId: randomUUID(),
     logLevel: logLevelOption(pick(flags.logLevel, 'SOLLOL_LOG_LEVEL') ?? DEFAULTS.logLevel),
+    apiKeys: apiKeysOption(flags, env),
+    rateLimitPerMinute: intOption('--rate-limit', pick(flags.rateLimit, 'SOLLOL_RATE_LIMIT'), DEFAULTS.rateLimitPerMinute, 0, 10_000_000),
+    maxActiveJobsPerKey: intOption('--max-active-jobs-per-key', pick(flags.maxActiveJobsPerKey, 'SOLLOL_MAX_ACTIVE_JOBS_PER_KEY'), DEFAULTS.maxActiveJobsPerKey, 0, 1_000_000),
+    maxDocumentChars: intOption('--max-document-chars', pick(flags.maxDocumentChars, 'SOLLOL_MAX_DOCUMENT_CHARS'), DEFAULTS.maxDocumentChars, 1, 100_000_000),
+    maxStoreBytes: Math.round(1024 ** 3 * numberOption('--max-store-gb', pick(flags.maxStoreGb, 'SOLLOL_MAX_STORE_GB'), DEFAULTS.maxStoreGb, 0)),
     ignoredFlags: flags.rayWorkers !== undefined ? ['--ray-workers'] : [],
   };
   if (flags.rayWorkers !== undefined) intOption('--ray-workers', flags.rayWorkers, 0, 0, 1024);
   return Object.freeze(config);
+}
+
+/**
+ * Keys from `--api-key` (else SOLLOL_API_KEYS), `--admin-key` (else SOLLOL_ADMIN_KEYS) and the
+ * keys file (`--api-keys-file`, else SOLLOL_API_KEYS_FILE), all together. Messages never hold a key.
+ */
+function apiKeysOption(flags: RawOptions, env: Env): readonly ApiKey[] {
+  const sources: [string[] | undefined, string, string, boolean][] = [
+    [flags.apiKey, '--api-key', 'SOLLOL_API_KEYS', false],
+    [flags.adminKey, '--admin-key', 'SOLLOL_ADMIN_KEYS', true],
+  ];
+  const file = flags.apiKeysFile ?? (env.SOLLOL_API_KEYS_FILE || undefined);
+  try {
+    const keys: ApiKey[] = [];
+    for (const [flagValues, flag, envName, admin] of sources) {
+      const values = flagValues ?? splitList(env[envName]);
+      const label = flagValues ? flag : envName;
+      values.forEach((value, i) => keys.push(parseKey(value, { admin, source: `${label} #${i + 1}` })));
+    }
+    if (file !== undefined) keys.push(...readKeysFile(file));
+    checkDistinct(keys);
+    return Object.freeze(keys);
+  } catch (error) {
+    if (error instanceof KeyConfigError) throw new ConfigError(error.message);
+    throw error;
+  }
 }
 
 function cacheBytes(flags: RawOptions, env: Env): number {
@@ -229,6 +302,25 @@ function boolOption(name: string, raw: string | undefined, fallback: boolean): b
   if (['1', 'true', 'yes', 'on'].includes(value)) return true;
   if (['0', 'false', 'no', 'off'].includes(value)) return false;
   throw new ConfigError(`${name} must be true or false, got ${JSON.stringify(raw)}`);
+}
+
+function redisUrlOption(raw: string | undefined): string | undefined {
+  if (raw === undefined) return undefined;
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new ConfigError(`--redis must be a URL such as redis://127.0.0.1:6379, got ${JSON.stringify(raw.replace(/\/\/[^@/]*@/, '//***@'))}`);
+  }
+  if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') {
+    throw new ConfigError(`--redis ${JSON.stringify(displayUrl(raw))} must use redis:// or rediss://`);
+  }
+  return raw;
+}
+
+function redisPrefixOption(raw: string): string {
+  if (raw === '' || /[\s*?[\]]/.test(raw)) throw new ConfigError(`--redis-prefix must be non-empty, without spaces or glob characters, got ${JSON.stringify(raw)}`);
+  return raw;
 }
 
 function hostOption(raw: string): string {

@@ -26,6 +26,13 @@ export const API_ERRORS = {
   TOO_MANY_JOBS: 429,
   BATCH_DISABLED: 503,
   INTERNAL_ERROR: 500,
+  // Hardening: API keys, per-key limits, document length, the store's disk cap.
+  UNAUTHORIZED: 401,
+  FORBIDDEN: 403,
+  RATE_LIMITED: 429,
+  TOO_MANY_ACTIVE_JOBS: 429,
+  DOCUMENT_TOO_LONG: 400,
+  STORE_FULL: 507,
   // Sync API (Ollama-compatible /api/embed ..., OpenAI-compatible /v1/*); there MODEL_NOT_FOUND answers 404.
   INVALID_INPUT: 400,
   UNSUPPORTED_OPERATION: 400,

@@ -1,5 +1,7 @@
 /**
  * Wires one gateway process: store, backends and pool, scheduler, job manager, HTTP app.
+ * The execution side is chosen by `config.redisUrl`: the embedded SQLite store with the
+ * in-process scheduler, or the Redis store with chunks on a BullMQ queue (distributed mode).
  * Start and stop are idempotent and keep their in-flight promise; stop drains in order:
  * stop accepting requests, let chunks in flight finish (bounded), close backends and store.
  */
@@ -8,12 +10,19 @@ import type { Logger as PinoLogger } from 'pino';
 import { createBackend } from './backends/factory.js';
 import { BackendPool } from './backends/pool.js';
 import type { Config } from './config.js';
-import { InProcessJobEvents } from './execution/jobEvents.js';
+import { DistributedScheduler } from './execution/distributedScheduler.js';
+import { InProcessJobEvents, type JobEvents } from './execution/jobEvents.js';
+import { connectRedis, waitForRedis } from './execution/redisClient.js';
+import { RedisJobEvents } from './execution/redisJobEvents.js';
 import { Scheduler } from './execution/scheduler.js';
+import type { JobScheduler } from './execution/types.js';
 import { buildApp } from './http/app.js';
-import { JobManager } from './jobs/manager.js';
+import { JobManager, type ModelCatalog } from './jobs/manager.js';
+import type { Logger } from './logger.js';
 import { GatewayMetrics } from './metrics.js';
+import { RedisJobStore } from './store/redis/redisStore.js';
 import { openSqliteStore } from './store/sqlite/sqliteStore.js';
+import type { JobStore } from './store/types.js';
 
 export class SelfReferenceError extends Error {}
 
@@ -27,10 +36,6 @@ export interface Gateway {
 }
 
 export async function startGateway(config: Config, logger: PinoLogger): Promise<Gateway> {
-  const store = openSqliteStore(config.dataDir, {
-    cache: { maxBytes: config.cacheMaxBytes },
-    onError: (message) => logger.warn(`store checkpoint: ${message}`),
-  });
   const backends = config.backends.map((spec) => createBackend(spec, config));
   const metrics = new GatewayMetrics();
   const pool = new BackendPool(backends, {
@@ -41,9 +46,11 @@ export async function startGateway(config: Config, logger: PinoLogger): Promise<
     onHealthChange: (url, healthy, error) =>
       healthy ? logger.info({ backend: url }, 'backend is healthy') : logger.warn({ backend: url, error }, 'backend is unavailable'),
   });
-  const events = new InProcessJobEvents();
-  const scheduler = new Scheduler(store, pool, events, { ...config, chunkObserver: metrics }, logger);
-  const manager = new JobManager(store, scheduler, events, pool, config, logger);
+  const { store, events, scheduler, catalog } = await openExecution(config, pool, metrics, logger).catch(async (error: unknown) => {
+    await pool.close();
+    throw error;
+  });
+  const manager = new JobManager(store, scheduler, events, catalog, config, logger);
   let app: FastifyInstance | undefined;
   const closeAll = async (): Promise<void> => {
     manager.stop();
@@ -55,7 +62,7 @@ export async function startGateway(config: Config, logger: PinoLogger): Promise<
   };
   try {
     await pool.start();
-    scheduler.start();
+    await scheduler.start();
     await manager.start();
     metrics.watch({ pool, scheduler, manager });
     app = await buildApp({ manager, pool, scheduler, logger, config, metrics });
@@ -70,6 +77,39 @@ export async function startGateway(config: Config, logger: PinoLogger): Promise<
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
   let stopping: Promise<void> | undefined;
   return { app, pool, manager, url: `http://${host}:${port}`, stop: () => (stopping ??= closeAll()) };
+}
+
+interface Execution {
+  readonly store: JobStore;
+  readonly events: JobEvents;
+  readonly scheduler: JobScheduler;
+  readonly catalog: ModelCatalog;
+}
+
+/** The store, job events and scheduler of the mode `config.redisUrl` selects. */
+async function openExecution(config: Config, pool: BackendPool, metrics: GatewayMetrics, logger: Logger): Promise<Execution> {
+  if (config.redisUrl === undefined) {
+    const store = openSqliteStore(config.dataDir, {
+      cache: { maxBytes: config.cacheMaxBytes },
+      onError: (message) => logger.warn(`store checkpoint: ${message}`),
+    });
+    const events = new InProcessJobEvents();
+    const scheduler = new Scheduler(store, pool, events, { ...config, chunkObserver: metrics }, logger);
+    return { store, events, scheduler, catalog: pool };
+  }
+  const url = config.redisUrl;
+  const client = connectRedis(url, 'command', logger, 'store', config.redisPrefix);
+  const store = new RedisJobStore(client, { prefix: config.redisPrefix, cache: { maxBytes: config.cacheMaxBytes } }, true);
+  const events = new RedisJobEvents(url, config.redisPrefix, logger);
+  try {
+    await waitForRedis(client, url);
+    await events.start();
+  } catch (error) {
+    await Promise.all([events.close(), store.close()]);
+    throw error;
+  }
+  const scheduler = new DistributedScheduler(store, pool, events, { ...config, redisUrl: url, chunkObserver: metrics }, logger);
+  return { store, events, scheduler, catalog: scheduler };
 }
 
 /** The default port is Ollama's: refuse a backend that turns out to be this very gateway. */

@@ -33,6 +33,24 @@ export interface TestGateway {
   stop(): Promise<void>;
 }
 
+/**
+ * Set by test/distributed-contract.test.ts: every gateway of that process runs on Redis, with
+ * one key prefix per data directory (a gateway restarted on the same directory finds its jobs).
+ */
+let onRedis: { url: string; prefix: string; byDataDir: Map<string, string> } | undefined;
+
+/** Runs every later `startTestGateway` in the distributed mode, under prefixes `<prefix><n>:`. */
+export function runGatewaysOnRedis(url: string, prefix: string): void {
+  onRedis = { url, prefix, byDataDir: new Map() };
+}
+
+function redisFlagsFor(dataDir: string): RawOptions {
+  if (!onRedis) return {};
+  const { byDataDir } = onRedis;
+  if (!byDataDir.has(dataDir)) byDataDir.set(dataDir, `${onRedis.prefix}${byDataDir.size + 1}:`);
+  return { redis: onRedis.url, redisPrefix: byDataDir.get(dataDir)! };
+}
+
 /** A gateway on an ephemeral port; `env` stands in for the process environment. */
 export async function startTestGateway(
   t: TestContext,
@@ -40,7 +58,8 @@ export async function startTestGateway(
   env: Record<string, string> = {},
 ): Promise<TestGateway> {
   const dataDir = flags.dataDir ?? tempDir(t);
-  const config = resolveConfig({ port: '0', ...flags, dataDir }, { SOLLOL_HEALTH_INTERVAL: '0.2', SOLLOL_SWEEP_INTERVAL: '0.2', ...env });
+  const redis = flags.redis === undefined ? redisFlagsFor(dataDir) : {};
+  const config = resolveConfig({ port: '0', ...redis, ...flags, dataDir }, { SOLLOL_HEALTH_INTERVAL: '0.2', SOLLOL_SWEEP_INTERVAL: '0.2', ...env });
   const gateway = await startGateway(config, silentLogger());
   t.after(() => gateway.stop());
   return { gateway, url: gateway.url, dataDir, stop: () => gateway.stop() };

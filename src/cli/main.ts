@@ -2,14 +2,18 @@
 /** The `sollol` command: one sub-command per file in this folder. */
 import { Command } from 'commander';
 import { VERSION } from '../version.js';
+import { hashKeyCommand } from './hashKey.js';
 import { simCommand } from './sim.js';
 import { upCommand } from './up.js';
+import { workerCommand } from './worker.js';
 
 const program = new Command('sollol')
   .description('Batch embedding gateway in front of Ollama and other embedding servers')
   .version(VERSION)
   .showHelpAfterError('(add --help for the list of commands and flags)')
   .addCommand(upCommand())
-  .addCommand(simCommand());
+  .addCommand(workerCommand())
+  .addCommand(simCommand())
+  .addCommand(hashKeyCommand());
 
 await program.parseAsync(process.argv);

@@ -1,7 +1,9 @@
 /** `sollol up`: starts the gateway (DESIGN.md section 3). */
 import { Command, Option } from 'commander';
 import { ConfigError, DEFAULTS, displayUrl, resolveConfig, type Config, type RawOptions } from '../config.js';
+import { accessNotice } from '../auth/notice.js';
 import { UnsupportedBackendError } from '../backends/factory.js';
+import { safeUrl } from '../execution/redisClient.js';
 import { SelfReferenceError, startGateway } from '../gateway.js';
 import { createLogger } from '../logger.js';
 import { VERSION } from '../version.js';
@@ -32,8 +34,16 @@ export function upCommand(): Command {
     .option('--cache', 'content cache: identical (model, text, options) embedded once (default; env SOLLOL_CACHE)')
     .option('--no-cache', 'turn the content cache off')
     .option('--cache-max-mb <mb>', `bytes of vectors the cache keeps (env SOLLOL_CACHE_MAX_MB; default ${DEFAULTS.cacheMaxMb})`)
+    .option('--api-key <key>', 'require this API key (repeatable; plain, or sha256:<hex> from `sollol hash-key`) (env SOLLOL_API_KEYS, comma list)', collect)
+    .option('--admin-key <key>', 'an admin API key: sees every job and the global stats (repeatable) (env SOLLOL_ADMIN_KEYS)', collect)
+    .option('--api-keys-file <file>', 'API keys, one per line: <key | sha256:<hex>> [name=<name>] [admin] (env SOLLOL_API_KEYS_FILE)')
+    .option('--rate-limit <n>', `requests per minute per key; 0 = no limit (env SOLLOL_RATE_LIMIT; default ${DEFAULTS.rateLimitPerMinute})`)
+    .option('--max-active-jobs-per-key <n>', `most pending + running jobs per key; 0 = no cap (env SOLLOL_MAX_ACTIVE_JOBS_PER_KEY; default ${DEFAULTS.maxActiveJobsPerKey})`)
+    .option('--max-document-chars <n>', `longest document or input, in characters (env SOLLOL_MAX_DOCUMENT_CHARS; default ${DEFAULTS.maxDocumentChars})`)
+    .option('--max-store-gb <gb>', `new jobs are refused while the store is larger; 0 = no cap (env SOLLOL_MAX_STORE_GB; default ${DEFAULTS.maxStoreGb})`)
     .addOption(new Option('--log-level <level>', 'log level (env SOLLOL_LOG_LEVEL)').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
-    .addOption(new Option('--redis <url>', 'distributed mode (not available yet)').hideHelp())
+    .option('--redis <url>', 'distributed mode: jobs in this Redis, chunks on its BullMQ queue for `sollol worker`s (env SOLLOL_REDIS_URL)')
+    .option('--redis-prefix <prefix>', `prefix of every Redis key, so deployments can share one Redis (env SOLLOL_REDIS_PREFIX; default ${DEFAULTS.redisPrefix})`)
     .action(async (options: RawOptions) => {
       await runUp(options);
     });
@@ -47,12 +57,13 @@ async function runUp(options: RawOptions): Promise<void> {
     if (error instanceof ConfigError) fail(error.message);
     throw error;
   }
-  if (config.redisUrl !== undefined) fail('--redis: the distributed mode is not available in this version; run without it for the embedded store');
   const logger = createLogger(config.logLevel);
   for (const flag of config.ignoredFlags) logger.warn(`${flag} is accepted for compatibility and has no effect`);
   const gateway = await startGateway(config, logger).catch((error: unknown) => fail(startupMessage(error, config)));
   const backends = config.backends.map((b) => (b.kind === 'embedded' ? 'embedded (model use-lite)' : displayUrl(b.url))).join(', ');
-  logger.info(`sollol ${VERSION} listening on ${gateway.url} | backends: ${backends} | workers: ${config.workers} | store: ${config.dataDir}`);
+  logger.info(`sollol ${VERSION} listening on ${gateway.url} | backends: ${backends} | workers: ${config.workers} | store: ${storeName(config)}`);
+  const notice = accessNotice(config, gateway.url);
+  logger[notice.level](notice.message);
   if (!config.batchProcessing) logger.warn('batch processing is disabled (--no-batch-processing): /api/batch/* answers 503');
   let stopping = false;
   const stop = (signal: string): void => {
@@ -67,8 +78,14 @@ async function runUp(options: RawOptions): Promise<void> {
       },
     );
   };
-  process.once('SIGINT', () => stop('SIGINT'));
-  process.once('SIGTERM', () => stop('SIGTERM'));
+  // `on`, not `once`: a second signal while stopping must find this handler (which ignores it),
+  // not Node's default, which would kill the process before the drain finishes.
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+}
+
+function storeName(config: Config): string {
+  return config.redisUrl === undefined ? config.dataDir : `${safeUrl(config.redisUrl)} (prefix ${config.redisPrefix})`;
 }
 
 function startupMessage(error: unknown, config: Config): string {

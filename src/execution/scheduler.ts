@@ -17,6 +17,7 @@ import { AbortRegistry } from './abortRegistry.js';
 import { ActiveJob, type ChunkRange } from './activeJob.js';
 import { FairQueue } from './fairQueue.js';
 import type { JobEvents } from './jobEvents.js';
+import type { JobScheduler } from './types.js';
 
 export interface SchedulerOptions {
   readonly workers: number;
@@ -33,7 +34,7 @@ export interface SchedulerOptions {
 const RETRY_BASE_MS = 200;
 const WATCH_INTERVAL_MS = 1000;
 
-export class Scheduler {
+export class Scheduler implements JobScheduler {
   private readonly queue = new FairQueue<ActiveJob>();
   private readonly aborts = new AbortRegistry();
   private readonly inFlightChunks = new Set<Promise<void>>();

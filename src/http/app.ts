@@ -1,18 +1,24 @@
 /**
  * The fastify application: JSON parsing, validation, `{detail, code}` errors, the version
- * header, OpenAPI at /openapi.json with a browsable page at /docs, and the route groups.
+ * header, API keys and per-key limits, OpenAPI at /openapi.json with a browsable page at
+ * /docs, and the route groups.
  */
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
 import type { Logger as PinoLogger } from 'pino';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
+import type { ApiKey } from '../auth/keys.js';
 import type { BackendPool } from '../backends/pool.js';
 import { ApiError } from '../errors.js';
-import type { Scheduler } from '../execution/scheduler.js';
+import type { JobScheduler } from '../execution/types.js';
 import type { JobManager } from '../jobs/manager.js';
 import type { GatewayMetrics } from '../metrics.js';
 import { VERSION } from '../version.js';
-import { sendError, toApiError } from './errorHandler.js';
+import { installAuth } from './auth.js';
+import { frameworkErrorHandler } from './compatErrors.js';
+import { clientErrorHandler, sendError, toApiError } from './errorHandler.js';
+import { installDocumentLimit } from './limits.js';
+import { installRateLimit } from './rateLimit.js';
 import { batchRoutes } from './routes/batch.js';
 import { metricsRoutes } from './routes/metrics.js';
 import { ollamaRoutes } from './routes/ollama.js';
@@ -24,7 +30,7 @@ import { validatorCompiler } from './validation.js';
 export interface AppDependencies {
   readonly manager: JobManager;
   readonly pool: BackendPool;
-  readonly scheduler: Scheduler;
+  readonly scheduler: JobScheduler;
   readonly logger: PinoLogger;
   /** Serves GET /metrics when given. */
   readonly metrics?: GatewayMetrics;
@@ -38,12 +44,21 @@ export interface AppDependencies {
     /** Inputs per backend call, also for the sync API. */
     readonly chunkSize: number;
     readonly chunkRetries: number;
+    /** Empty: open, every request acts as the anonymous owner. */
+    readonly apiKeys: readonly ApiKey[];
+    readonly rateLimitPerMinute: number;
+    readonly maxDocumentChars: number;
   };
 }
 
 export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> {
   const { config } = deps;
+  // Fastify answers malformed paths and unparseable HTTP itself, before any hook: these give
+  // those answers the route family's shape and the headers every answer carries.
+  const alwaysHeaders = { 'x-sollol-version': VERSION, 'x-sollol-instance': config.instanceId };
   const app = Fastify({
+    frameworkErrors: frameworkErrorHandler(alwaysHeaders),
+    clientErrorHandler: clientErrorHandler(alwaysHeaders),
     loggerInstance: deps.logger as FastifyBaseLogger,
     // Polling clients would flood the log; the core logs job events with their ids instead.
     logController: new LogController({ disableRequestLogging: true }),
@@ -57,6 +72,10 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     reply.header('x-sollol-version', VERSION);
     reply.header('x-sollol-instance', config.instanceId);
   });
+  // Before every route: hooks and the limiter's onRoute hook only reach routes registered after them.
+  installAuth(app, config.apiKeys);
+  await installRateLimit(app, config.rateLimitPerMinute, config.apiKeys.length > 0);
+  installDocumentLimit(app, config.maxDocumentChars);
   app.setErrorHandler((error: FastifyError, request, reply) => {
     const apiError = toApiError(error, request);
     if (apiError.statusCode >= 500) request.log.error({ err: error, url: request.url }, 'request failed');
@@ -69,6 +88,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   await app.register(swagger, {
     openapi: {
       info: { title: 'sollol', version: VERSION, description: 'Batch embedding gateway in front of Ollama and other embedding servers' },
+      ...(config.apiKeys.length > 0 ? keySecurity() : {}),
     },
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
@@ -92,6 +112,19 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   await app.register(openaiRoutes, { ...sync, prefix: '/v1' });
   if (deps.metrics) await app.register(metricsRoutes, { metrics: deps.metrics });
   return app;
+}
+
+/** The OpenAPI description of the API keys (every route but /api/health, /api/version and the docs needs one). */
+function keySecurity() {
+  return {
+    components: {
+      securitySchemes: {
+        bearer: { type: 'http' as const, scheme: 'bearer' },
+        apiKey: { type: 'apiKey' as const, in: 'header', name: 'X-API-Key' },
+      },
+    },
+    security: [{ bearer: [] as string[] }, { apiKey: [] as string[] }] as Record<string, string[]>[],
+  };
 }
 
 /**

@@ -8,7 +8,7 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { BackendError } from '../backends/errors.js';
 import { API_ERRORS, ApiError, type ApiErrorCode } from '../errors.js';
-import { toApiError } from './errorHandler.js';
+import { sendError, toApiError } from './errorHandler.js';
 
 /** Where the sync API's status differs from the batch API's for the same code. */
 const SYNC_STATUS: Partial<Record<ApiErrorCode, number>> = { MODEL_NOT_FOUND: 404 };
@@ -90,4 +90,34 @@ export function sendOpenAIError(reply: FastifyReply, error: CompatError): void {
     .headers(error.headers)
     .type('application/json; charset=utf-8')
     .send({ error: { message: error.message, type, param: error.param, code: error.code } });
+}
+
+/**
+ * Fastify answers some malformed paths before any route, hook or error handler runs: a path
+ * that is not valid percent-encoding (`/api/batch/jobs/%ff`, FST_ERR_BAD_URL) and a path
+ * parameter over `maxParamLength` (a job id of more than 100 characters,
+ * FST_ERR_MAX_PARAM_LENGTH), with a body of its own shape (and status 414 for the latter) and
+ * without the version headers. Given as Fastify's `frameworkErrors` option, this answers them
+ * as the route family does: a malformed job id or model id is the 404 an unknown one gets
+ * (JOB_NOT_FOUND, MODEL_NOT_FOUND), any other bad path a 400 BAD_REQUEST. `headers` are the
+ * ones every answer carries (the onRequest hooks do not run for these).
+ */
+export function frameworkErrorHandler(headers: Readonly<Record<string, string>>) {
+  return (error: FastifyError, request: FastifyRequest, reply: FastifyReply): void => {
+    void reply.headers(headers);
+    const path = request.url.split('?')[0] ?? '';
+    const clip = (text: string, max: number): string => (text.length > max ? `${text.slice(0, max)}...` : text);
+    const known = error.code === 'FST_ERR_BAD_URL' || error.code === 'FST_ERR_MAX_PARAM_LENGTH';
+    const job = /^\/api\/batch\/(?:jobs|results)\/([^/]*)/.exec(path);
+    const model = /^\/v1\/models\/(.*)$/.exec(path);
+    if (known && job) return sendError(reply, new ApiError('JOB_NOT_FOUND', `Job ${clip(job[1] ?? '', 60)} not found`));
+    if (known && model) {
+      return sendOpenAIError(reply, new CompatError('MODEL_NOT_FOUND', `The model '${clip(model[1] ?? '', 60)}' does not exist or no healthy backend serves it`, { param: 'model' }));
+    }
+    const why = error.code === 'FST_ERR_BAD_URL' ? 'is not valid percent-encoding' : 'has a segment longer than the gateway accepts';
+    const api = known ? new ApiError('BAD_REQUEST', `The path ${clip(path, 120)} ${why}`) : toApiError(error, request);
+    if (api.statusCode >= 500) request.log.error({ err: error, url: clip(path, 120) }, 'request failed');
+    if (path === '/v1' || path.startsWith('/v1/')) sendOpenAIError(reply, new CompatError(api.code, api.message, { headers: { ...api.headers } }));
+    else sendError(reply, api);
+  };
 }

@@ -2,7 +2,8 @@
  * Every error leaves as `{detail, code}` with the code's status. Unknown errors are
  * normalised here: a client mistake is never a 5xx and no stack trace leaves the server.
  */
-import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import type { Socket } from 'node:net';
+import type { ConnectionError, FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import type { ErrorObject } from 'ajv';
 import { ApiError } from '../errors.js';
 import { listQueryError, submitValidationError } from './validation.js';
@@ -49,4 +50,34 @@ export function toApiError(error: FastifyError, request: FastifyRequest): ApiErr
 
 export function sendError(reply: FastifyReply, error: ApiError): void {
   void reply.code(error.statusCode).headers(error.headers).type('application/json; charset=utf-8').send({ detail: error.message, code: error.code });
+}
+
+/**
+ * Requests the HTTP parser cannot read (a broken request line, a bad Content-Length or chunk
+ * size, headers over 16 KiB) never reach a route; Fastify answers them itself with a body of its
+ * own shape. Given as Fastify's `clientErrorHandler` option, this answers them as the gateway
+ * routes do, `{detail, code}` with the version headers, then closes the connection.
+ */
+export function clientErrorHandler(headers: Readonly<Record<string, string>>) {
+  return (error: ConnectionError, socket: Socket): void => {
+    if (error.code === 'ECONNRESET' || socket.destroyed) return;
+    let status = 400;
+    let detail = 'The request is not valid HTTP/1.1';
+    if (error.code === 'HPE_HEADER_OVERFLOW') {
+      status = 431;
+      detail = 'The request line and headers are larger than the gateway accepts';
+    } else if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+      status = 408;
+      detail = 'The request was not received in time';
+    }
+    if (socket.writable) {
+      const body = JSON.stringify({ detail, code: 'BAD_REQUEST' });
+      const extra = Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`).join('');
+      socket.write(
+        `HTTP/1.1 ${status} ${status === 400 ? 'Bad Request' : status === 431 ? 'Request Header Fields Too Large' : 'Request Timeout'}\r\n` +
+          `content-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${extra}connection: close\r\n\r\n${body}`,
+      );
+    }
+    socket.destroy();
+  };
 }

@@ -68,3 +68,25 @@ export function listQueryError(error: ErrorObject): ApiError {
   }
   return new ApiError('INVALID_QUERY', `Query ${error.instancePath.slice(1)} ${error.message ?? 'is invalid'}`);
 }
+
+/**
+ * Deepest nesting of arrays and objects accepted where a request value is serialized again
+ * (batch `metadata`, the sync API's bodies forwarded to a node). JSON.parse reads any depth, but
+ * JSON.stringify and other recursive walks overflow the stack some thousands of levels down,
+ * which would surface as a 500; no real request comes near this.
+ */
+export const MAX_JSON_DEPTH = 512;
+
+/** Whether `value` nests arrays or objects more than `limit` levels deep (iterative: it cannot overflow itself). */
+export function nestedDeeperThan(value: unknown, limit: number = MAX_JSON_DEPTH): boolean {
+  const pending: [unknown, number][] = [[value, 0]];
+  for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
+    const [item, depth] = next;
+    if (typeof item !== 'object' || item === null) continue;
+    if (depth >= limit) return true;
+    for (const child of Array.isArray(item) ? item : Object.values(item)) {
+      if (typeof child === 'object' && child !== null) pending.push([child, depth + 1]);
+    }
+  }
+  return false;
+}

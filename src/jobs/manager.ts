@@ -7,11 +7,11 @@ import { randomUUID } from 'node:crypto';
 import type { EmbedOptions } from '../backends/types.js';
 import { ApiError, formatCount } from '../errors.js';
 import type { JobEvents } from '../execution/jobEvents.js';
-import type { Scheduler } from '../execution/scheduler.js';
+import type { JobScheduler } from '../execution/types.js';
 import type { Logger } from '../logger.js';
-import type { CacheStats, JobStore } from '../store/types.js';
+import type { Admission, AdmissionPolicy, CacheStats, JobStore } from '../store/types.js';
 import { terminalPatch } from './lifecycle.js';
-import { ADMIN_SCOPE, type ItemResult, type JobCounters, type JobRecord, type Scope } from './model.js';
+import { ADMIN_SCOPE, ANONYMOUS_OWNER, type ItemResult, type JobCounters, type JobRecord, type Scope } from './model.js';
 import { isTerminal, type JobStatus } from './state.js';
 import { statusView, type JobStatusView } from './view.js';
 
@@ -33,6 +33,10 @@ export interface ManagerOptions {
   readonly maxJobs: number;
   readonly jobTtlMs: number;
   readonly sweepIntervalMs: number;
+  /** Most pending + running jobs per owner (API key); 0 = no cap. */
+  readonly maxActiveJobsPerKey: number;
+  /** New jobs are refused while the store holds more bytes than this; 0 = no cap. */
+  readonly maxStoreBytes: number;
 }
 
 /** What the manager needs to know about models: the pool, seen from the job core. */
@@ -48,7 +52,7 @@ export class JobManager {
 
   constructor(
     private readonly store: JobStore,
-    private readonly scheduler: Scheduler,
+    private readonly scheduler: JobScheduler,
     private readonly events: JobEvents,
     private readonly catalog: ModelCatalog,
     private readonly options: ManagerOptions,
@@ -87,10 +91,12 @@ export class JobManager {
       const list = served.length > 0 ? served.join(', ') : 'none';
       throw new ApiError('MODEL_NOT_FOUND', `Model '${request.model}' is not served by any backend. Served models: ${list}`);
     }
+    await this.assertStoreHasRoom();
     const admission = await this.store.admit(
       {
         id: randomUUID(),
-        owner: scope.kind === 'owner' ? scope.owner : 'admin',
+        // An admin key's jobs belong to that key; a bare admin scope (no key) to "admin".
+        owner: scope.owner ?? 'admin',
         model: request.model,
         status: availability === 'served' ? 'running' : 'pending',
         createdAt: Date.now(),
@@ -98,9 +104,9 @@ export class JobManager {
         options: request.options ?? { truncate: true },
         documents: request.documents,
       },
-      { maxJobs: this.options.maxJobs, now: Date.now() },
+      this.policy(),
     );
-    if (!admission.admitted) throw this.tooManyJobs(admission.storedJobs);
+    if (!admission.admitted) throw this.refusal(admission, scope.owner ?? 'admin');
     const job = admission.job;
     this.scheduler.add(job);
     this.log.info({ job_id: job.id, model: job.model, documents: job.totalItems, status: job.status }, 'job submitted');
@@ -123,15 +129,16 @@ export class JobManager {
     if (availability === 'unknown-model') {
       throw new ApiError('MODEL_NOT_FOUND', `Model '${old.model}' is not served by any backend. Served models: ${this.catalog.servedModels().join(', ') || 'none'}`);
     }
+    if (isTerminal(old.status)) await this.assertStoreHasRoom();
     const outcome = await this.store.admitRetry(
       scope,
       old.id,
       { id: randomUUID(), owner: old.owner, status: availability === 'served' ? 'running' : 'pending', createdAt: Date.now() },
-      { maxJobs: this.options.maxJobs, now: Date.now() },
+      this.policy(),
     );
     if (outcome === 'not-found') throw new ApiError('JOB_NOT_FOUND', `Job ${id} not found`);
     if (outcome === 'active') throw new ApiError('JOB_NOT_FINISHED', `Job ${old.id} is still ${old.status}; retry it once it has finished`);
-    if (!outcome.admitted) throw this.tooManyJobs(outcome.storedJobs);
+    if (!outcome.admitted) throw this.refusal(outcome, old.owner);
     const job = outcome.job;
     const retried = job.totalItems - job.completedItems;
     this.scheduler.add(job);
@@ -144,6 +151,40 @@ export class JobManager {
       retried_items: retried,
       message: `Retry job submitted: ${retried} of ${job.totalItems} documents to embed again`,
     };
+  }
+
+  private policy(): AdmissionPolicy {
+    return { maxJobs: this.options.maxJobs, now: Date.now(), maxActivePerOwner: this.options.maxActiveJobsPerKey };
+  }
+
+  private refusal(admission: Admission & { admitted: false }, owner: string): ApiError {
+    if (admission.reason === 'owner-active') {
+      const who = owner === ANONYMOUS_OWNER ? 'The anonymous owner (no API keys are configured)' : `Owner '${owner}'`;
+      return new ApiError(
+        'TOO_MANY_ACTIVE_JOBS',
+        `${who} already has ${formatCount(admission.activeJobs)} pending or running jobs, the most one key may have ` +
+          `(--max-active-jobs-per-key ${formatCount(this.options.maxActiveJobsPerKey)}); submit again when one finishes, or cancel one`,
+        { 'retry-after': String(RETRY_AFTER_SECONDS) },
+      );
+    }
+    return this.tooManyJobs(admission.storedJobs);
+  }
+
+  /**
+   * The disk cap: while the store is over `--max-store-gb`, new jobs are refused (507) so the
+   * disk does not fill; running jobs keep writing and nothing stored is touched.
+   */
+  private async assertStoreHasRoom(): Promise<void> {
+    const cap = this.options.maxStoreBytes;
+    if (cap <= 0 || this.store.storedBytes === undefined) return;
+    const used = await this.store.storedBytes();
+    if (used < cap) return;
+    throw new ApiError(
+      'STORE_FULL',
+      `The job store is full: it holds ${formatBytes(used)}, over its cap of ${formatBytes(cap)} (--max-store-gb). ` +
+        'Jobs already stored are safe and running jobs continue. To make room, download and delete finished results ' +
+        '(DELETE /api/batch/results/{job_id}), wait for finished jobs to expire (--job-ttl), or restart the gateway with a larger --max-store-gb',
+    );
   }
 
   private tooManyJobs(storedJobs: number): ApiError {
@@ -223,4 +264,16 @@ export class JobManager {
   stop(): void {
     if (this.sweepTimer) clearInterval(this.sweepTimer);
   }
+}
+
+/** 10737418240 -> "10 GiB", 1536 -> "1.5 KiB". */
+function formatBytes(bytes: number): string {
+  const units = ['bytes', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${unit === 0 ? value : Number(value.toFixed(value < 10 ? 2 : 1))} ${units[unit]}`;
 }

@@ -3,8 +3,8 @@ import type { EmbedOptions } from '../backends/types.js';
 import type { ItemErrorCode } from '../backends/errors.js';
 import type { JobStatus } from './state.js';
 
-/** Who may see a job: its owner, or an admin who sees all. Every store call takes one. */
-export type Scope = { readonly kind: 'admin' } | { readonly kind: 'owner'; readonly owner: string };
+/** Who may see a job: its owner, or an admin who sees all (`owner`: the admin key's own id, owner of the jobs it makes). Every store call takes one. */
+export type Scope = { readonly kind: 'admin'; readonly owner?: string } | { readonly kind: 'owner'; readonly owner: string };
 
 export const ADMIN_SCOPE: Scope = Object.freeze({ kind: 'admin' });
 /** The owner of jobs made while no API keys are configured. */

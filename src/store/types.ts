@@ -21,11 +21,20 @@ export interface CacheStats {
 export interface AdmissionPolicy {
   readonly maxJobs: number;
   readonly now: number;
+  /**
+   * Per-key cap: when set (> 0), a job whose owner already has this many pending or running
+   * jobs is refused with `reason: 'owner-active'`, checked in the same atomic step as `maxJobs`.
+   * Absent or 0: no per-owner cap.
+   */
+  readonly maxActivePerOwner?: number;
 }
 
 export type Admission =
   | { readonly admitted: true; readonly job: JobRecord; readonly evicted: number }
-  | { readonly admitted: false; readonly storedJobs: number };
+  /** Every stored job is active and `maxJobs` are stored (`reason` may be left out). */
+  | { readonly admitted: false; readonly reason?: 'max-jobs'; readonly storedJobs: number }
+  /** The owner already has `policy.maxActivePerOwner` pending or running jobs (`activeJobs` of them). */
+  | { readonly admitted: false; readonly reason: 'owner-active'; readonly activeJobs: number };
 
 export interface TransitionPatch {
   readonly at: number;
@@ -75,9 +84,20 @@ export interface JobStore {
   sweepExpired(now: number): Promise<string[]>;
   /** Jobs left pending or running (e.g. by a process that died). */
   unfinishedJobs(): Promise<JobRecord[]>;
+  /**
+   * Job counters: for an owner scope that owner's own (`total_jobs_*` included, kept per owner
+   * in the store), for the admin scope everyone's.
+   */
   counters(scope: Scope): Promise<JobCounters>;
   /** Content-cache figures (shared across owners: it holds vectors, not jobs). */
   cacheStats(): Promise<CacheStats>;
+  /**
+   * Bytes of data the store holds on its own disk (for SQLite: pages in use), the
+   * figure `--max-store-gb` caps: new jobs are refused while it is over. Freed space counts
+   * as free, so deleting jobs makes room. A store without a local footprint (Redis) leaves
+   * this out and the cap does not apply.
+   */
+  storedBytes?(): Promise<number>;
   close(): Promise<void>;
 }
 

@@ -7,6 +7,7 @@ import type { JobStatus } from '../../jobs/state.js';
 import type { EmbedOptions } from '../../backends/types.js';
 import { scopeOf } from '../scope.js';
 import { errorSchema, jobIdParams, jobStatusSchema, listQuerySchema, METADATA_MAX_BYTES, submitBodySchema } from '../schemas.js';
+import { MAX_JSON_DEPTH, nestedDeeperThan } from '../validation.js';
 
 export interface BatchRouteOptions {
   readonly manager: JobManager;
@@ -63,6 +64,9 @@ export async function batchRoutes(app: FastifyInstance, options: BatchRouteOptio
 }
 
 function toSubmitRequest(body: SubmitBody): SubmitRequest {
+  if (body.metadata !== undefined && nestedDeeperThan(body.metadata)) {
+    throw new ApiError('INVALID_METADATA', `Field 'metadata' nests objects or arrays more than ${MAX_JSON_DEPTH} levels deep`);
+  }
   if (body.metadata !== undefined && Buffer.byteLength(JSON.stringify(body.metadata)) > METADATA_MAX_BYTES) {
     throw new ApiError('INVALID_METADATA', `Field 'metadata' is over ${METADATA_MAX_BYTES / 1024} KiB when serialized`);
   }

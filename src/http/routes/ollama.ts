@@ -19,6 +19,7 @@ import { formatCount } from '../../errors.js';
 import { VERSION } from '../../version.js';
 import { CompatError, modelNotFound, noBackend, sendOllamaError, toCompatError } from '../compatErrors.js';
 import { assertServed, clientSignal, embedThroughPool, jsonPieces, sendJsonPieces, vectorJson, type SyncEmbedSettings } from '../syncEmbed.js';
+import { MAX_JSON_DEPTH, nestedDeeperThan } from '../validation.js';
 
 /**
  * The Ollama version `/api/version` reports. Clients read this field as *Ollama's* version and
@@ -250,6 +251,8 @@ function objectBody(body: unknown): Body {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
     throw new CompatError('INVALID_BODY', 'request body must be a JSON object');
   }
+  // Forwarded bodies are serialized again; a body nested thousands deep would overflow the stack there.
+  if (nestedDeeperThan(body)) throw new CompatError('INVALID_BODY', `request body nests objects or arrays more than ${MAX_JSON_DEPTH} levels deep`);
   return body as Body;
 }
 

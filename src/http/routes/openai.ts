@@ -51,9 +51,11 @@ export async function openaiRoutes(app: FastifyInstance, options: OpenAIRouteOpt
     data: pool.servedModels().map(modelObject),
   }));
 
-  // Model ids may contain slashes (`BAAI/bge-m3`), hence the wildcard.
+  // Model ids may contain slashes (`BAAI/bge-m3`), hence the wildcard. The router has already
+  // percent-decoded it (`BAAI%2Fbge-m3` arrives as `BAAI/bge-m3`): decoding again would read
+  // `%25` as a broken escape (a URIError, i.e. a 500) and `%2525` as `%`.
   app.get('/models/*', { schema: { tags: ['openai'], summary: 'One served model (OpenAI-compatible)' } }, async (request) => {
-    const id = decodeURIComponent((request.params as { '*': string })['*']);
+    const id = (request.params as { '*': string })['*'];
     const served = pool.servedModels().find((m) => m === canonicalModel(id));
     if (served === undefined) throw new CompatError('MODEL_NOT_FOUND', `The model '${id}' does not exist or no healthy backend serves it`, { param: 'model' });
     return modelObject(served);

@@ -2,7 +2,7 @@
 import type {} from '@fastify/swagger';
 import type { FastifyInstance } from 'fastify';
 import type { BackendPool } from '../../backends/pool.js';
-import type { Scheduler } from '../../execution/scheduler.js';
+import type { JobScheduler } from '../../execution/types.js';
 import type { JobManager } from '../../jobs/manager.js';
 import { VERSION } from '../../version.js';
 import { scopeOf } from '../scope.js';
@@ -10,7 +10,7 @@ import { scopeOf } from '../scope.js';
 export interface SystemRouteOptions {
   readonly manager: JobManager;
   readonly pool: BackendPool;
-  readonly scheduler: Scheduler;
+  readonly scheduler: JobScheduler;
   readonly batchProcessing: boolean;
   readonly maxJobs: number;
   readonly jobTtlMs: number;

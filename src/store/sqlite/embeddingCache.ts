@@ -14,6 +14,12 @@ export interface CachePolicy {
 
 const EVICT_BATCH = 256;
 
+export interface CacheEntry {
+  readonly key: Buffer;
+  readonly vector: Buffer;
+  readonly truncated: boolean;
+}
+
 export class EmbeddingCacheTable {
   private readonly stmt: ReturnType<typeof prepare>;
 
@@ -47,13 +53,17 @@ export class EmbeddingCacheTable {
     return this.stmt.fillRange.run(jobSeq, from, to).changes;
   }
 
-  /** Stores a computed vector; returns nothing, keeps the byte count, evicts when over the bound. */
-  put(key: Buffer, vector: Buffer, truncated: boolean, now: number): void {
-    if (!this.enabled) return;
-    if (this.stmt.insert.run(key, vector, truncated ? 1 : 0).changes === 1) {
-      this.stmt.insertUsage.run(key, vector.byteLength, now);
-      this.stmt.addCounter.run(vector.byteLength, 'cache_bytes');
+  /** Stores computed vectors, keeps the byte count, and evicts when over the bound. */
+  putMany(entries: readonly CacheEntry[], now: number): void {
+    if (!this.enabled || entries.length === 0) return;
+    let added = 0;
+    for (const entry of entries) {
+      if (this.stmt.insert.run(entry.key, entry.vector, entry.truncated ? 1 : 0).changes !== 1) continue;
+      this.stmt.insertUsage.run(entry.key, entry.vector.byteLength, now);
+      added += entry.vector.byteLength;
     }
+    if (added > 0) this.stmt.addCounter.run(added, 'cache_bytes');
+    this.evictOverflow();
   }
 
   /** Deletes least recently used entries until the cache fits its bound again. */

@@ -63,6 +63,24 @@ const MIGRATIONS: readonly string[] = [
   CREATE INDEX embedding_cache_used ON embedding_cache_usage(used_at);
   INSERT INTO counters (name, value) VALUES ('cache_hits', 0), ('cache_misses', 0), ('cache_bytes', 0);
   `,
+  // 3: API keys: job counters per owner (per-key stats), and the index the per-key active-job cap counts with.
+  `
+  CREATE TABLE owner_counters (
+    owner TEXT NOT NULL,
+    name TEXT NOT NULL,
+    value INTEGER NOT NULL,
+    PRIMARY KEY (owner, name)
+  ) WITHOUT ROWID;
+  -- Every job made before API keys existed belongs to the anonymous owner.
+  INSERT INTO owner_counters (owner, name, value)
+    SELECT 'anonymous', name, value FROM counters
+    WHERE name IN ('jobs_created', 'jobs_completed', 'jobs_failed', 'jobs_cancelled') AND value > 0;
+  CREATE INDEX jobs_owner_status ON jobs(owner, status);
+  `,
+  // 4: documents whose text occurs more than once in their job, so only they pay for de-duplication.
+  `
+  ALTER TABLE documents ADD COLUMN dup INTEGER NOT NULL DEFAULT 0;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

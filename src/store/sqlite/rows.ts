@@ -19,6 +19,7 @@ export interface JobRow {
   created_at: number;
   started_at: number | null;
   completed_at: number | null;
+  expires_at: number | null;
   total_items: number;
   completed_items: number;
   failed_items: number;

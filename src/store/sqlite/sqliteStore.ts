@@ -14,7 +14,7 @@ import type { Admission, AdmissionPolicy, CacheStats, JobStore, ListQuery, Trans
 import { vectorToBlob } from '../vectorBlob.js';
 import { cacheKey, cacheKeyPrefix } from '../cacheKey.js';
 import { Checkpointer } from './checkpointer.js';
-import { EmbeddingCacheTable, type CachePolicy } from './embeddingCache.js';
+import { EmbeddingCacheTable, type CacheEntry, type CachePolicy } from './embeddingCache.js';
 import { migrate } from './migrations.js';
 import { DOC_DONE, DOC_FAILED, DOC_PENDING, itemFromRow, jobFromRow, type DocumentRow, type JobRow } from './rows.js';
 
@@ -67,6 +67,8 @@ export class SqliteJobStore implements JobStore {
 
   async admit(job: NewJob, policy: AdmissionPolicy): Promise<Admission> {
     return this.db.transaction((): Admission => {
+      const overCap = this.ownerOverCap(job.owner, policy);
+      if (overCap) return overCap;
       const evicted = this.sweepSync(policy.now).length + this.evictForRoom(policy.maxJobs);
       const stored = (this.stmt.countJobs.get() as { n: number }).n;
       if (stored >= policy.maxJobs) return { admitted: false, storedJobs: stored };
@@ -84,36 +86,60 @@ export class SqliteJobStore implements JobStore {
         }).lastInsertRowid,
       );
       this.insertDocuments(seq, job, policy.now);
-      this.stmt.bumpCounter.run('jobs_created');
+      this.bump('jobs_created', job.owner);
       return { admitted: true, job: this.getSync(job.id)!, evicted };
     })();
   }
 
   async admitRetry(scope: Scope, of: string, job: RetryJob, policy: AdmissionPolicy): Promise<Admission | 'not-found' | 'active'> {
-    return this.db.transaction((): Admission | 'not-found' | 'active' => {
-      const old = this.stmt.getJob.get(of) as JobRow | undefined;
-      if (!old || !visible(scope, old.owner)) return 'not-found';
-      if (old.status === 'pending' || old.status === 'running') return 'active';
-      const evicted = this.sweepSync(policy.now).length + this.evictForRoom(policy.maxJobs);
-      const stored = (this.stmt.countJobs.get() as { n: number }).n;
-      if (stored >= policy.maxJobs) return { admitted: false, storedJobs: stored };
-      const seq = Number(
-        this.stmt.insertRetryJob.run({
-          id: job.id,
-          owner: job.owner,
-          status: job.status,
-          created_at: job.createdAt,
-          started_at: job.status === 'running' ? job.createdAt : null,
-          old_seq: old.seq,
-        }).lastInsertRowid,
-      );
-      const kept = this.stmt.copyDocuments.run(seq, old.seq).changes;
-      this.stmt.bumpCounter.run('jobs_created');
-      const succeeded = (this.stmt.countDone.get(seq) as { n: number }).n;
-      this.stmt.addProgress.run(succeeded, 0, old.dimensions, seq);
-      if (kept > 0) this.recordCacheHits(seq, this.cache.fillJob(seq, policy.now));
-      return { admitted: true, job: this.getSync(job.id)!, evicted };
-    })();
+    try {
+      return this.db.transaction((): Admission | 'not-found' | 'active' => {
+        const old = this.stmt.getJob.get(of) as JobRow | undefined;
+        if (!old || !visible(scope, old.owner)) return 'not-found';
+        if (old.status === 'pending' || old.status === 'running') return 'active';
+        if (old.expires_at !== null && old.expires_at <= policy.now) return 'not-found';
+        const overCap = this.ownerOverCap(job.owner, policy);
+        if (overCap) return overCap;
+        // Copy first, then make room: the retried job may itself be the oldest finished one.
+        const seq = Number(
+          this.stmt.insertRetryJob.run({
+            id: job.id,
+            owner: job.owner,
+            status: job.status,
+            created_at: job.createdAt,
+            started_at: job.status === 'running' ? job.createdAt : null,
+            old_seq: old.seq,
+          }).lastInsertRowid,
+        );
+        const kept = this.stmt.copyDocuments.run(seq, old.seq).changes;
+        const evicted = this.sweepSync(policy.now).length + this.evictForRoom(policy.maxJobs + 1);
+        const stored = (this.stmt.countJobs.get() as { n: number }).n;
+        if (stored > policy.maxJobs) throw new AdmissionRefused(stored - 1);
+        this.bump('jobs_created', job.owner);
+        const succeeded = (this.stmt.countDone.get(seq) as { n: number }).n;
+        this.stmt.addProgress.run(succeeded, 0, old.dimensions, seq);
+        if (kept > 0) this.recordCacheHits(seq, this.cache.fillJob(seq, policy.now));
+        return { admitted: true, job: this.getSync(job.id)!, evicted };
+      })();
+    } catch (error) {
+      // Thrown inside the transaction so that the copy is rolled back.
+      if (error instanceof AdmissionRefused) return { admitted: false, storedJobs: error.storedJobs };
+      throw error;
+    }
+  }
+
+  /** The refusal when the owner already has `policy.maxActivePerOwner` pending or running jobs. */
+  private ownerOverCap(owner: string, policy: AdmissionPolicy): Admission | undefined {
+    const cap = policy.maxActivePerOwner ?? 0;
+    if (cap <= 0) return undefined;
+    const active = (this.stmt.countOwnerActive.get(owner) as { n: number }).n;
+    return active >= cap ? { admitted: false, reason: 'owner-active', activeJobs: active } : undefined;
+  }
+
+  /** Global and per-owner job counters move together, in the caller's transaction. */
+  private bump(name: string, owner: string): void {
+    this.stmt.bumpCounter.run(name);
+    this.stmt.bumpOwnerCounter.run(owner, name);
   }
 
   /**
@@ -122,16 +148,19 @@ export class SqliteJobStore implements JobStore {
    */
   private insertDocuments(seq: number, job: NewJob, now: number): void {
     if (!this.cache.enabled) {
-      job.documents.forEach((text, idx) => this.stmt.insertDocument.run(seq, idx, text, null));
+      job.documents.forEach((text, idx) => this.stmt.insertDocument.run(seq, idx, text, null, 0));
       return;
     }
     const prefix = cacheKeyPrefix(job.model, job.options);
+    const keys = job.documents.map((text) => cacheKey(prefix, text));
+    const duplicated = duplicatedKeys(keys);
     let hits = 0;
     job.documents.forEach((text, idx) => {
-      const key = cacheKey(prefix, text);
+      const key = keys[idx]!;
+      const dup = duplicated.has(key.toString('hex')) ? 1 : 0;
       const hit = this.cache.lookup(key, now);
-      if (!hit) return void this.stmt.insertDocument.run(seq, idx, text, key);
-      this.stmt.insertDoneDocument.run(seq, idx, text, key, hit.vector, hit.truncated);
+      if (!hit) return void this.stmt.insertDocument.run(seq, idx, text, key, dup);
+      this.stmt.insertDoneDocument.run(seq, idx, text, key, dup, hit.vector, hit.truncated);
       hits++;
     });
     this.recordCacheHits(seq, hits);
@@ -186,7 +215,7 @@ export class SqliteJobStore implements JobStore {
         failed_now: failedNow,
       });
       const counter = COUNTER_FOR[to];
-      if (counter) this.stmt.bumpCounter.run(counter);
+      if (counter) this.bump(counter, row.owner);
       return this.getSync(id);
     })();
   }
@@ -226,34 +255,41 @@ export class SqliteJobStore implements JobStore {
     return this.db.transaction((): boolean => {
       const row = this.stmt.getProgressRow.get(id) as { seq: number; status: string; dimensions: number | null } | undefined;
       if (!row || row.status !== 'running') return false;
+      const keys = this.chunkKeys(row.seq, outcome);
       let done = 0;
       let failed = 0;
       let dimensions = row.dimensions;
-      const now = Date.now();
+      const cached: CacheEntry[] = [];
       for (const item of outcome.done) {
         const blob = vectorToBlob(item.vector);
-        const key = this.keyOf(row.seq, item.index);
-        done += this.stmt.markDone.run(blob, item.truncated ? 1 : 0, row.seq, item.index).changes;
-        if (key) {
-          // Identical texts elsewhere in this job are done too, and the vector is cached.
-          done += this.stmt.markDoneByKey.run(blob, item.truncated ? 1 : 0, row.seq, key).changes;
-          this.cache.put(key, blob, item.truncated, now);
-        }
+        const truncated = item.truncated ? 1 : 0;
+        done += this.stmt.markDone.run(blob, truncated, row.seq, item.index).changes;
+        const doc = keys.get(item.index);
+        // Identical texts elsewhere in this job are done too.
+        if (doc?.dup) done += this.stmt.markDoneByKey.run(blob, truncated, row.seq, doc.key).changes;
+        if (doc?.key) cached.push({ key: doc.key, vector: blob, truncated: item.truncated });
         dimensions ??= item.vector.length;
       }
       for (const item of outcome.failed) {
-        const key = this.keyOf(row.seq, item.index);
         failed += this.stmt.markFailed.run(item.code, item.error, row.seq, item.index).changes;
-        if (key) failed += this.stmt.markFailedByKey.run(item.code, item.error, row.seq, key).changes;
+        const doc = keys.get(item.index);
+        if (doc?.dup) failed += this.stmt.markFailedByKey.run(item.code, item.error, row.seq, doc.key).changes;
       }
       this.stmt.addProgress.run(done, failed, dimensions, row.seq);
-      this.cache.evictOverflow();
+      this.cache.putMany(cached, Date.now());
       return true;
     })();
   }
 
-  private keyOf(seq: number, index: number): Buffer | null {
-    return (this.stmt.getCacheKey.get(seq, index) as { key: Buffer | null } | undefined)?.key ?? null;
+  /** Cache keys and duplicate flags of a chunk's documents, read in one query. */
+  private chunkKeys(seq: number, outcome: ChunkOutcome): Map<number, { key: Buffer; dup: boolean }> {
+    const keys = new Map<number, { key: Buffer; dup: boolean }>();
+    if (!this.cache.enabled) return keys;
+    const indices = [...outcome.done.map((d) => d.index), ...outcome.failed.map((f) => f.index)];
+    if (indices.length === 0) return keys;
+    const rows = this.stmt.chunkKeys.all(seq, Math.min(...indices), Math.max(...indices)) as { idx: number; key: Buffer | null; dup: number }[];
+    for (const r of rows) if (r.key) keys.set(r.idx, { key: r.key, dup: r.dup === 1 });
+    return keys;
   }
 
   /** Content-cache figures for /api/stats. */
@@ -293,8 +329,10 @@ export class SqliteJobStore implements JobStore {
   }
 
   async counters(scope: Scope): Promise<JobCounters> {
-    const counter = (name: string): number => (this.stmt.getCounter.get(name) as { value: number } | undefined)?.value ?? 0;
-    const byStatus = this.stmt.countByStatus.all({ owner: ownerOf(scope) }) as { status: string; n: number }[];
+    const owner = ownerOf(scope);
+    const counter = (name: string): number =>
+      ((owner === null ? this.stmt.getCounter.get(name) : this.stmt.getOwnerCounter.get(owner, name)) as { value: number } | undefined)?.value ?? 0;
+    const byStatus = this.stmt.countByStatus.all({ owner }) as { status: string; n: number }[];
     const count = (status: string): number => byStatus.find((r) => r.status === status)?.n ?? 0;
     return {
       totalJobsCreated: counter('jobs_created'),
@@ -307,6 +345,18 @@ export class SqliteJobStore implements JobStore {
     };
   }
 
+  /**
+   * Pages holding data (the database's pages less its free list), which includes pages still
+   * only in the WAL. Freed pages are reused, so deleting jobs makes room at once although the
+   * file keeps its size. The WAL file itself is not counted: it is a transient copy of pages
+   * counted here, kept under journal_size_limit (64 MiB) after each checkpoint, and its size
+   * is a high-water mark that a delete would not lower.
+   */
+  async storedBytes(): Promise<number> {
+    const pragma = (name: string): number => this.db.pragma(name, { simple: true }) as number;
+    return (pragma('page_count') - pragma('freelist_count')) * pragma('page_size');
+  }
+
   attachCheckpointer(checkpointer: Checkpointer): void {
     this.checkpointer = checkpointer;
   }
@@ -314,6 +364,24 @@ export class SqliteJobStore implements JobStore {
   async close(): Promise<void> {
     await this.checkpointer?.stop();
     if (this.db.open) this.db.close();
+  }
+}
+
+/** Keys (hex) that occur more than once. */
+function duplicatedKeys(keys: readonly Buffer[]): Set<string> {
+  const seen = new Set<string>();
+  const duplicated = new Set<string>();
+  for (const key of keys) {
+    const hex = key.toString('hex');
+    if (seen.has(hex)) duplicated.add(hex);
+    else seen.add(hex);
+  }
+  return duplicated;
+}
+
+class AdmissionRefused extends Error {
+  constructor(readonly storedJobs: number) {
+    super('admission refused');
   }
 }
 
@@ -330,9 +398,9 @@ function prepareStatements(db: DB) {
   return {
     insertJob: s(`INSERT INTO jobs (id, owner, type, model, status, created_at, started_at, total_items, metadata, options)
                   VALUES (@id, @owner, 'embed', @model, @status, @created_at, @started_at, @total_items, @metadata, @options)`),
-    insertDocument: s(`INSERT INTO documents (job_seq, idx, state, text, cache_key) VALUES (?, ?, ${DOC_PENDING}, ?, ?)`),
-    insertDoneDocument: s(`INSERT INTO documents (job_seq, idx, state, text, cache_key, vector, truncated)
-                           VALUES (?, ?, ${DOC_DONE}, ?, ?, ?, ?)`),
+    insertDocument: s(`INSERT INTO documents (job_seq, idx, state, text, cache_key, dup) VALUES (?, ?, ${DOC_PENDING}, ?, ?, ?)`),
+    insertDoneDocument: s(`INSERT INTO documents (job_seq, idx, state, text, cache_key, dup, vector, truncated)
+                           VALUES (?, ?, ${DOC_DONE}, ?, ?, ?, ?, ?)`),
     countJobs: s(`SELECT COUNT(*) AS n FROM jobs`),
     evictOldestTerminal: s(`DELETE FROM jobs WHERE seq IN (
                               SELECT seq FROM jobs WHERE ${TERMINAL_SQL} ORDER BY completed_at ASC, seq ASC LIMIT ?)`),
@@ -340,9 +408,10 @@ function prepareStatements(db: DB) {
     insertRetryJob: s(`INSERT INTO jobs (id, owner, type, model, status, created_at, started_at, total_items, metadata, options, retry_of)
                        SELECT @id, @owner, type, model, @status, @created_at, @started_at, total_items, metadata, options, id
                        FROM jobs WHERE seq = @old_seq`),
-    copyDocuments: s(`INSERT INTO documents (job_seq, idx, state, text, vector, truncated, cache_key)
+    copyDocuments: s(`INSERT INTO documents (job_seq, idx, state, text, vector, truncated, cache_key, dup)
                       SELECT ?, idx, CASE WHEN state = ${DOC_DONE} THEN ${DOC_DONE} ELSE ${DOC_PENDING} END, text,
-                             CASE WHEN state = ${DOC_DONE} THEN vector END, CASE WHEN state = ${DOC_DONE} THEN truncated ELSE 0 END, cache_key
+                             CASE WHEN state = ${DOC_DONE} THEN vector END, CASE WHEN state = ${DOC_DONE} THEN truncated ELSE 0 END,
+                             cache_key, dup
                       FROM documents WHERE job_seq = ?`),
     countDone: s(`SELECT COUNT(*) AS n FROM documents WHERE job_seq = ? AND state = ${DOC_DONE}`),
     getStatus: s(`SELECT status FROM jobs WHERE id = ?`),
@@ -356,7 +425,7 @@ function prepareStatements(db: DB) {
     failPending: s(`UPDATE documents SET state = ${DOC_FAILED}, code = ?, error = ? WHERE job_seq = ? AND state = ${DOC_PENDING}`),
     pendingDocuments: s(`SELECT idx AS "index", text, cache_key AS key FROM documents
                          WHERE job_seq = ? AND idx >= ? AND idx < ? AND state = ${DOC_PENDING} ORDER BY idx`),
-    getCacheKey: s(`SELECT cache_key AS key FROM documents WHERE job_seq = ? AND idx = ?`),
+    chunkKeys: s(`SELECT idx, cache_key AS key, dup FROM documents WHERE job_seq = ? AND idx >= ? AND idx <= ?`),
     someVectorLength: s(`SELECT length(vector) AS n FROM documents WHERE job_seq = ? AND state = ${DOC_DONE} LIMIT 1`),
     markDoneByKey: s(`UPDATE documents SET state = ${DOC_DONE}, vector = ?, truncated = ?
                       WHERE job_seq = ? AND cache_key = ? AND state = ${DOC_PENDING}`),
@@ -376,6 +445,10 @@ function prepareStatements(db: DB) {
     unfinished: s(`SELECT * FROM jobs WHERE status IN ('pending', 'running') ORDER BY created_at, seq`),
     getCounter: s(`SELECT value FROM counters WHERE name = ?`),
     bumpCounter: s(`UPDATE counters SET value = value + 1 WHERE name = ?`),
+    bumpOwnerCounter: s(`INSERT INTO owner_counters (owner, name, value) VALUES (?, ?, 1)
+                         ON CONFLICT (owner, name) DO UPDATE SET value = value + 1`),
+    getOwnerCounter: s(`SELECT value FROM owner_counters WHERE owner = ? AND name = ?`),
+    countOwnerActive: s(`SELECT COUNT(*) AS n FROM jobs WHERE owner = ? AND status IN ('pending', 'running')`),
     countByStatus: s(`SELECT status, COUNT(*) AS n FROM jobs WHERE (@owner IS NULL OR owner = @owner) GROUP BY status`),
   };
 }

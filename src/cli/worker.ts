@@ -1,0 +1,63 @@
+/** `sollol worker`: takes chunks from the distributed mode's queue and embeds them on its own backends. */
+import { Command, Option } from 'commander';
+import { ConfigError, DEFAULTS, displayUrl, resolveConfig, type Config, type RawOptions } from '../config.js';
+import { safeUrl } from '../execution/redisClient.js';
+import { createLogger } from '../logger.js';
+import { VERSION } from '../version.js';
+import { startWorker } from '../worker.js';
+import { fail } from './fail.js';
+
+const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
+
+export function workerCommand(): Command {
+  return new Command('worker')
+    .description('Work chunks of batch jobs from a Redis shared with `sollol up --redis` gateways')
+    .option('--redis <url>', 'the Redis the gateways use, e.g. redis://host:6379 (env SOLLOL_REDIS_URL; required)')
+    .option('--redis-prefix <prefix>', `prefix of every Redis key; the gateways' prefix (env SOLLOL_REDIS_PREFIX; default ${DEFAULTS.redisPrefix})`)
+    .option('--backend <url>', 'embedding backend, repeatable: http://host:11434 (Ollama), openai+http://host:8080 or embedded (env SOLLOL_BACKENDS; default embedded)', collect)
+    .option('--workers <n>', 'most chunks in flight: auto (2 per remote node + embedded threads) or a number (env SOLLOL_WORKERS)')
+    .option('--embedded-threads <n>', `worker threads for the embedded model (env SOLLOL_EMBEDDED_THREADS; default ${DEFAULTS.embeddedThreads})`)
+    .option('--backend-timeout <seconds>', `timeout of one backend call (env SOLLOL_BACKEND_TIMEOUT; default ${DEFAULTS.backendTimeoutSeconds})`)
+    .option('--cache', 'write vectors to the shared content cache (default; env SOLLOL_CACHE)')
+    .option('--no-cache', 'do not write the content cache')
+    .option('--cache-max-mb <mb>', `bytes of vectors the shared cache keeps (env SOLLOL_CACHE_MAX_MB; default ${DEFAULTS.cacheMaxMb})`)
+    .addOption(new Option('--log-level <level>', 'log level (env SOLLOL_LOG_LEVEL)').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
+    .action(async (options: RawOptions) => {
+      await runWorker(options);
+    });
+}
+
+async function runWorker(options: RawOptions): Promise<void> {
+  let config: Config;
+  try {
+    config = resolveConfig(options, process.env);
+  } catch (error) {
+    if (error instanceof ConfigError) fail(error.message);
+    throw error;
+  }
+  const redisUrl = config.redisUrl;
+  if (redisUrl === undefined) fail('sollol worker needs --redis redis://host:6379 (or SOLLOL_REDIS_URL): the Redis its gateways use');
+  if (config.workers === 0) fail('--workers 0: a worker that works no chunks has nothing to do');
+  const logger = createLogger(config.logLevel);
+  const worker = await startWorker({ ...config, redisUrl }, logger).catch((error: unknown) =>
+    fail(`could not start: ${error instanceof Error ? error.message : String(error)}`),
+  );
+  const backends = config.backends.map((b) => (b.kind === 'embedded' ? 'embedded (model use-lite)' : displayUrl(b.url))).join(', ');
+  logger.info(`sollol ${VERSION} worker ${worker.instanceId} ready | redis: ${safeUrl(redisUrl)} (prefix ${config.redisPrefix}) | backends: ${backends} | workers: ${config.workers}`);
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    logger.info(`${signal} received: finishing chunks in flight, then stopping`);
+    void worker.stop().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        logger.error({ err: error }, 'error while stopping');
+        process.exit(1);
+      },
+    );
+  };
+  // `on`, not `once`: a second signal while stopping must be ignored, not kill the drain.
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+}

@@ -1,0 +1,29 @@
+/**
+ * The execution port seen from the job manager and the HTTP layer. Two implementations:
+ * the embedded `Scheduler` (one process, in-memory fair queue) and the `DistributedScheduler`
+ * (chunks on a BullMQ queue in Redis, worked by any number of processes). The gateway's
+ * factory picks one by `config.redisUrl`; nothing above this port knows which.
+ */
+import type { JobRecord } from '../jobs/model.js';
+
+/** Whether a job for a model can run now, must wait for a backend, or names an unknown model. */
+export type ModelAvailability = 'served' | 'no-backend' | 'unknown-model';
+
+export interface SchedulerLoad {
+  /** Chunks this process is embedding now. */
+  readonly chunksInFlight: number;
+  /** Embedded: jobs in the fair queue. Distributed: chunks waiting in the shared queue. */
+  readonly queuedJobs: number;
+  /** Most chunks this process keeps in flight. */
+  readonly workers: number;
+}
+
+export interface JobScheduler {
+  /** Takes an admitted job (pending or running); a resumed job goes on where it was. */
+  add(job: JobRecord): void;
+  modelAvailability(model: string): ModelAvailability;
+  load(): SchedulerLoad;
+  start(): void | Promise<void>;
+  /** Stops taking work, lets chunks in flight finish for a grace period, then aborts them. */
+  stop(): Promise<void>;
+}

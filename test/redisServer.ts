@@ -1,0 +1,84 @@
+/**
+ * A real Redis for tests: SOLLOL_TEST_REDIS_URL or redis://127.0.0.1:6379 when one answers;
+ * otherwise Debian's redis-server started on a free loopback port (and stopped by `stop`).
+ * With CI=true a missing Redis is an error, never a skip; outside CI the tests may skip,
+ * with a message, only when redis-server is not installed.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import { Redis } from 'ioredis';
+
+export interface TestRedis {
+  readonly url: string;
+  stop(): Promise<void>;
+}
+
+const DEFAULT_URL = 'redis://127.0.0.1:6379';
+const REDIS_SERVER = '/usr/bin/redis-server';
+
+/** A Redis to test against, or `{ skip }` (only outside CI, only without redis-server). */
+export async function testRedis(): Promise<TestRedis | { skip: string }> {
+  const configured = process.env.SOLLOL_TEST_REDIS_URL;
+  const url = configured ?? DEFAULT_URL;
+  if (await answers(url)) return { url, stop: async () => {} };
+  if (configured) throw new Error(`SOLLOL_TEST_REDIS_URL=${configured} does not answer PING`);
+  if (fs.existsSync(REDIS_SERVER)) return startRedisServer();
+  const why = `no Redis answers on ${DEFAULT_URL} and ${REDIS_SERVER} is not installed`;
+  if (process.env.CI === 'true') throw new Error(`CI=true: the Redis tests must run, but ${why}`);
+  return { skip: `${why} (apt-get install redis-server, or set SOLLOL_TEST_REDIS_URL)` };
+}
+
+/** A client for tests: fails fast instead of retrying. */
+export function testClient(url: string): Redis {
+  return new Redis(url, { maxRetriesPerRequest: 1, connectTimeout: 2000 });
+}
+
+async function answers(url: string): Promise<boolean> {
+  const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 1000 });
+  client.on('error', () => {});
+  try {
+    await client.connect();
+    return (await client.ping()) === 'PONG';
+  } catch {
+    return false;
+  } finally {
+    client.disconnect();
+  }
+}
+
+export async function startRedisServer(): Promise<TestRedis> {
+  const port = await freePort();
+  const child = spawn(REDIS_SERVER, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
+    stdio: 'ignore',
+  });
+  const url = `redis://127.0.0.1:${port}`;
+  const deadline = Date.now() + 10_000;
+  while (!(await answers(url))) {
+    if (child.exitCode !== null || Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`${REDIS_SERVER} did not start on port ${port}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return { url, stop: () => stopChild(child) };
+}
+
+function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    child.once('exit', () => resolve());
+    child.kill('SIGTERM');
+  });
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
