@@ -6,8 +6,9 @@
  * the node's model list details and `/api/ps` (`tagEntries`, `ps`).
  */
 import type { Readable } from 'node:stream';
-import { Pool } from 'undici';
+import { Pool, type Dispatcher } from 'undici';
 import { countField, modelOptionsOf, type EmbedResultWithUsage } from './embedExtras.js';
+import { EmbedParseError, embedParser, OFFLOAD_MIN_BYTES } from './embedParser.js';
 import { BackendError, coerceBackendError } from './errors.js';
 import { httpTarget, type HttpTarget } from './httpTarget.js';
 import type { BackendProbe, EmbeddingBackend, EmbedRequest, EmbedResult } from './types.js';
@@ -62,11 +63,45 @@ export class OllamaBackend implements EmbeddingBackend {
 
   async embed(request: EmbedRequest): Promise<EmbedResult> {
     if (!this.legacyOnly) {
-      const answer = await this.post('/api/embed', embedBody(request), request.signal);
+      const raw = await this.callRaw('/api/embed', JSON.stringify(embedBody(request)), request.signal);
+      if (raw.status >= 200 && raw.status < 300 && raw.bytes.byteLength >= OFFLOAD_MIN_BYTES) {
+        return this.parseEmbedOffThread(raw.bytes, request.inputs.length);
+      }
+      const answer = { status: raw.status, text: Buffer.from(raw.bytes).toString('utf8') };
       if (!isMissingEndpoint(answer)) return this.parseEmbed(answer, request.inputs.length);
       this.legacyOnly = true;
     }
     return this.embedLegacy(request);
+  }
+
+  private async parseEmbedOffThread(bytes: ArrayBuffer, expected: number): Promise<EmbedResultWithUsage> {
+    try {
+      const parsed = await embedParser.parse(bytes, expected);
+      const promptTokens = countField(parsed.promptEvalCount);
+      const loadDurationNs = countField(parsed.loadDuration);
+      return {
+        vectors: parsed.vectors,
+        ...(promptTokens === undefined ? {} : { promptTokens }),
+        ...(loadDurationNs === undefined ? {} : { loadDurationNs }),
+      };
+    } catch (error) {
+      throw this.unreadable(error, expected);
+    }
+  }
+
+  private unreadable(error: unknown, expected: number): BackendError {
+    if (!(error instanceof EmbedParseError)) return new BackendError('BACKEND_UNAVAILABLE', `Backend ${this.id}: ${(error as Error).message}`);
+    const failure = error.failure;
+    if (failure.kind === 'count') {
+      return new BackendError('BACKEND_UNAVAILABLE', `Backend ${this.id} returned ${failure.got ?? 'no'} embeddings for ${expected} inputs`);
+    }
+    if (failure.kind === 'shape') return new BackendError('BACKEND_UNAVAILABLE', `Backend ${this.id} returned an embedding that is not a list of numbers`);
+    return new BackendError('BACKEND_UNAVAILABLE', `Backend ${this.id} answered with a body that is not JSON: ${failure.message}`);
+  }
+
+  /** A POST whose answer is kept as bytes (transferable to the parser thread). */
+  private async callRaw(path: string, body: string, signal?: AbortSignal): Promise<{ status: number; bytes: ArrayBuffer }> {
+    return this.send('POST', path, body, this.timeoutMs, signal, async (response) => ({ status: response.statusCode, bytes: await response.body.arrayBuffer() }));
   }
 
   private async embedLegacy(request: EmbedRequest): Promise<EmbedResult> {
@@ -168,6 +203,18 @@ export class OllamaBackend implements EmbeddingBackend {
   }
 
   private async call(method: 'GET' | 'POST', path: string, body: string | undefined, timeoutMs: number, signal?: AbortSignal): Promise<HttpAnswer> {
+    return this.send(method, path, body, timeoutMs, signal, async (response) => ({ status: response.statusCode, text: await response.body.text() }));
+  }
+
+  /** One request with the call's timeout and abort, its failures normalised to BackendErrors. */
+  private async send<T>(
+    method: 'GET' | 'POST',
+    path: string,
+    body: string | undefined,
+    timeoutMs: number,
+    signal: AbortSignal | undefined,
+    read: (response: Dispatcher.ResponseData) => Promise<T>,
+  ): Promise<T> {
     const timeout = AbortSignal.timeout(timeoutMs);
     const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
     try {
@@ -178,7 +225,7 @@ export class OllamaBackend implements EmbeddingBackend {
         body,
         signal: combined,
       });
-      return { status: response.statusCode, text: await response.body.text() };
+      return await read(response);
     } catch (error) {
       if (signal?.aborted) throw new BackendError('CANCELLED', `Call to ${this.id} was aborted`, { cause: error });
       if (timeout.aborted) {
