@@ -3,6 +3,7 @@
  * with no gateway, queue or HTTP in between, so that the gateway's overhead can be read
  * off as the difference.
  */
+import { seededUnit } from '../src/util/mulberry32.js';
 import { createEmbeddedBackend } from '../src/backends/embedded/backend.js';
 
 const SUBJECTS = [
@@ -38,17 +39,6 @@ const QUESTIONS = [
   'How long does a refund usually take?', 'Who should I contact about a billing error?',
 ];
 
-/** Small, fast, seeded PRNG (mulberry32): the same `n` always yields the same texts. */
-function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function pick<T>(list: readonly T[], random: () => number): T {
   return list[Math.floor(random() * list.length)] as T;
@@ -65,7 +55,7 @@ function sentence(random: () => number): string {
  * or two sentences (queries, titles), some paragraphs, a few page-long documents.
  */
 export function benchTexts(n: number): string[] {
-  const random = seededRandom(0x5011011);
+  const random = seededUnit(0x5011011);
   const texts: string[] = [];
   for (let i = 0; i < n; i++) {
     const roll = random();

@@ -12,6 +12,7 @@
  * Run directly with `node --import tsx bench/float32Json.ts` to print a table.
  */
 import { pathToFileURL } from 'node:url';
+import { seededUnit } from '../src/util/mulberry32.js';
 import { float32ArrayToJson, formatFloat32 } from '../src/util/float32Json.js';
 
 const VECTORS = 10_000;
@@ -19,20 +20,9 @@ const DIMS = 768;
 /** Timed passes per method; the fastest is reported (the machine is shared and noisy). */
 const REPEATS = 3;
 
-/** Seeded PRNG (mulberry32): every run formats the same floats. */
-function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function makeVectors(): Float32Array[] {
-  const random = seededRandom(0xf1a7);
+  const random = seededUnit(0xf1a7);
   const vectors: Float32Array[] = [];
   for (let i = 0; i < VECTORS; i++) {
     const v = new Float32Array(DIMS);

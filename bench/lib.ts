@@ -22,20 +22,27 @@ export interface Proc {
 export async function startCli(args: string[], urlPattern: RegExp): Promise<Proc> {
   const child = spawn(process.execPath, [...CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
+  let startTimer: NodeJS.Timeout | undefined;
   const url = await new Promise<string>((resolve, reject) => {
     const onData = (chunk: Buffer): void => {
       output += chunk.toString();
       const match = urlPattern.exec(output);
-      if (match) resolve(match[1]!);
+      if (match) {
+        clearTimeout(startTimer);
+        resolve(match[1]!);
+      }
     };
     child.stdout!.on('data', onData);
     child.stderr!.on('data', onData);
-    child.once('exit', (code) => reject(new Error(`sollol ${args[0]} exited ${code}: ${output}`)));
-    setTimeout(() => {
+    child.once('exit', (code, signal) => reject(new Error(`sollol ${args[0]} exited ${code ?? signal}: ${output}`)));
+    startTimer = setTimeout(() => {
       // Never leave a half-started child behind.
       child.kill('SIGKILL');
       reject(new Error(`sollol ${args[0]} did not start: ${output}`));
     }, 60_000).unref();
+  });
+  child.once('exit', (code, signal) => {
+    if (code !== 0 && signal !== 'SIGTERM') process.stderr.write(`sollol ${args[0]} (pid ${child.pid}) ended early: ${code ?? signal}\n${output.slice(-2000)}\n`);
   });
   return { url, pid: child.pid!, peakRssMb: () => peakRss(child), stop: () => stopChild(child) };
 }
@@ -71,7 +78,8 @@ function peakRss(child: ChildProcess): number {
 }
 
 async function stopChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null) return;
+  // Already gone (exited, or killed by a signal): an 'exit' listener would never fire.
+  if (child.exitCode !== null || child.signalCode !== null) return;
   const exited = new Promise((resolve) => child.once('exit', resolve));
   child.kill('SIGTERM');
   const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);

@@ -1,18 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { float32ArrayToJson, formatFloat32 } from '../src/util/float32Json.js';
+import { mulberry32 } from '../src/util/mulberry32.js';
 
-/** Seeded PRNG (mulberry32) returning uint32s, so failures are reproducible. */
-function rng(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (t ^ (t >>> 14)) >>> 0;
-  };
-}
 
 const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);
@@ -182,7 +172,7 @@ test('powers of ten and two, digit-count boundaries, subnormals, ties (vs refere
 });
 
 test('shortest and closest vs reference on a large random sample', () => {
-  const next = rng(0x5eed);
+  const next = mulberry32(0x5eed);
   for (let i = 0; i < 150_000; i++) {
     const x = Math.abs(fromBits(next()));
     if (x === 0 || !Number.isFinite(x)) continue;
@@ -196,7 +186,7 @@ test('shortest and closest vs reference on a large random sample', () => {
 });
 
 test('round trip for 1.5 million random float32 bit patterns over all exponents', () => {
-  const next = rng(42);
+  const next = mulberry32(42);
   let checked = 0;
   for (let i = 0; i < 1_500_000; i++) {
     const bits = next();
@@ -216,7 +206,7 @@ test('round trip for 1.5 million random float32 bit patterns over all exponents'
 });
 
 test('float32ArrayToJson matches formatFloat32 and parses back to the same floats', () => {
-  const next = rng(7);
+  const next = mulberry32(7);
   const bitsOf = (v: Float32Array) => new Uint32Array(v.buffer, v.byteOffset, v.length);
   for (let round = 0; round < 200; round++) {
     const len = round === 0 ? 0 : 1 + (next() % 1100);

@@ -24,3 +24,14 @@ export function httpTarget(url: string, bearerToken?: string): HttpTarget {
   const basePath = parsed.pathname.replace(/\/+$/, '');
   return { origin: parsed.origin, basePath, displayUrl: `${parsed.origin}${basePath}`, headers };
 }
+
+/** Options every HTTP backend adapter takes. */
+export interface HttpBackendOptions {
+  readonly url: string;
+  /** Calls the pool may keep in flight here. @defaultValue 2 */
+  readonly maxConcurrency?: number;
+  /** Whole-call timeout. */
+  readonly timeoutMs: number;
+  /** Timeout of health checks. @defaultValue 3000 */
+  readonly probeTimeoutMs?: number;
+}

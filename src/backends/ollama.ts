@@ -10,7 +10,7 @@ import { Pool, type Dispatcher } from 'undici';
 import { countField, modelOptionsOf, type EmbedResultWithUsage } from './embedExtras.js';
 import { EmbedParseError, embedParser, OFFLOAD_MIN_BYTES } from './embedParser.js';
 import { BackendError, coerceBackendError } from './errors.js';
-import { httpTarget, type HttpTarget } from './httpTarget.js';
+import { httpTarget, type HttpBackendOptions, type HttpTarget } from './httpTarget.js';
 import type { BackendProbe, EmbeddingBackend, EmbedRequest, EmbedResult } from './types.js';
 
 /** One model as the node's `/api/tags` or `/api/ps` lists it (Ollama's JSON, kept as is). */
@@ -24,15 +24,7 @@ export interface ForwardedResponse {
   readonly body: Readable & { text(): Promise<string> };
 }
 
-export interface OllamaBackendOptions {
-  readonly url: string;
-  /** Calls the pool may keep in flight here. @defaultValue 2 */
-  readonly maxConcurrency?: number;
-  /** Whole-call timeout. */
-  readonly timeoutMs: number;
-  /** Timeout of health checks. @defaultValue 3000 */
-  readonly probeTimeoutMs?: number;
-}
+export type OllamaBackendOptions = HttpBackendOptions;
 
 interface HttpAnswer {
   readonly status: number;

@@ -12,20 +12,12 @@
 import { Pool } from 'undici';
 import { countField, type EmbedResultWithUsage } from './embedExtras.js';
 import { BackendError, coerceBackendError } from './errors.js';
-import { httpTarget, type HttpTarget } from './httpTarget.js';
+import { httpTarget, type HttpBackendOptions, type HttpTarget } from './httpTarget.js';
 import type { BackendProbe, EmbeddingBackend, EmbedRequest } from './types.js';
 
-export interface OpenAIBackendOptions {
-  /** Base URL, possibly with the API key as userinfo. */
-  readonly url: string;
-  /** Bearer token; wins over a key in the URL. */
+export interface OpenAIBackendOptions extends HttpBackendOptions {
+  /** Bearer token; wins over a key in the URL (`url` may carry the key as userinfo). */
   readonly apiKey?: string;
-  /** Calls the pool may keep in flight here. @defaultValue 2 */
-  readonly maxConcurrency?: number;
-  /** Whole-call timeout. */
-  readonly timeoutMs: number;
-  /** Timeout of health checks. @defaultValue 3000 */
-  readonly probeTimeoutMs?: number;
 }
 
 interface HttpAnswer {

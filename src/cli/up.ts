@@ -1,6 +1,7 @@
 /** `sollol up`: starts the gateway (DESIGN.md section 3). */
+import { describeBackends, stopOnSignals } from './lifecycle.js';
 import { Command, Option } from 'commander';
-import { ConfigError, DEFAULTS, displayUrl, resolveConfig, type Config, type RawOptions } from '../config.js';
+import { ConfigError, DEFAULTS, resolveConfig, type Config, type RawOptions } from '../config.js';
 import { accessNotice } from '../auth/notice.js';
 import { UnsupportedBackendError } from '../backends/factory.js';
 import { safeUrl } from '../execution/redisClient.js';
@@ -60,28 +61,12 @@ async function runUp(options: RawOptions): Promise<void> {
   const logger = createLogger(config.logLevel);
   for (const flag of config.ignoredFlags) logger.warn(`${flag} is accepted for compatibility and has no effect`);
   const gateway = await startGateway(config, logger).catch((error: unknown) => fail(startupMessage(error, config)));
-  const backends = config.backends.map((b) => (b.kind === 'embedded' ? 'embedded (model use-lite)' : displayUrl(b.url))).join(', ');
+  const backends = describeBackends(config);
   logger.info(`sollol ${VERSION} listening on ${gateway.url} | backends: ${backends} | workers: ${config.workers} | store: ${storeName(config)}`);
   const notice = accessNotice(config, gateway.url);
   logger[notice.level](notice.message);
   if (!config.batchProcessing) logger.warn('batch processing is disabled (--no-batch-processing): /api/batch/* answers 503');
-  let stopping = false;
-  const stop = (signal: string): void => {
-    if (stopping) return;
-    stopping = true;
-    logger.info(`${signal} received: finishing chunks in flight, then stopping`);
-    void gateway.stop().then(
-      () => process.exit(0),
-      (error: unknown) => {
-        logger.error({ err: error }, 'error while stopping');
-        process.exit(1);
-      },
-    );
-  };
-  // `on`, not `once`: a second signal while stopping must find this handler (which ignores it),
-  // not Node's default, which would kill the process before the drain finishes.
-  process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGTERM', () => stop('SIGTERM'));
+  stopOnSignals(gateway, logger);
 }
 
 function storeName(config: Config): string {

@@ -1,6 +1,7 @@
 /** `sollol worker`: takes chunks from the distributed mode's queue and embeds them on its own backends. */
+import { describeBackends, stopOnSignals } from './lifecycle.js';
 import { Command, Option } from 'commander';
-import { ConfigError, DEFAULTS, displayUrl, resolveConfig, type Config, type RawOptions } from '../config.js';
+import { ConfigError, DEFAULTS, resolveConfig, type Config, type RawOptions } from '../config.js';
 import { safeUrl } from '../execution/redisClient.js';
 import { createLogger } from '../logger.js';
 import { VERSION } from '../version.js';
@@ -42,22 +43,7 @@ async function runWorker(options: RawOptions): Promise<void> {
   const worker = await startWorker({ ...config, redisUrl }, logger).catch((error: unknown) =>
     fail(`could not start: ${error instanceof Error ? error.message : String(error)}`),
   );
-  const backends = config.backends.map((b) => (b.kind === 'embedded' ? 'embedded (model use-lite)' : displayUrl(b.url))).join(', ');
+  const backends = describeBackends(config);
   logger.info(`sollol ${VERSION} worker ${worker.instanceId} ready | redis: ${safeUrl(redisUrl)} (prefix ${config.redisPrefix}) | backends: ${backends} | workers: ${config.workers}`);
-  let stopping = false;
-  const stop = (signal: string): void => {
-    if (stopping) return;
-    stopping = true;
-    logger.info(`${signal} received: finishing chunks in flight, then stopping`);
-    void worker.stop().then(
-      () => process.exit(0),
-      (error: unknown) => {
-        logger.error({ err: error }, 'error while stopping');
-        process.exit(1);
-      },
-    );
-  };
-  // `on`, not `once`: a second signal while stopping must be ignored, not kill the drain.
-  process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGTERM', () => stop('SIGTERM'));
+  stopOnSignals(worker, logger);
 }
