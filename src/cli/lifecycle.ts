@@ -1,6 +1,7 @@
 /** What `sollol up` and `sollol worker` share: how backends are named in logs, and how a signal stops the process. */
 import type { Logger as PinoLogger } from 'pino';
-import { displayUrl, type Config } from '../config.js';
+import { ConfigError, displayUrl, resolveConfig, type Config, type RawOptions } from '../config.js';
+import { fail } from './fail.js';
 
 export function describeBackends(config: Config): string {
   return config.backends.map((b) => (b.kind === 'embedded' ? 'embedded (model use-lite)' : displayUrl(b.url))).join(', ');
@@ -27,4 +28,14 @@ export function stopOnSignals(stoppable: { stop(): Promise<void> }, logger: Pino
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
+}
+
+/** The resolved configuration, or one clear line on stderr and a non-zero exit. */
+export function configOrExit(options: RawOptions): Config {
+  try {
+    return resolveConfig(options, process.env);
+  } catch (error) {
+    if (error instanceof ConfigError) fail(error.message);
+    throw error;
+  }
 }

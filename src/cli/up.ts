@@ -1,7 +1,7 @@
 /** `sollol up`: starts the gateway (DESIGN.md section 3). */
-import { describeBackends, stopOnSignals } from './lifecycle.js';
+import { configOrExit, describeBackends, stopOnSignals } from './lifecycle.js';
 import { Command, Option } from 'commander';
-import { ConfigError, DEFAULTS, resolveConfig, type Config, type RawOptions } from '../config.js';
+import { DEFAULTS, type Config, type RawOptions } from '../config.js';
 import { accessNotice } from '../auth/notice.js';
 import { UnsupportedBackendError } from '../backends/factory.js';
 import { safeUrl } from '../execution/redisClient.js';
@@ -51,13 +51,7 @@ export function upCommand(): Command {
 }
 
 async function runUp(options: RawOptions): Promise<void> {
-  let config: Config;
-  try {
-    config = resolveConfig(options, process.env);
-  } catch (error) {
-    if (error instanceof ConfigError) fail(error.message);
-    throw error;
-  }
+  const config = configOrExit(options);
   const logger = createLogger(config.logLevel);
   for (const flag of config.ignoredFlags) logger.warn(`${flag} is accepted for compatibility and has no effect`);
   const gateway = await startGateway(config, logger).catch((error: unknown) => fail(startupMessage(error, config)));

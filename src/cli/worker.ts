@@ -1,7 +1,7 @@
 /** `sollol worker`: takes chunks from the distributed mode's queue and embeds them on its own backends. */
-import { describeBackends, stopOnSignals } from './lifecycle.js';
+import { configOrExit, describeBackends, stopOnSignals } from './lifecycle.js';
 import { Command, Option } from 'commander';
-import { ConfigError, DEFAULTS, resolveConfig, type Config, type RawOptions } from '../config.js';
+import { DEFAULTS, type RawOptions } from '../config.js';
 import { safeUrl } from '../execution/redisClient.js';
 import { createLogger } from '../logger.js';
 import { VERSION } from '../version.js';
@@ -29,13 +29,7 @@ export function workerCommand(): Command {
 }
 
 async function runWorker(options: RawOptions): Promise<void> {
-  let config: Config;
-  try {
-    config = resolveConfig(options, process.env);
-  } catch (error) {
-    if (error instanceof ConfigError) fail(error.message);
-    throw error;
-  }
+  const config = configOrExit(options);
   const redisUrl = config.redisUrl;
   if (redisUrl === undefined) fail('sollol worker needs --redis redis://host:6379 (or SOLLOL_REDIS_URL): the Redis its gateways use');
   if (config.workers === 0) fail('--workers 0: a worker that works no chunks has nothing to do');
