@@ -10,10 +10,9 @@ import { once } from 'node:events';
 import fs from 'node:fs';
 import net from 'node:net';
 import { after, test, type TestContext } from 'node:test';
-import { simVector } from '../src/sim/index.js';
 import type { SimNode } from '../src/sim/server.js';
 import type { SimOptions } from '../src/sim/options.js';
-import { MODEL, call, docs, startSim, startTestGateway, submit, tempDir, waitFor, waitForStatus } from './helpers.js';
+import { MODEL, assertAllVectors, call, docs, startSim, startTestGateway, submit, tempDir, waitFor, waitForStatus } from './helpers.js';
 import { deletePrefix, scanKeys, uniquePrefix } from './redisKeys.js';
 import { testClient, testRedis } from './redisServer.js';
 import { spawnGateway, spawnWorker, type GatewayProcess, type WorkerProcess } from './subprocess.js';
@@ -65,16 +64,6 @@ async function cluster(t: TestContext, sim: Partial<SimOptions>, gatewayFlags: s
 
 async function progress(url: string, jobId: string): Promise<{ status: string; progress: { completed_items: number; failed_items: number } }> {
   return (await call(`${url}/api/batch/jobs/${jobId}`)).body;
-}
-
-async function assertAllVectors(url: string, jobId: string, documents: string[]): Promise<void> {
-  const results = (await call(`${url}/api/batch/results/${jobId}`)).body;
-  assert.deepEqual(results.errors, []);
-  assert.equal(results.results.length, documents.length);
-  documents.forEach((text, i) => {
-    const got = (results.results[i].embedding as number[]).map(Math.fround);
-    assert.deepEqual(got, Array.from(simVector(MODEL, text, 768)), `vector ${i}`);
-  });
 }
 
 test('a job submitted to one gateway is read, listed and cancelled through the other; cancel stops work on every worker', { skip }, async (t) => {

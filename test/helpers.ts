@@ -2,6 +2,7 @@
  * Test harness: a real gateway on a loopback port with a real SQLite file in a temp
  * directory, in front of real simulated Ollama nodes. Everything is closed in `t.after`.
  */
+import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -9,7 +10,7 @@ import type { TestContext } from 'node:test';
 import { resolveConfig, type RawOptions } from '../src/config.js';
 import { startGateway, type Gateway } from '../src/gateway.js';
 import { silentLogger } from '../src/logger.js';
-import { startSimNode, type SimNode } from '../src/sim/index.js';
+import { simVector, startSimNode, type SimNode } from '../src/sim/index.js';
 import type { SimOptions } from '../src/sim/options.js';
 
 export const MODEL = 'nomic-embed-text';
@@ -112,4 +113,18 @@ export async function waitForStatus(base: string, jobId: string, statuses: strin
 
 export function docs(n: number, prefix = 'document'): string[] {
   return Array.from({ length: n }, (_, i) => `${prefix} ${i}: the quick brown fox jumps over the lazy dog`);
+}
+
+/**
+ * A finished job's results hold no error and, for every document, exactly the simulated
+ * node's vector for its text (compared as float32: results print the shortest float32 form).
+ */
+export async function assertAllVectors(base: string, jobId: string, documents: readonly string[], dims = 768): Promise<void> {
+  const results = (await call(`${base}/api/batch/results/${jobId}`)).body;
+  assert.deepEqual(results.errors, []);
+  assert.equal(results.results.length, documents.length);
+  documents.forEach((text, i) => {
+    const got = (results.results[i].embedding as number[]).map(Math.fround);
+    assert.deepEqual(got, Array.from(simVector(MODEL, text, dims)), `vector ${i}`);
+  });
 }
