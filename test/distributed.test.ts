@@ -54,7 +54,7 @@ async function cluster(t: TestContext, sim: Partial<SimOptions>, gatewayFlags: s
   // Gateways read the worker registry each second: wait until a submit would run at once.
   const registry = url === redisUrl ? client! : testClient(url);
   await waitFor(async () => {
-    const live = await registry.hlen(`${prefix}workers`);
+    const live = await registry.scard(`${prefix}workers`);
     return live >= workers.length ? true : undefined;
   }, 'the workers to register');
   if (registry !== client) registry.disconnect();

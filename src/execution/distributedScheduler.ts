@@ -62,6 +62,8 @@ export class DistributedScheduler implements JobScheduler {
   private unsubscribe: (() => void) | undefined;
   private readonly background = new Set<Promise<unknown>>();
   private stopping: Promise<void> | undefined;
+  /** The last failure to reach Redis from the watch loop; cleared by the next success. */
+  private redisFault: string | undefined;
 
   constructor(
     private readonly store: JobStore,
@@ -136,10 +138,22 @@ export class DistributedScheduler implements JobScheduler {
   private async watch(): Promise<void> {
     try {
       await this.refresh();
+      this.redisFault = undefined;
       await this.startPendingJobs();
     } catch (error) {
-      this.log.warn({ err: error instanceof Error ? error.message : error }, 'distributed scheduler: Redis unavailable, retrying');
+      const message = error instanceof Error ? error.message : String(error);
+      if (this.redisFault === undefined) this.log.warn({ err: message }, 'distributed scheduler: Redis unavailable, retrying');
+      this.redisFault = message;
     }
+  }
+
+  /** Degraded while Redis cannot be reached (the connection is down, or commands time out). */
+  degradedReasons(): string[] {
+    const status = this.connection?.status;
+    if (this.redisFault !== undefined || (status !== undefined && status !== 'ready')) {
+      return [`Redis unreachable: ${this.redisFault ?? `connection ${status ?? 'down'}`}`];
+    }
+    return [];
   }
 
   private async refresh(): Promise<void> {

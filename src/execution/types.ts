@@ -24,6 +24,8 @@ export interface JobScheduler {
   modelAvailability(model: string): ModelAvailability;
   load(): SchedulerLoad;
   start(): void | Promise<void>;
+  /** Why the scheduler is degraded now (e.g. Redis unreachable); empty or absent: healthy. */
+  degradedReasons?(): string[];
   /** Stops taking work, lets chunks in flight finish for a grace period, then aborts them. */
   stop(): Promise<void>;
 }

@@ -23,8 +23,10 @@ export async function systemRoutes(app: FastifyInstance, options: SystemRouteOpt
 
   app.get('/api/health', { schema: { tags: ['gateway'], summary: 'Liveness and version' } }, async () => {
     const nodes = pool.snapshot();
+    const degraded = scheduler.degradedReasons?.() ?? [];
     return {
-      status: 'ok',
+      status: degraded.length > 0 ? 'degraded' : 'ok',
+      ...(degraded.length > 0 ? { degraded } : {}),
       service: 'sollol',
       version: VERSION,
       instance_id: options.instanceId,
