@@ -136,6 +136,24 @@ export class ChunkQueue {
     return removed;
   }
 
+  /**
+   * Whether any chunk of the job is in the queue in any state (waiting, prioritized, delayed,
+   * active, or stalled and about to move back): BullMQ keeps a hash per job, `<bull prefix>:chunks:<chunk id>`,
+   * until the chunk finishes (then it is removed). False also when the job was never planned.
+   */
+  async hasChunks(jobId: string, totalItems: number): Promise<boolean> {
+    const chunkSize = Number(await this.connection.hget(this.keys.job(jobId), 'chunkSize'));
+    if (!(chunkSize > 0)) return false;
+    const chunks = Math.ceil(totalItems / chunkSize);
+    const base = `${this.queue.opts.prefix ?? ''}:${QUEUE_NAME}:`;
+    for (let k0 = 0; k0 < chunks; k0 += 500) {
+      const keys = Array.from({ length: Math.min(500, chunks - k0) }, (_, i) => base + chunkJobId(jobId, k0 + i));
+      const present = await Promise.all(keys.map((key) => this.connection.exists(key)));
+      if (present.some((n) => n > 0)) return true;
+    }
+    return false;
+  }
+
   /** Chunks waiting to be worked (waiting, prioritized, delayed for a retry). */
   async waitingChunks(): Promise<number> {
     const counts = await this.queue.getJobCounts('waiting', 'prioritized', 'delayed');
