@@ -17,6 +17,7 @@ import { RedisJobEvents } from './execution/redisJobEvents.js';
 import { Scheduler } from './execution/scheduler.js';
 import type { JobScheduler } from './execution/types.js';
 import { buildApp } from './http/app.js';
+import type { SharedRateLimit } from './http/rateLimit.js';
 import { JobManager, type ModelCatalog } from './jobs/manager.js';
 import type { Logger } from './logger.js';
 import { GatewayMetrics } from './metrics.js';
@@ -46,7 +47,7 @@ export async function startGateway(config: Config, logger: PinoLogger): Promise<
     onHealthChange: (url, healthy, error) =>
       healthy ? logger.info({ backend: url }, 'backend is healthy') : logger.warn({ backend: url, error }, 'backend is unavailable'),
   });
-  const { store, events, scheduler, catalog } = await openExecution(config, pool, metrics, logger).catch(async (error: unknown) => {
+  const { store, events, scheduler, catalog, sharedRateLimit } = await openExecution(config, pool, metrics, logger).catch(async (error: unknown) => {
     await pool.close();
     throw error;
   });
@@ -65,7 +66,7 @@ export async function startGateway(config: Config, logger: PinoLogger): Promise<
     await scheduler.start();
     await manager.start();
     metrics.watch({ pool, scheduler, manager });
-    app = await buildApp({ manager, pool, scheduler, logger, config, metrics });
+    app = await buildApp({ manager, pool, scheduler, logger, config, metrics, ...(sharedRateLimit ? { sharedRateLimit } : {}) });
     await app.listen({ host: config.host, port: config.port });
     await refuseSelf(pool);
   } catch (error) {
@@ -84,6 +85,8 @@ interface Execution {
   readonly events: JobEvents;
   readonly scheduler: JobScheduler;
   readonly catalog: ModelCatalog;
+  /** Distributed mode: where the rate limit is counted. */
+  readonly sharedRateLimit?: SharedRateLimit;
 }
 
 /** The store, job events and scheduler of the mode `config.redisUrl` selects. */
@@ -109,7 +112,7 @@ async function openExecution(config: Config, pool: BackendPool, metrics: Gateway
     throw error;
   }
   const scheduler = new DistributedScheduler(store, pool, events, { ...config, redisUrl: url, chunkObserver: metrics }, logger);
-  return { store, events, scheduler, catalog: scheduler };
+  return { store, events, scheduler, catalog: scheduler, sharedRateLimit: { redis: client, prefix: config.redisPrefix } };
 }
 
 /** The default port is Ollama's: refuse a backend that turns out to be this very gateway. */
