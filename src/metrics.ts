@@ -31,7 +31,8 @@ export interface ChunkObserver {
 export interface MetricsSources {
   readonly pool: { snapshot(): readonly NodeSnapshot[] };
   readonly scheduler: { load(): { chunksInFlight: number; queuedJobs: number; workers: number } };
-  readonly manager: {
+  /** The store's job totals; absent on a worker (it exports no store-wide series). */
+  readonly manager?: {
     counters(): Promise<{
       totalJobsCreated: number;
       totalJobsCompleted: number;
@@ -43,7 +44,7 @@ export interface MetricsSources {
   };
 }
 
-type StoreTotals = Awaited<ReturnType<MetricsSources['manager']['counters']>>;
+type StoreTotals = Awaited<ReturnType<NonNullable<MetricsSources['manager']>['counters']>>;
 
 const CIRCUIT_STATES: readonly CircuitState[] = ['closed', 'open', 'half_open'];
 /** Seconds: from a cached sub-millisecond answer to the default 120 s call timeout. */
@@ -65,15 +66,21 @@ export class GatewayMetrics implements PoolObserver, ChunkObserver {
 
   /** The store's counters, read once per scrape by whichever store-wide gauge collects first. */
   private scrape: Promise<StoreTotals | undefined> | undefined;
-  /** Store-wide series (their names are kept from when they were counters, for existing dashboards). */
-  readonly storeWideMetrics: readonly Gauge[] = [
-    this.storeGauge('sollol_jobs_submitted_total', 'Batch jobs admitted (store-wide: max() across gateways)', (c) => c.totalJobsCreated),
-    this.storeGauge('sollol_jobs_completed_total', 'Batch jobs that completed (store-wide)', (c) => c.totalJobsCompleted),
-    this.storeGauge('sollol_jobs_failed_total', 'Batch jobs that failed (store-wide)', (c) => c.totalJobsFailed),
-    this.storeGauge('sollol_jobs_cancelled_total', 'Batch jobs cancelled (store-wide)', (c) => c.totalJobsCancelled),
-    this.storeGauge('sollol_jobs_active', 'Batch jobs pending or running (store-wide)', (c) => c.activeJobs),
-    this.storeGauge('sollol_jobs_pending', 'Batch jobs waiting for a backend (store-wide)', (c) => c.pendingJobs),
-  ];
+  /** Store-wide series (their names are kept from when they were counters, for existing dashboards); none on a worker. */
+  readonly storeWideMetrics: readonly Gauge[];
+
+  /** `storeWide: false` (a `sollol worker`): no store-wide series, only this process's own. */
+  constructor(options: { readonly storeWide?: boolean } = {}) {
+    this.storeWideMetrics = options.storeWide === false ? [] : [
+      this.storeGauge('sollol_jobs_submitted_total', 'Batch jobs admitted (store-wide: max() across gateways)', (c) => c.totalJobsCreated),
+      this.storeGauge('sollol_jobs_completed_total', 'Batch jobs that completed (store-wide)', (c) => c.totalJobsCompleted),
+      this.storeGauge('sollol_jobs_failed_total', 'Batch jobs that failed (store-wide)', (c) => c.totalJobsFailed),
+      this.storeGauge('sollol_jobs_cancelled_total', 'Batch jobs cancelled (store-wide)', (c) => c.totalJobsCancelled),
+      this.storeGauge('sollol_jobs_active', 'Batch jobs pending or running (store-wide)', (c) => c.activeJobs),
+      this.storeGauge('sollol_jobs_pending', 'Batch jobs waiting for a backend (store-wide)', (c) => c.pendingJobs),
+    ];
+  }
+
   private readonly queuedJobs = this.gauge('sollol_scheduler_queued_jobs', 'Jobs in the scheduler queue (queue depth)');
   private readonly chunksInFlight = this.gauge('sollol_scheduler_chunks_in_flight', 'Chunks being embedded now');
   private readonly workers = this.gauge('sollol_scheduler_workers', 'Most chunks this process keeps in flight');
@@ -168,9 +175,9 @@ export class GatewayMetrics implements PoolObserver, ChunkObserver {
       help,
       registers: [this.registry],
       async collect() {
-        const sources = metrics.sources;
-        if (!sources) return;
-        metrics.scrape ??= sources.manager.counters();
+        const manager = metrics.sources?.manager;
+        if (!manager) return;
+        metrics.scrape ??= manager.counters();
         const totals = await metrics.scrape;
         if (totals) this.set(pick(totals));
       },

@@ -35,6 +35,8 @@ export interface ChunkWorkerOptions {
   /** Identifies this process in the worker registry and on the chunks it takes. */
   readonly instanceId: string;
   readonly chunkObserver?: ChunkObserver;
+  /** Whether this process also answers sync requests of front gateways (remoteEmbed.ts); published in the registry. */
+  readonly interactive?: boolean;
 }
 
 /** How long a chunk waits before another try when no node here serves its model. */
@@ -63,6 +65,7 @@ export class ChunkWorker {
   private unsubscribe: (() => void) | undefined;
   private stopping: Promise<void> | undefined;
   private lastError = '';
+  private redisFault: string | undefined;
 
   constructor(
     store: JobStore,
@@ -148,12 +151,29 @@ export class ChunkWorker {
   }
 
   private async beat(): Promise<void> {
-    await this.registry?.beat({
-      id: this.options.instanceId,
-      modelNames: this.pool.servedModels(),
-      healthy: this.pool.anyHealthy(),
-      concurrency: this.options.concurrency,
-    });
+    try {
+      await this.registry?.beat({
+        id: this.options.instanceId,
+        modelNames: this.pool.servedModels(),
+        healthy: this.pool.anyHealthy(),
+        concurrency: this.options.concurrency,
+        nodes: this.pool.snapshot(),
+        interactive: this.options.interactive === true,
+      });
+      this.redisFault = undefined;
+    } catch (error) {
+      this.redisFault = error instanceof Error ? error.message : String(error);
+      throw error;
+    }
+  }
+
+  /** Degraded while this worker cannot write its heartbeat (Redis unreachable). */
+  degradedReasons(): string[] {
+    const status = this.connection?.status;
+    if (this.redisFault !== undefined || (status !== undefined && status !== 'ready')) {
+      return [`Redis unreachable: ${this.redisFault ?? `connection ${status ?? 'down'}`}`];
+    }
+    return [];
   }
 
   private every(ms: number, task: () => Promise<void>): void {
