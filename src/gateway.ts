@@ -14,6 +14,8 @@ import { DistributedScheduler } from './execution/distributedScheduler.js';
 import { InProcessJobEvents, type JobEvents } from './execution/jobEvents.js';
 import { connectRedis, waitForRedis } from './execution/redisClient.js';
 import { RedisJobEvents } from './execution/redisJobEvents.js';
+import { WorkersBackend } from './execution/remoteEmbed.js';
+import type { EmbeddingBackend } from './backends/types.js';
 import { Scheduler } from './execution/scheduler.js';
 import type { JobScheduler } from './execution/types.js';
 import { buildApp } from './http/app.js';
@@ -37,7 +39,7 @@ export interface Gateway {
 }
 
 export async function startGateway(config: Config, logger: PinoLogger): Promise<Gateway> {
-  const backends = config.backends.map((spec) => createBackend(spec, config));
+  const backends = gatewayBackends(config, logger);
   const metrics = new GatewayMetrics();
   const pool = new BackendPool(backends, {
     observer: metrics,
@@ -113,6 +115,17 @@ async function openExecution(config: Config, pool: BackendPool, metrics: Gateway
   }
   const scheduler = new DistributedScheduler(store, pool, events, { ...config, redisUrl: url, chunkObserver: metrics }, logger);
   return { store, events, scheduler, catalog: scheduler, sharedRateLimit: { redis: client, prefix: config.redisPrefix } };
+}
+
+/**
+ * The gateway's own backends. A front gateway of the distributed mode (`--redis --workers 0`)
+ * works no chunks: it answers the sync API through the workers' nodes (remoteEmbed.ts) and
+ * never loads the embedded model; remote `--backend` nodes it is given are used beside them.
+ */
+function gatewayBackends(config: Config, logger: Logger): EmbeddingBackend[] {
+  if (config.redisUrl === undefined || config.workers > 0) return config.backends.map((spec) => createBackend(spec, config));
+  const own = config.backends.filter((spec) => spec.kind !== 'embedded').map((spec) => createBackend(spec, config));
+  return [...own, new WorkersBackend({ ...config, redisUrl: config.redisUrl }, logger)];
 }
 
 /** The default port is Ollama's: refuse a backend that turns out to be this very gateway. */

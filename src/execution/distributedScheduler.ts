@@ -26,7 +26,7 @@ import { finishIfDone } from './finishJob.js';
 import type { JobEvents } from './jobEvents.js';
 import { Reconciler } from './reconciler.js';
 import { closeRedis, connectRedis } from './redisClient.js';
-import type { JobScheduler, ModelAvailability, SchedulerLoad } from './types.js';
+import type { JobScheduler, ModelAvailability, RemoteWorkerView, SchedulerLoad } from './types.js';
 import { WorkerRegistry, type WorkerInfo } from './workerRegistry.js';
 
 export interface DistributedSchedulerOptions {
@@ -165,6 +165,17 @@ export class DistributedScheduler implements JobScheduler {
     const names = new Set<string>(this.worker ? this.pool.servedModels() : []);
     for (const w of this.liveWorkers) w.modelNames.forEach((m) => names.add(m));
     return [...names].sort();
+  }
+
+  remoteWorkers(): RemoteWorkerView[] {
+    return this.liveWorkers.map((w) => ({
+      id: w.id,
+      healthy: w.healthy,
+      concurrency: w.concurrency,
+      models: w.modelNames,
+      interactive: w.interactive === true,
+      nodes: w.nodes ?? [],
+    }));
   }
 
   load(): SchedulerLoad {

@@ -54,6 +54,7 @@ export async function systemRoutes(app: FastifyInstance, options: SystemRouteOpt
       cache: await manager.cacheStats(),
       scheduler: { workers: load.workers, chunks_in_flight: load.chunksInFlight, queued_jobs: load.queuedJobs },
       backends: pool.snapshot(),
+      ...(scheduler.remoteWorkers ? { workers: scheduler.remoteWorkers() } : {}),
       version: VERSION,
       uptime_seconds: Math.round((Date.now() - options.startedAt) / 1000),
     };
