@@ -21,6 +21,7 @@ import type { ChunkObserver } from '../metrics.js';
 import type { JobStore } from '../store/types.js';
 import { bullPrefix, QUEUE_NAME, type ChunkData } from './bullQueue.js';
 import { ChunkProcessor } from './chunkProcessor.js';
+import { FairClock } from './fairClock.js';
 import type { JobEvents } from './jobEvents.js';
 import { closeRedis, connectRedis } from './redisClient.js';
 import { HEARTBEAT_MS, WorkerRegistry } from './workerRegistry.js';
@@ -61,6 +62,7 @@ export class ChunkWorker {
   private connection: Redis | undefined;
   private worker: Worker<ChunkData> | undefined;
   private registry: WorkerRegistry | undefined;
+  private fair: FairClock | undefined;
   private readonly timers: NodeJS.Timeout[] = [];
   private unsubscribe: (() => void) | undefined;
   private stopping: Promise<void> | undefined;
@@ -86,6 +88,7 @@ export class ChunkWorker {
     const { options } = this;
     this.connection = connectRedis(options.redisUrl, 'worker', this.log, 'worker', options.redisPrefix);
     this.registry = new WorkerRegistry(this.connection, options.redisPrefix);
+    this.fair = new FairClock(this.connection, options.redisPrefix);
     await this.beat();
     this.unsubscribe = this.events.onCancel((jobId) => {
       const aborted = this.processor.abortJob(jobId);
@@ -111,6 +114,8 @@ export class ChunkWorker {
   }
 
   private async process(job: Job<ChunkData>, token: string | undefined): Promise<void> {
+    // The fair-share clock moves to the virtual start of the chunk taken (fairClock.ts).
+    if (job.data.virtual !== undefined) await this.fair?.advance(job.data.virtual).catch(() => undefined);
     const verdict = await this.processor.run(job.data);
     if (verdict.kind === 'done') return;
     const now = Date.now();
