@@ -80,7 +80,7 @@ export const DEFAULTS = {
   maxJobs: 1000,
   maxBatchDocuments: 10_000,
   dataDir: './sollol-data',
-  redisPrefix: 'sollol:',
+  redisPrefix: '{sollol}:',
   reconcileIntervalSeconds: 5,
   /** Short enough that a dead worker's chunks move on in seconds; long enough for a busy event loop to renew. */
   chunkLockSeconds: 8,

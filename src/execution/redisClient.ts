@@ -11,7 +11,7 @@
  * which BullMQ requires for blocking commands). What survives which outage:
  * docs/ARCHITECTURE.md and the README's distributed section.
  */
-import { Redis, type RedisOptions } from 'ioredis';
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from '../logger.js';
 
 const MAX_BACKOFF_MS = 2000;
@@ -44,7 +44,7 @@ export function redisOptions(kind: ConnectionKind): RedisOptions {
  */
 export function connectRedis(url: string, kind: ConnectionKind, log: Logger, role: string, prefix: string): Redis {
   const name = `sollol-${role}@${prefix}`;
-  const client = new Redis(url, { ...redisOptions(kind), connectionName: name });
+  const client = isClusterUrl(url) ? clusterClient(url, kind, name) : new Redis(url, { ...redisOptions(kind), connectionName: name });
   let down = false;
   client.on('error', (error: Error) => {
     if (down) return;
@@ -57,6 +57,38 @@ export function connectRedis(url: string, kind: ConnectionKind, log: Logger, rol
     log.info({ redis: name }, 'Redis connection restored');
   });
   return client;
+}
+
+/** `redis://host:port/?cluster=true`: a Redis Cluster, reached through any of its nodes. */
+export function isClusterUrl(url: string): boolean {
+  try {
+    const value = new URL(url).searchParams.get('cluster');
+    return value === 'true' || value === '1' || value === 'yes';
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * An ioredis Cluster client, typed as the single-node client: the store, BullMQ and the
+ * registry use only commands a Cluster routes by key (every key of a deployment shares the
+ * prefix's hash tag, keys.ts), so one type serves both.
+ */
+function clusterClient(url: string, kind: ConnectionKind, name: string): Redis {
+  const parsed = new URL(url);
+  const node = { host: parsed.hostname.replace(/^\[|\]$/g, ''), port: Number(parsed.port || 6379) };
+  const auth = {
+    ...(parsed.username ? { username: decodeURIComponent(parsed.username) } : {}),
+    ...(parsed.password ? { password: decodeURIComponent(parsed.password) } : {}),
+    ...(parsed.protocol === 'rediss:' ? { tls: {} } : {}),
+  };
+  const { retryStrategy, ...perNode } = redisOptions(kind);
+  const cluster = new Cluster([node], {
+    redisOptions: { ...perNode, ...auth, connectionName: name },
+    clusterRetryStrategy: retryStrategy as (times: number) => number,
+    enableReadyCheck: true,
+  });
+  return cluster as unknown as Redis;
 }
 
 /** Closes a connection: QUIT when it is up, otherwise drop it (QUIT would wait for a reconnect). */

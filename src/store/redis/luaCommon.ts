@@ -4,12 +4,13 @@
  * transitions, chunk results, purge, sweep) is one script: no other gateway or worker can
  * interleave, and a cancel racing a completion has exactly one winner.
  *
- * ARGV[1] is always the key prefix; the key names follow keys.ts. Document states are the
+ * KEYS[1] is always `<prefix>stats` (the key the call is routed by, luaScript.ts), and ARGV[1]
+ * the prefix itself; the key names follow keys.ts. Document states are the
  * bytes '0' pending, '1' done, '2' done+truncated, '3' failed, '4' failed by the job's failure.
  */
 export const LUA_COMMON = String.raw`
-local P = ARGV[1]
-local STATS = P .. 'stats'
+local STATS = KEYS[1]
+local P = string.sub(STATS, 1, #STATS - 5)
 local META = P .. 'idx:meta'
 local LRU = P .. 'cache:lru'
 local STATUSES = {'pending', 'running', 'completed', 'failed', 'cancelled'}

@@ -27,7 +27,7 @@ import { itemsFromReply, jobFromHash, memberOf } from './records.js';
 import { ADMIT, ADMIT_RETRY, PENDING_DOCUMENTS, RECORD_CHUNK, TRANSITION } from './scripts.js';
 
 export interface RedisStoreOptions {
-  /** Prefix of every key, so deployments can share one Redis. @defaultValue 'sollol:' */
+  /** Prefix of every key, so deployments can share one Redis. @defaultValue '{sollol}:' */
   readonly prefix?: string;
   /** The content cache, kept in Redis under the prefix; `maxBytes: 0` disables it. */
   readonly cache: CachePolicy;
