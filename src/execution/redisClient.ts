@@ -8,8 +8,8 @@
  * `SOLLOL_REDIS_COMMAND_TIMEOUT` seconds without an answer (a Redis stopped with SIGSTOP keeps
  * its sockets open), so an HTTP request gets a 503 STORE_UNAVAILABLE rather than hanging;
  * `worker` connections (BullMQ workers, pub/sub) wait forever (`maxRetriesPerRequest: null`,
- * which BullMQ requires for blocking commands). What survives which outage:
- * docs/ARCHITECTURE.md and the README's distributed section.
+ * which BullMQ requires for blocking commands). What survives which outage: the README's
+ * distributed section ("What survives what").
  */
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from '../logger.js';
