@@ -165,8 +165,10 @@ export class ChunkQueue {
     if (!(chunkSize > 0)) return false;
     const chunks = Math.ceil(totalItems / chunkSize);
     const base = `${this.queue.opts.prefix ?? ''}:${QUEUE_NAME}:`;
-    for (let k0 = 0; k0 < chunks; k0 += 500) {
-      const keys = Array.from({ length: Math.min(500, chunks - k0) }, (_, i) => base + chunkJobId(jobId, k0 + i));
+    // From the last chunk back: a running job's early chunks are the ones already finished (and removed).
+    for (let k1 = chunks; k1 > 0; k1 -= 500) {
+      const k0 = Math.max(0, k1 - 500);
+      const keys = Array.from({ length: k1 - k0 }, (_, i) => base + chunkJobId(jobId, k1 - 1 - i));
       const present = await Promise.all(keys.map((key) => this.connection.exists(key)));
       if (present.some((n) => n > 0)) return true;
     }
