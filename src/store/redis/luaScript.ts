@@ -3,14 +3,17 @@
  * to EVAL when Redis does not know it yet: first use, or after a restart flushed the script
  * cache). Every script gets the shared helpers of luaCommon.ts prepended.
  *
- * Each script declares one key, KEYS[1] = `<prefix>stats`, and ioredis (single node, Sentinel
- * or Cluster) routes the call by it. The other keys a script touches are named from that
- * key's prefix; the default prefix `{sollol}:` carries a hash tag, so in a Redis Cluster every
- * key of a deployment is in KEYS[1]'s slot (README, "Running on Redis": a Cluster prefix must
+ * Each script declares its keys: KEYS[1] = `<prefix>stats` (ioredis, single node, Sentinel or
+ * Cluster, routes the call by it), then every key of each job the call is about (the job ids
+ * at the argument positions given to the constructor, 7 keys each, keys.ts). What a script
+ * finds by itself (sweep and eviction victims, index and cache entries) is named from the
+ * prefix; the default prefix `{sollol}:` carries a hash tag, so in a Redis Cluster every key
+ * of a deployment is in KEYS[1]'s slot (README, "Running on Redis": a Cluster prefix must
  * contain a `{...}` hash tag).
  */
 import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
+import { JOB_KEY_SUFFIXES } from './keys.js';
 import { LUA_COMMON } from './luaCommon.js';
 
 export type ScriptArg = string | number | Buffer;
@@ -22,9 +25,11 @@ export class LuaScript {
   readonly sha: string;
   private readonly command: string;
 
+  /** `jobArgs`: positions in the arguments (0-based; 0 is the prefix) of the job ids whose keys the call declares. */
   constructor(
     readonly name: string,
     body: string,
+    private readonly jobArgs: readonly number[] = [],
   ) {
     this.source = `${LUA_COMMON}\n-- ${name}\n${body}`;
     this.sha = createHash('sha1').update(this.source).digest('hex');
@@ -33,7 +38,8 @@ export class LuaScript {
 
   private define(redis: Redis): Record<string, DefinedCommand> {
     const commands = redis as unknown as Record<string, DefinedCommand | undefined>;
-    if (commands[this.command] === undefined) redis.defineCommand(this.command, { numberOfKeys: 1, lua: this.source });
+    const numberOfKeys = 1 + this.jobArgs.length * JOB_KEY_SUFFIXES.length;
+    if (commands[this.command] === undefined) redis.defineCommand(this.command, { numberOfKeys, lua: this.source });
     return redis as unknown as Record<string, DefinedCommand>;
   }
 
@@ -42,15 +48,18 @@ export class LuaScript {
 
   /** Replies decoded as UTF-8 strings. `args[0]` is the key prefix. */
   run(redis: Redis, args: readonly ScriptArg[]): Promise<unknown> {
-    return this.define(redis)[this.command]!([routingKey(args), ...args]);
+    return this.define(redis)[this.command]!([...this.keys(args), ...args]);
   }
 
   /** Replies as Buffers: for raw vector bytes. */
   runBuffer(redis: Redis, args: readonly ScriptArg[]): Promise<unknown> {
-    return this.define(redis)[`${this.command}Buffer`]!([routingKey(args), ...args]);
+    return this.define(redis)[`${this.command}Buffer`]!([...this.keys(args), ...args]);
   }
-}
 
-function routingKey(args: readonly ScriptArg[]): string {
-  return `${String(args[0])}stats`;
+  private keys(args: readonly ScriptArg[]): string[] {
+    const prefix = String(args[0]);
+    const keys = [`${prefix}stats`];
+    for (const at of this.jobArgs) for (const suffix of JOB_KEY_SUFFIXES) keys.push(`${prefix}job:${String(args[at])}${suffix}`);
+    return keys;
+  }
 }
