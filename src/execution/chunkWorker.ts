@@ -115,7 +115,8 @@ export class ChunkWorker {
 
   private async process(job: Job<ChunkData>, token: string | undefined): Promise<void> {
     // The fair-share clock moves to the virtual start of the chunk taken (fairClock.ts).
-    if (job.data.virtual !== undefined) await this.fair?.advance(job.data.virtual).catch(() => undefined);
+    // Not awaited (off the chunk's path); a failed advance only delays the clock to the next chunk's.
+    if (job.data.virtual !== undefined) this.fair?.advance(job.data.virtual).catch((error: unknown) => this.onError(error instanceof Error ? error : new Error(String(error))));
     const verdict = await this.processor.run(job.data);
     if (verdict.kind === 'done') return;
     const now = Date.now();
