@@ -8,6 +8,11 @@
  *   nodes' summed capacity (target: 90 % or more);
  * - Redis memory of the finished job's keys (MEMORY USAGE), against its raw float32 bytes
  *   (target: at most 1.5x), the content cache counted separately.
+ * - 1, 2 and 4 workers, each with its own serial node (2 ms/document), behind 2 `--workers 0`
+ *   gateways (one job submitted to each): throughput against the nodes' summed capacity
+ *   (target >= 90 % at each size);
+ * - the sync /api/embed p99 through a `--workers 0` gateway while a 10,000-document job runs
+ *   (the interactive lane over Redis; target: within about one chunk's time, <= 2 chunk times).
  * Uses the Redis of SOLLOL_TEST_REDIS_URL or 127.0.0.1:6379, else starts redis-server; every
  * key is under a fresh prefix, deleted at the end.
  */
@@ -15,7 +20,7 @@ import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { Pool } from 'undici';
 import { testRedis } from '../test/redisServer.js';
-import { fmt, postJson, startGatewayProc, startSimProc, startWorkerProc, texts, waitForJob, type Proc, type Row } from './lib.js';
+import { fmt, getJson, percentile, postJson, startGatewayProc, startSimProc, startWorkerProc, texts, waitForJob, type Proc, type Row } from './lib.js';
 
 const DOCS = 10_000;
 const DIMS = 768;
@@ -137,7 +142,7 @@ export async function benchDistributed(): Promise<Row[]> {
         ['Redis memory, finished job (MB)', fmt(memory.job / 1e6, 1), `${memory.keys} keys, ${fmt(memRatio, 2)}x the raw ${fmt(raw / 1e6, 1)} MB; target <= 1.5x ${memRatio <= 1.5 ? 'MET' : 'MISSED'}`],
         ['Redis memory, content cache (MB)', fmt(memory.cache / 1e6, 1), `counted separately (${fmt(1000 + RUNS * DOCS)} vectors incl. warm-up)`],
       ];
-      return [...rows, ...(await serialNodes(server.url, prefix()))];
+      return [...rows, ...(await serialNodes(server.url, prefix())), ...(await scaling(server.url, prefix)), ...(await syncDuringJob(server.url, prefix()))];
     } finally {
       await sim.stop();
     }
@@ -167,6 +172,86 @@ async function serialNodes(redisUrl: string, prefix: string): Promise<Row[]> {
       ['share of the nodes\' summed capacity', `${fmt(ratio * 100, 1)} %`, `target >= 90 % ${ratio >= 0.9 ? 'MET' : 'MISSED'}`],
       ['the same nodes driven directly (docs/s)', fmt(direct), `${fmt((direct / capacity) * 100, 1)} % of nominal: what they deliver on this machine`],
       ['workers / direct', `${fmt((run.docsPerSecond / direct) * 100, 1)} %`, 'same chunks, 2 calls in flight per node'],
+    ];
+  } finally {
+    for (const node of nodes) await node.stop();
+  }
+}
+
+/** n workers with one serial node each, behind two front gateways; one job submitted to each gateway. */
+export async function scaling(redisUrl: string, prefix: () => string): Promise<Row[]> {
+  const rows: Row[] = [];
+  for (const n of [1, 2, 4]) {
+    const redisFlags = ['--redis', redisUrl, '--redis-prefix', prefix()];
+    const nodes: Proc[] = [];
+    try {
+      for (let i = 0; i < n; i++) nodes.push(await startSimProc(['--dims', String(DIMS), '--serial', '--delay-per-doc', String(SERIAL_MS_PER_DOC)]));
+      const starts = [
+        ...nodes.map((node) => () => startWorkerProc([...redisFlags, '--backend', node.url])),
+        () => startGatewayProc(['--chunk-size', String(CHUNK), '--workers', '0', ...redisFlags]),
+        () => startGatewayProc(['--chunk-size', String(CHUNK), '--workers', '0', ...redisFlags]),
+      ];
+      const docsPerSecond = await withProcs(starts, async (procs) => {
+        const [g1, g2] = [procs[n]!, procs[n + 1]!];
+        const warm = await postJson(`${g1.url}/api/batch/embed`, { model: MODEL, documents: texts(200 * n, `scale warm ${n}`) });
+        await waitForJob(g1.url, warm.job_id);
+        const half = 1500 * n;
+        const started = performance.now();
+        const jobs = await Promise.all([g1, g2].map((g, i) => postJson(`${g.url}/api/batch/embed`, { model: MODEL, documents: texts(half, `scale ${n} ${i}`) })));
+        const done = await Promise.all(jobs.map((job, i) => waitForJob([g1, g2][i]!.url, job.job_id, 10)));
+        const seconds = (performance.now() - started) / 1000;
+        const completed = done.reduce((sum: number, d: { progress: { completed_items: number } }) => sum + d.progress.completed_items, 0);
+        if (completed !== 2 * half) throw new Error(`scaling ${n}: completed ${completed} of ${2 * half}`);
+        return (2 * half) / seconds;
+      });
+      const capacity = (n * 1000) / SERIAL_MS_PER_DOC;
+      const ratio = docsPerSecond / capacity;
+      rows.push([`${n} worker(s) x 1 serial node, 2 gateways (docs/s)`, fmt(docsPerSecond), `${fmt(ratio * 100, 1)} % of ${fmt(capacity)} summed capacity; target >= 90 % ${ratio >= 0.9 ? 'MET' : 'MISSED'}`]);
+    } finally {
+      for (const node of nodes) await node.stop();
+    }
+  }
+  return rows;
+}
+
+/** Sync /api/embed latency through a `--workers 0` gateway while a 10,000-document job keeps the workers busy. */
+export async function syncDuringJob(redisUrl: string, prefix: string): Promise<Row[]> {
+  const redisFlags = ['--redis', redisUrl, '--redis-prefix', prefix];
+  const nodes: Proc[] = [];
+  try {
+    for (let i = 0; i < 2; i++) nodes.push(await startSimProc(['--dims', String(DIMS), '--serial', '--delay-per-doc', String(SERIAL_MS_PER_DOC)]));
+    const starts = [
+      ...nodes.map((node) => () => startWorkerProc([...redisFlags, '--backend', node.url])),
+      () => startGatewayProc(['--chunk-size', String(CHUNK), '--workers', '0', ...redisFlags]),
+    ];
+    const latencies = await withProcs(starts, async (procs) => {
+      const front = procs[2]!;
+      // The front gateway lists the workers' model once its probe has read the registry.
+      for (let i = 0; i < 200; i++) {
+        const tags = await (await fetch(`${front.url}/api/tags`)).json() as { models: unknown[] };
+        if (tags.models.length > 0) break;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      const job = await postJson(`${front.url}/api/batch/embed`, { model: MODEL, documents: texts(DOCS, 'sync-during-job') });
+      const samples: number[] = [];
+      for (let i = 0; i < 150; i++) {
+        if (i % 10 === 0 && i > 0 && (await getJson(`${front.url}/api/batch/jobs/${job.job_id}`)).status !== 'running') break;
+        const started = performance.now();
+        const response = await fetch(`${front.url}/api/embed`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: MODEL, input: `sync ${i}` }) });
+        if (response.status !== 200) throw new Error(`sync call answered ${response.status}`);
+        await response.arrayBuffer();
+        samples.push(performance.now() - started);
+      }
+      if (samples.length < 20) throw new Error(`only ${samples.length} sync calls ran during the job: nothing was measured under load`);
+      await fetch(`${front.url}/api/batch/jobs/${job.job_id}`, { method: 'DELETE' });
+      return samples;
+    });
+    const chunkMs = CHUNK * SERIAL_MS_PER_DOC;
+    const p50 = percentile(latencies, 50);
+    const p99 = percentile(latencies, 99);
+    return [
+      ['sync /api/embed via workers during a 10,000-doc job, p50 (ms)', fmt(p50, 1), `1 input per call, ${latencies.length} calls while the job ran; one chunk is ${chunkMs} ms of node time`],
+      ['sync /api/embed via workers during a 10,000-doc job, p99 (ms)', fmt(p99, 1), `target <= ${2 * chunkMs} ms (about one chunk's time) ${p99 <= 2 * chunkMs ? 'MET' : 'MISSED'}`],
     ];
   } finally {
     for (const node of nodes) await node.stop();

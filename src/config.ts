@@ -35,6 +35,8 @@ export interface Config {
    * a worker killed mid-chunk loses its chunks to the others within about this much time.
    */
   readonly chunkLockMs: number;
+  /** Distributed mode: how often a gateway looks for stranded running jobs (SOLLOL_RECONCILE_INTERVAL seconds). */
+  readonly reconcileIntervalMs: number;
   readonly autobatchIntervalMs: number;
   /** Documents per backend call. */
   readonly chunkSize: number;
@@ -78,7 +80,8 @@ export const DEFAULTS = {
   maxJobs: 1000,
   maxBatchDocuments: 10_000,
   dataDir: './sollol-data',
-  redisPrefix: 'sollol:',
+  redisPrefix: '{sollol}:',
+  reconcileIntervalSeconds: 5,
   /** Short enough that a dead worker's chunks move on in seconds; long enough for a busy event loop to renew. */
   chunkLockSeconds: 8,
   autobatchIntervalSeconds: 60,
@@ -170,6 +173,7 @@ export function resolveConfig(flags: RawOptions, env: Env = process.env): Config
     redisUrl: redisUrlOption(pick(flags.redis, 'SOLLOL_REDIS_URL')),
     redisPrefix: redisPrefixOption(pick(flags.redisPrefix, 'SOLLOL_REDIS_PREFIX') ?? DEFAULTS.redisPrefix),
     chunkLockMs: 1000 * numberOption('SOLLOL_CHUNK_LOCK', env.SOLLOL_CHUNK_LOCK, DEFAULTS.chunkLockSeconds, 0.5),
+    reconcileIntervalMs: 1000 * numberOption('SOLLOL_RECONCILE_INTERVAL', env.SOLLOL_RECONCILE_INTERVAL, DEFAULTS.reconcileIntervalSeconds, 0.05),
     autobatchIntervalMs: 1000 * numberOption('SOLLOL_AUTOBATCH_INTERVAL', env.SOLLOL_AUTOBATCH_INTERVAL, DEFAULTS.autobatchIntervalSeconds, 0.01),
     chunkSize: intOption('--chunk-size', pick(flags.chunkSize, 'SOLLOL_CHUNK_SIZE'), DEFAULTS.chunkSize, 1, 4096),
     bodyLimitBytes: Math.round(1024 * 1024 * numberOption('--body-limit-mb', pick(flags.bodyLimitMb, 'SOLLOL_BODY_LIMIT_MB'), DEFAULTS.bodyLimitMb, 0.001)),

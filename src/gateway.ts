@@ -14,9 +14,12 @@ import { DistributedScheduler } from './execution/distributedScheduler.js';
 import { InProcessJobEvents, type JobEvents } from './execution/jobEvents.js';
 import { connectRedis, waitForRedis } from './execution/redisClient.js';
 import { RedisJobEvents } from './execution/redisJobEvents.js';
+import { WorkersBackend } from './execution/remoteEmbed.js';
+import type { EmbeddingBackend } from './backends/types.js';
 import { Scheduler } from './execution/scheduler.js';
 import type { JobScheduler } from './execution/types.js';
 import { buildApp } from './http/app.js';
+import type { SharedRateLimit } from './http/rateLimit.js';
 import { JobManager, type ModelCatalog } from './jobs/manager.js';
 import type { Logger } from './logger.js';
 import { GatewayMetrics } from './metrics.js';
@@ -36,7 +39,7 @@ export interface Gateway {
 }
 
 export async function startGateway(config: Config, logger: PinoLogger): Promise<Gateway> {
-  const backends = config.backends.map((spec) => createBackend(spec, config));
+  const backends = gatewayBackends(config, logger);
   const metrics = new GatewayMetrics();
   const pool = new BackendPool(backends, {
     observer: metrics,
@@ -46,7 +49,7 @@ export async function startGateway(config: Config, logger: PinoLogger): Promise<
     onHealthChange: (url, healthy, error) =>
       healthy ? logger.info({ backend: url }, 'backend is healthy') : logger.warn({ backend: url, error }, 'backend is unavailable'),
   });
-  const { store, events, scheduler, catalog } = await openExecution(config, pool, metrics, logger).catch(async (error: unknown) => {
+  const { store, events, scheduler, catalog, sharedRateLimit } = await openExecution(config, pool, metrics, logger).catch(async (error: unknown) => {
     await pool.close();
     throw error;
   });
@@ -65,7 +68,7 @@ export async function startGateway(config: Config, logger: PinoLogger): Promise<
     await scheduler.start();
     await manager.start();
     metrics.watch({ pool, scheduler, manager });
-    app = await buildApp({ manager, pool, scheduler, logger, config, metrics });
+    app = await buildApp({ manager, pool, scheduler, logger, config, metrics, ...(sharedRateLimit ? { sharedRateLimit } : {}) });
     await app.listen({ host: config.host, port: config.port });
     await refuseSelf(pool);
   } catch (error) {
@@ -84,6 +87,8 @@ interface Execution {
   readonly events: JobEvents;
   readonly scheduler: JobScheduler;
   readonly catalog: ModelCatalog;
+  /** Distributed mode: where the rate limit is counted. */
+  readonly sharedRateLimit?: SharedRateLimit;
 }
 
 /** The store, job events and scheduler of the mode `config.redisUrl` selects. */
@@ -109,7 +114,18 @@ async function openExecution(config: Config, pool: BackendPool, metrics: Gateway
     throw error;
   }
   const scheduler = new DistributedScheduler(store, pool, events, { ...config, redisUrl: url, chunkObserver: metrics }, logger);
-  return { store, events, scheduler, catalog: scheduler };
+  return { store, events, scheduler, catalog: scheduler, sharedRateLimit: { redis: client, prefix: config.redisPrefix } };
+}
+
+/**
+ * The gateway's own backends. A front gateway of the distributed mode (`--redis --workers 0`)
+ * works no chunks: it answers the sync API through the workers' nodes (remoteEmbed.ts) and
+ * never loads the embedded model; remote `--backend` nodes it is given are used beside them.
+ */
+function gatewayBackends(config: Config, logger: Logger): EmbeddingBackend[] {
+  if (config.redisUrl === undefined || config.workers > 0) return config.backends.map((spec) => createBackend(spec, config));
+  const own = config.backends.filter((spec) => spec.kind !== 'embedded').map((spec) => createBackend(spec, config));
+  return [...own, new WorkersBackend({ ...config, redisUrl: config.redisUrl }, logger)];
 }
 
 /** The default port is Ollama's: refuse a backend that turns out to be this very gateway. */

@@ -3,10 +3,15 @@
  * in one process (the tests) never share counters. Three sources:
  * - events pushed as they happen: backend calls and circuit changes (the pool's observer),
  *   chunk outcomes (the scheduler's observer);
- * - state read at scrape time: job counters from the store (they survive restarts, so they
- *   are read, not counted here), scheduler load, each node's health, breaker and slots;
+ * - state read at scrape time: job totals from the store (they survive restarts, so they
+ *   are read, not counted here: gauges whose `collect` asks the store), scheduler load, each
+ *   node's health, breaker and slots;
  * - process metrics (CPU, memory, event loop, GC), registered once per process and shared:
  *   they describe the process, and prom-client's collectors for them cannot be stopped.
+ * Scope, for Prometheus: the `sollol_jobs_*` series are store-wide (every gateway on one Redis
+ * reports the same figures: aggregate them with max(), never sum()); every other series is
+ * this process's own (sum() over processes is the deployment's figure). The README's metrics
+ * section lists both.
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { BackendCallEvent, NodeSnapshot, PoolObserver } from './backends/pool.js';
@@ -26,7 +31,8 @@ export interface ChunkObserver {
 export interface MetricsSources {
   readonly pool: { snapshot(): readonly NodeSnapshot[] };
   readonly scheduler: { load(): { chunksInFlight: number; queuedJobs: number; workers: number } };
-  readonly manager: {
+  /** The store's job totals; absent on a worker (it exports no store-wide series). */
+  readonly manager?: {
     counters(): Promise<{
       totalJobsCreated: number;
       totalJobsCompleted: number;
@@ -37,6 +43,8 @@ export interface MetricsSources {
     }>;
   };
 }
+
+type StoreTotals = Awaited<ReturnType<NonNullable<MetricsSources['manager']>['counters']>>;
 
 const CIRCUIT_STATES: readonly CircuitState[] = ['closed', 'open', 'half_open'];
 /** Seconds: from a cached sub-millisecond answer to the default 120 s call timeout. */
@@ -56,14 +64,23 @@ export class GatewayMetrics implements PoolObserver, ChunkObserver {
   readonly registry = new Registry();
   private sources: MetricsSources | undefined;
 
-  private readonly jobs = {
-    submitted: this.counter('sollol_jobs_submitted_total', 'Batch jobs admitted'),
-    completed: this.counter('sollol_jobs_completed_total', 'Batch jobs that completed'),
-    failed: this.counter('sollol_jobs_failed_total', 'Batch jobs that failed'),
-    cancelled: this.counter('sollol_jobs_cancelled_total', 'Batch jobs cancelled'),
-  };
-  private readonly activeJobs = this.gauge('sollol_jobs_active', 'Batch jobs pending or running');
-  private readonly pendingJobs = this.gauge('sollol_jobs_pending', 'Batch jobs waiting for a backend');
+  /** The store's counters, read once per scrape by whichever store-wide gauge collects first. */
+  private scrape: Promise<StoreTotals | undefined> | undefined;
+  /** Store-wide series (their names are kept from when they were counters, for existing dashboards); none on a worker. */
+  readonly storeWideMetrics: readonly Gauge[];
+
+  /** `storeWide: false` (a `sollol worker`): no store-wide series, only this process's own. */
+  constructor(options: { readonly storeWide?: boolean } = {}) {
+    this.storeWideMetrics = options.storeWide === false ? [] : [
+      this.storeGauge('sollol_jobs_submitted_total', 'Batch jobs admitted (store-wide: max() across gateways)', (c) => c.totalJobsCreated),
+      this.storeGauge('sollol_jobs_completed_total', 'Batch jobs that completed (store-wide)', (c) => c.totalJobsCompleted),
+      this.storeGauge('sollol_jobs_failed_total', 'Batch jobs that failed (store-wide)', (c) => c.totalJobsFailed),
+      this.storeGauge('sollol_jobs_cancelled_total', 'Batch jobs cancelled (store-wide)', (c) => c.totalJobsCancelled),
+      this.storeGauge('sollol_jobs_active', 'Batch jobs pending or running (store-wide)', (c) => c.activeJobs),
+      this.storeGauge('sollol_jobs_pending', 'Batch jobs waiting for a backend (store-wide)', (c) => c.pendingJobs),
+    ];
+  }
+
   private readonly queuedJobs = this.gauge('sollol_scheduler_queued_jobs', 'Jobs in the scheduler queue (queue depth)');
   private readonly chunksInFlight = this.gauge('sollol_scheduler_chunks_in_flight', 'Chunks being embedded now');
   private readonly workers = this.gauge('sollol_scheduler_workers', 'Most chunks this process keeps in flight');
@@ -128,6 +145,7 @@ export class GatewayMetrics implements PoolObserver, ChunkObserver {
 
   /** The Prometheus text exposition of this gateway and the process. */
   async render(): Promise<{ contentType: string; body: string }> {
+    this.scrape = undefined;
     await this.refresh();
     const merged = Registry.merge([sharedProcessRegistry(), this.registry]);
     return { contentType: this.registry.contentType, body: await merged.metrics() };
@@ -135,13 +153,6 @@ export class GatewayMetrics implements PoolObserver, ChunkObserver {
 
   private async refresh(): Promise<void> {
     if (!this.sources) return;
-    const counters = await this.sources.manager.counters();
-    setCounter(this.jobs.submitted, counters.totalJobsCreated);
-    setCounter(this.jobs.completed, counters.totalJobsCompleted);
-    setCounter(this.jobs.failed, counters.totalJobsFailed);
-    setCounter(this.jobs.cancelled, counters.totalJobsCancelled);
-    this.activeJobs.set(counters.activeJobs);
-    this.pendingJobs.set(counters.pendingJobs);
     const load = this.sources.scheduler.load();
     this.queuedJobs.set(load.queuedJobs);
     this.chunksInFlight.set(load.chunksInFlight);
@@ -156,6 +167,23 @@ export class GatewayMetrics implements PoolObserver, ChunkObserver {
     }
   }
 
+  /** A gauge read from the store at scrape time (prom-client's `collect`); a store fault throws (the route answers 503). */
+  private storeGauge(name: string, help: string, pick: (totals: StoreTotals) => number): Gauge {
+    const metrics = this;
+    return new Gauge({
+      name,
+      help,
+      registers: [this.registry],
+      async collect() {
+        const manager = metrics.sources?.manager;
+        if (!manager) return;
+        metrics.scrape ??= manager.counters();
+        const totals = await metrics.scrape;
+        if (totals) this.set(pick(totals));
+      },
+    });
+  }
+
   private counter<L extends string>(name: string, help: string, labelNames: readonly L[] = []): Counter<L> {
     return new Counter({ name, help, labelNames, registers: [this.registry] });
   }
@@ -165,8 +193,3 @@ export class GatewayMetrics implements PoolObserver, ChunkObserver {
   }
 }
 
-/** A counter whose total lives elsewhere (the store): shown as read. */
-function setCounter(counter: Counter, value: number): void {
-  counter.reset();
-  counter.inc(value);
-}

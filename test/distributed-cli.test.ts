@@ -10,9 +10,9 @@ function runCli(args: string[], env: Record<string, string> = {}) {
   return spawnSync(process.execPath, [...CLI, ...args], { encoding: 'utf8', timeout: 20_000, env: { ...process.env, SOLLOL_REDIS_URL: '', ...env } });
 }
 
-test('--redis and --redis-prefix: flags win over SOLLOL_REDIS_URL / SOLLOL_REDIS_PREFIX, defaults embedded and sollol:', () => {
+test('--redis and --redis-prefix: flags win over SOLLOL_REDIS_URL / SOLLOL_REDIS_PREFIX, defaults embedded and {sollol}: (a Cluster hash tag)', () => {
   assert.equal(resolveConfig({}, {}).redisUrl, undefined);
-  assert.equal(resolveConfig({}, {}).redisPrefix, 'sollol:');
+  assert.equal(resolveConfig({}, {}).redisPrefix, '{sollol}:');
   const fromEnv = resolveConfig({}, { SOLLOL_REDIS_URL: 'redis://h:6379', SOLLOL_REDIS_PREFIX: 'team-a:' });
   assert.equal(fromEnv.redisUrl, 'redis://h:6379');
   assert.equal(fromEnv.redisPrefix, 'team-a:');

@@ -82,3 +82,76 @@ function freePort(): Promise<number> {
     });
   });
 }
+
+export interface RedisServerOptions {
+  /** Append-only file with fsync on every write, in `dir` (a restart keeps the data); off: a restart loses everything. */
+  readonly aof?: boolean;
+  /** Data directory (required with `aof`). */
+  readonly dir?: string;
+  /** Extra redis-server arguments, e.g. ['--cluster-enabled', 'yes']. */
+  readonly args?: readonly string[];
+  /** A fixed port (a restart keeps it); default a free one. */
+  readonly port?: number;
+}
+
+/**
+ * A redis-server the test owns, for outage tests: `stop` (SIGTERM, or SIGKILL with `hard`),
+ * `pause` (SIGSTOP: the sockets stay open, nothing answers), `resume` (SIGCONT), `start` again on
+ * the same port. Only the process this object started is ever signalled, by its PID.
+ */
+export class RedisServerProcess {
+  private child: ChildProcess | undefined;
+
+  private constructor(readonly port: number, private readonly options: RedisServerOptions) {}
+
+  static async start(options: RedisServerOptions = {}): Promise<RedisServerProcess> {
+    const server = new RedisServerProcess(options.port ?? (await freePort()), options);
+    await server.start();
+    return server;
+  }
+
+  get url(): string {
+    return `redis://127.0.0.1:${this.port}`;
+  }
+
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  async start(): Promise<void> {
+    if (this.child && this.child.exitCode === null && this.child.signalCode === null) return;
+    const { aof = false, dir, args = [] } = this.options;
+    const argv = ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', aof ? 'yes' : 'no'];
+    if (aof) argv.push('--appendfsync', 'always');
+    if (dir) argv.push('--dir', dir);
+    argv.push(...args);
+    const child = spawn(REDIS_SERVER, argv, { stdio: 'ignore' });
+    this.child = child;
+    const deadline = Date.now() + 10_000;
+    while (!(await answers(this.url))) {
+      if (child.exitCode !== null || Date.now() > deadline) {
+        child.kill('SIGKILL');
+        throw new Error(`${REDIS_SERVER} did not start on port ${this.port}`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+
+  /** Ends the server (SIGTERM, or SIGKILL: no last write) and waits for its exit. */
+  async stop(hard = false): Promise<void> {
+    const child = this.child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    child.kill('SIGCONT'); // a paused server cannot act on SIGTERM
+    child.kill(hard ? 'SIGKILL' : 'SIGTERM');
+    await exited;
+  }
+
+  pause(): void {
+    this.child?.kill('SIGSTOP');
+  }
+
+  resume(): void {
+    this.child?.kill('SIGCONT');
+  }
+}

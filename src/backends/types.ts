@@ -40,7 +40,7 @@ export interface BackendProbe {
   readonly sollolInstance?: string;
 }
 
-export type BackendKind = 'ollama' | 'openai' | 'embedded';
+export type BackendKind = 'ollama' | 'openai' | 'embedded' | 'workers';
 
 export interface EmbeddingBackend {
   /** Display name, safe to show: a URL without credentials, or `embedded`. */

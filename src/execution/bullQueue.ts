@@ -5,14 +5,16 @@
  * into BullMQ return values, and BullMQ entries are removed as soon as they finish.
  *
  * Fairness across sollol jobs: BullMQ groups are a Pro feature, so fairness is built from
- * priorities (lower runs first, FIFO within one priority). Chunk k of a job gets priority
- * `base + k`, where `base` is the priority at the head of the queue when the job is
- * enqueued ("start-time fair queuing": the head's priority is the virtual time). Each round
+ * priorities (lower runs first, FIFO within one priority). Chunk k of a job gets the virtual
+ * start `base + k`, where `base` is the fair-share clock (fairClock.ts, our own Redis key:
+ * the virtual start of the latest chunk a worker took) when the job is enqueued ("start-time
+ * fair queuing"), and the priority `virtual - epoch`, rebased before it could reach BullMQ's
+ * limit, so it never clamps into FIFO under a backlog that never drains. Each round
  * of priorities then holds one chunk of every job, so workers serve the jobs in turn: a
  * 20-document job submitted behind a 10,000-document one runs on the next free slot, and two
  * big jobs share the workers chunk by chunk. A retried or stalled chunk keeps its priority
  * and so goes before the rest of its job. Every chunk is enqueued at once, so no refill step
- * can be lost with a dying process; when the queue drains, virtual time restarts at 0.
+ * can be lost with a dying process.
  *
  * Chunk job ids are `<job id>-c<k>`, so a re-enqueue (resume) of a chunk still queued or in
  * progress is a no-op (BullMQ keeps the existing job), and a cancel can remove a job's
@@ -24,10 +26,9 @@
 import { Queue, type JobsOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { RedisKeys } from '../store/redis/keys.js';
+import { FairClock, priorityOf } from './fairClock.js';
 
 export const QUEUE_NAME = 'chunks';
-/** BullMQ's highest priority number. */
-const PRIORITY_LIMIT = 2 ** 21;
 /** BullMQ retries after an unexpected error (e.g. Redis unreachable), backoff 0.5 s doubling: about 8 minutes. */
 const INFRA_ATTEMPTS = 10;
 /** Events BullMQ keeps in its stream; nothing here reads them, so keep them few. */
@@ -51,6 +52,8 @@ export interface ChunkData {
   readonly pendingTimeoutMs: number;
   /** When a worker first found no backend for the model (set while the chunk bounces between workers). */
   readonly starvedSince?: number;
+  /** Its virtual start on the fair-share clock (fairClock.ts); absent on chunks of older versions. */
+  readonly virtual?: number;
 }
 
 /** BullMQ's key prefix under the deployment's prefix, so a SCAN of `<prefix>*` sees everything. */
@@ -80,22 +83,26 @@ const CHUNK_OPTIONS: JobsOptions = {
 /** The producer side: enqueues and removes chunks, counts what waits. */
 export class ChunkQueue {
   readonly queue: Queue<ChunkData>;
-  private readonly prioritizedKey: string;
+  readonly fair: FairClock;
   private readonly keys: RedisKeys;
 
-  constructor(private readonly connection: Redis, prefix: string) {
+  /** `rebaseAt`: priorities that make the fair clock rebase (tests lower it). */
+  constructor(private readonly connection: Redis, prefix: string, private readonly rebaseAt?: number) {
     this.keys = new RedisKeys(prefix);
     this.queue = new Queue<ChunkData>(QUEUE_NAME, { connection, prefix: bullPrefix(prefix), streams: { events: { maxLen: EVENTS_MAX_LEN } } });
-    this.prioritizedKey = `${bullPrefix(prefix)}:${QUEUE_NAME}:prioritized`;
+    this.fair = new FairClock(connection, prefix);
   }
 
   /** Enqueues every chunk of the job; chunks already queued or in progress are left as they are. */
   async enqueue(plan: ChunkPlan): Promise<number> {
     const chunkSize = Number(await this.connection.eval(PLAN_SCRIPT, 1, this.keys.job(plan.jobId), plan.chunkSize));
     if (!(chunkSize > 0)) return 0; // the job is gone (purged, evicted)
-    const base = await this.virtualTime();
+    const chunks = Math.ceil(plan.totalItems / chunkSize);
+    const fair = await this.fair.plan(chunks, this.rebaseAt);
+    if (fair.rebased) await this.rebase(fair.epoch);
     const jobs = [];
     for (let k = 0, start = 0; start < plan.totalItems; k++, start += chunkSize) {
+      const virtual = fair.base + k;
       const data: ChunkData = {
         jobId: plan.jobId,
         start,
@@ -103,23 +110,35 @@ export class ChunkQueue {
         attempt: 0,
         ttlMs: plan.ttlMs,
         pendingTimeoutMs: plan.pendingTimeoutMs,
+        virtual,
       };
-      const priority = Math.min(PRIORITY_LIMIT, base + k);
-      jobs.push({ name: 'chunk', data, opts: { ...CHUNK_OPTIONS, jobId: chunkJobId(plan.jobId, k), priority } });
+      jobs.push({ name: 'chunk', data, opts: { ...CHUNK_OPTIONS, jobId: chunkJobId(plan.jobId, k), priority: priorityOf(virtual, fair.epoch) } });
     }
     // addBulk is one MULTI; keep each one bounded for jobs cut into very many chunks.
     for (let i = 0; i < jobs.length; i += 1000) await this.queue.addBulk(jobs.slice(i, i + 1000));
+    // Another enqueue rebased meanwhile: put this job's chunks on the new epoch too.
+    const epoch = await this.fair.epoch();
+    if (epoch !== fair.epoch) await this.reprioritize(jobs.map((j) => j.opts.jobId), epoch);
     return jobs.length;
   }
 
-  /**
-   * The priority at the head of the queue (BullMQ scores a prioritized job
-   * `priority * 2^32 + counter`); 1 when nothing waits.
-   */
-  private async virtualTime(): Promise<number> {
-    const head = await this.connection.zrange(this.prioritizedKey, 0, 0, 'WITHSCORES');
-    const score = Number(head[1]);
-    return Number.isFinite(score) ? Math.max(1, Math.floor(score / 2 ** 32)) : 1;
+  /** Every waiting chunk gets its priority from its virtual start under the new epoch (order kept). */
+  private async rebase(epoch: number): Promise<void> {
+    const waiting = await this.queue.getJobs(['prioritized', 'delayed', 'waiting'], 0, -1);
+    await this.reprioritize(waiting.map((job) => job.id).filter((id): id is string => id !== undefined), epoch);
+  }
+
+  private async reprioritize(ids: readonly string[], epoch: number): Promise<void> {
+    for (let i = 0; i < ids.length; i += 200) {
+      await Promise.all(
+        ids.slice(i, i + 200).map(async (id) => {
+          const job = await this.queue.getJob(id);
+          if (!job || job.data.virtual === undefined) return;
+          // A chunk taken by a worker meanwhile refuses the change; it no longer needs one.
+          await job.changePriority({ priority: priorityOf(job.data.virtual, epoch) }).catch(() => undefined);
+        }),
+      );
+    }
   }
 
   /** Removes a job's chunks still waiting (a chunk in progress is locked and stays: its worker skips it). */
@@ -134,6 +153,26 @@ export class ChunkQueue {
       removed += results.reduce<number>((sum, r) => sum + r, 0);
     }
     return removed;
+  }
+
+  /**
+   * Whether any chunk of the job is in the queue in any state (waiting, prioritized, delayed,
+   * active, or stalled and about to move back): BullMQ keeps a hash per job, `<bull prefix>:chunks:<chunk id>`,
+   * until the chunk finishes (then it is removed). False also when the job was never planned.
+   */
+  async hasChunks(jobId: string, totalItems: number): Promise<boolean> {
+    const chunkSize = Number(await this.connection.hget(this.keys.job(jobId), 'chunkSize'));
+    if (!(chunkSize > 0)) return false;
+    const chunks = Math.ceil(totalItems / chunkSize);
+    const base = `${this.queue.opts.prefix ?? ''}:${QUEUE_NAME}:`;
+    // From the last chunk back: a running job's early chunks are the ones already finished (and removed).
+    for (let k1 = chunks; k1 > 0; k1 -= 500) {
+      const k0 = Math.max(0, k1 - 500);
+      const keys = Array.from({ length: k1 - k0 }, (_, i) => base + chunkJobId(jobId, k1 - 1 - i));
+      const present = await Promise.all(keys.map((key) => this.connection.exists(key)));
+      if (present.some((n) => n > 0)) return true;
+    }
+    return false;
   }
 
   /** Chunks waiting to be worked (waiting, prioritized, delayed for a retry). */

@@ -21,6 +21,7 @@ import type { ChunkObserver } from '../metrics.js';
 import type { JobStore } from '../store/types.js';
 import { bullPrefix, QUEUE_NAME, type ChunkData } from './bullQueue.js';
 import { ChunkProcessor } from './chunkProcessor.js';
+import { FairClock } from './fairClock.js';
 import type { JobEvents } from './jobEvents.js';
 import { closeRedis, connectRedis } from './redisClient.js';
 import { HEARTBEAT_MS, WorkerRegistry } from './workerRegistry.js';
@@ -35,6 +36,8 @@ export interface ChunkWorkerOptions {
   /** Identifies this process in the worker registry and on the chunks it takes. */
   readonly instanceId: string;
   readonly chunkObserver?: ChunkObserver;
+  /** Whether this process also answers sync requests of front gateways (remoteEmbed.ts); published in the registry. */
+  readonly interactive?: boolean;
 }
 
 /** How long a chunk waits before another try when no node here serves its model. */
@@ -59,10 +62,12 @@ export class ChunkWorker {
   private connection: Redis | undefined;
   private worker: Worker<ChunkData> | undefined;
   private registry: WorkerRegistry | undefined;
+  private fair: FairClock | undefined;
   private readonly timers: NodeJS.Timeout[] = [];
   private unsubscribe: (() => void) | undefined;
   private stopping: Promise<void> | undefined;
   private lastError = '';
+  private redisFault: string | undefined;
 
   constructor(
     store: JobStore,
@@ -83,6 +88,7 @@ export class ChunkWorker {
     const { options } = this;
     this.connection = connectRedis(options.redisUrl, 'worker', this.log, 'worker', options.redisPrefix);
     this.registry = new WorkerRegistry(this.connection, options.redisPrefix);
+    this.fair = new FairClock(this.connection, options.redisPrefix);
     await this.beat();
     this.unsubscribe = this.events.onCancel((jobId) => {
       const aborted = this.processor.abortJob(jobId);
@@ -108,6 +114,9 @@ export class ChunkWorker {
   }
 
   private async process(job: Job<ChunkData>, token: string | undefined): Promise<void> {
+    // The fair-share clock moves to the virtual start of the chunk taken (fairClock.ts).
+    // Not awaited (off the chunk's path); a failed advance only delays the clock to the next chunk's.
+    if (job.data.virtual !== undefined) this.fair?.advance(job.data.virtual).catch((error: unknown) => this.onError(error instanceof Error ? error : new Error(String(error))));
     const verdict = await this.processor.run(job.data);
     if (verdict.kind === 'done') return;
     const now = Date.now();
@@ -148,12 +157,29 @@ export class ChunkWorker {
   }
 
   private async beat(): Promise<void> {
-    await this.registry?.beat({
-      id: this.options.instanceId,
-      modelNames: this.pool.servedModels(),
-      healthy: this.pool.anyHealthy(),
-      concurrency: this.options.concurrency,
-    });
+    try {
+      await this.registry?.beat({
+        id: this.options.instanceId,
+        modelNames: this.pool.servedModels(),
+        healthy: this.pool.anyHealthy(),
+        concurrency: this.options.concurrency,
+        nodes: this.pool.snapshot(),
+        interactive: this.options.interactive === true,
+      });
+      this.redisFault = undefined;
+    } catch (error) {
+      this.redisFault = error instanceof Error ? error.message : String(error);
+      throw error;
+    }
+  }
+
+  /** Degraded while this worker cannot write its heartbeat (Redis unreachable). */
+  degradedReasons(): string[] {
+    const status = this.connection?.status;
+    if (this.redisFault !== undefined || (status !== undefined && status !== 'ready')) {
+      return [`Redis unreachable: ${this.redisFault ?? `connection ${status ?? 'down'}`}`];
+    }
+    return [];
   }
 
   private every(ms: number, task: () => Promise<void>): void {

@@ -24,8 +24,9 @@ import { ChunkQueue } from './bullQueue.js';
 import { ChunkWorker } from './chunkWorker.js';
 import { finishIfDone } from './finishJob.js';
 import type { JobEvents } from './jobEvents.js';
+import { Reconciler } from './reconciler.js';
 import { closeRedis, connectRedis } from './redisClient.js';
-import type { JobScheduler, ModelAvailability, SchedulerLoad } from './types.js';
+import type { JobScheduler, ModelAvailability, RemoteWorkerView, SchedulerLoad } from './types.js';
 import { WorkerRegistry, type WorkerInfo } from './workerRegistry.js';
 
 export interface DistributedSchedulerOptions {
@@ -42,7 +43,16 @@ export interface DistributedSchedulerOptions {
   /** How long `stop()` lets chunks in progress finish. @defaultValue 5000 */
   readonly stopGraceMs?: number;
   readonly chunkObserver?: ChunkObserver;
+  /** How often the reconciler looks for stranded running jobs (reconciler.ts). @defaultValue 5000 */
+  readonly reconcileIntervalMs?: number;
 }
+
+/**
+ * Test-only hook (documented in the README's distributed section): with
+ * `SOLLOL_TEST_CRASH_AFTER_ADMIT=1` the gateway kills itself with SIGKILL right after a job
+ * was admitted and before its chunks are enqueued, the window the reconciler covers.
+ */
+const CRASH_AFTER_ADMIT = process.env.SOLLOL_TEST_CRASH_AFTER_ADMIT === '1';
 
 const WATCH_INTERVAL_MS = 1000;
 const PENDING_PAGE = 1000;
@@ -59,9 +69,14 @@ export class DistributedScheduler implements JobScheduler {
   private waitingChunks = 0;
   private watchTimer: NodeJS.Timeout | undefined;
   private watching: Promise<void> | undefined;
+  private reconciler: Reconciler | undefined;
+  private reconcileTimer: NodeJS.Timeout | undefined;
+  private reconciling: Promise<void> | undefined;
   private unsubscribe: (() => void) | undefined;
   private readonly background = new Set<Promise<unknown>>();
   private stopping: Promise<void> | undefined;
+  /** The last failure to reach Redis from the watch loop; cleared by the next success. */
+  private redisFault: string | undefined;
 
   constructor(
     private readonly store: JobStore,
@@ -86,6 +101,28 @@ export class DistributedScheduler implements JobScheduler {
       this.watching ??= this.watch().finally(() => (this.watching = undefined));
     }, WATCH_INTERVAL_MS);
     this.watchTimer.unref();
+    const intervalMs = this.options.reconcileIntervalMs ?? 5000;
+    this.reconciler = new Reconciler(
+      this.connection,
+      this.store,
+      this.queue,
+      (model) => this.modelAvailability(model),
+      (job) => this.enqueue(job),
+      { ...this.options, intervalMs },
+      this.log,
+    );
+    this.reconcileTimer = setInterval(() => {
+      this.reconciling ??= this.reconcile().finally(() => (this.reconciling = undefined));
+    }, intervalMs);
+    this.reconcileTimer.unref();
+  }
+
+  private async reconcile(): Promise<void> {
+    try {
+      await this.reconciler?.reconcile();
+    } catch (error) {
+      this.log.warn({ err: error instanceof Error ? error.message : error }, 'reconciler: pass failed; retrying at the next interval');
+    }
   }
 
   add(job: JobRecord): void {
@@ -95,6 +132,7 @@ export class DistributedScheduler implements JobScheduler {
       this.track(finishIfDone(this.store, job.id, this.options.jobTtlMs, this.log));
       return;
     }
+    if (CRASH_AFTER_ADMIT) process.kill(process.pid, 'SIGKILL');
     this.track(this.enqueue(job));
   }
 
@@ -129,6 +167,17 @@ export class DistributedScheduler implements JobScheduler {
     return [...names].sort();
   }
 
+  remoteWorkers(): RemoteWorkerView[] {
+    return this.liveWorkers.map((w) => ({
+      id: w.id,
+      healthy: w.healthy,
+      concurrency: w.concurrency,
+      models: w.modelNames,
+      interactive: w.interactive === true,
+      nodes: w.nodes ?? [],
+    }));
+  }
+
   load(): SchedulerLoad {
     return { chunksInFlight: this.worker?.inFlight ?? 0, queuedJobs: this.waitingChunks, workers: this.options.workers };
   }
@@ -136,10 +185,22 @@ export class DistributedScheduler implements JobScheduler {
   private async watch(): Promise<void> {
     try {
       await this.refresh();
+      this.redisFault = undefined;
       await this.startPendingJobs();
     } catch (error) {
-      this.log.warn({ err: error instanceof Error ? error.message : error }, 'distributed scheduler: Redis unavailable, retrying');
+      const message = error instanceof Error ? error.message : String(error);
+      if (this.redisFault === undefined) this.log.warn({ err: message }, 'distributed scheduler: Redis unavailable, retrying');
+      this.redisFault = message;
     }
+  }
+
+  /** Degraded while Redis cannot be reached (the connection is down, or commands time out). */
+  degradedReasons(): string[] {
+    const status = this.connection?.status;
+    if (this.redisFault !== undefined || (status !== undefined && status !== 'ready')) {
+      return [`Redis unreachable: ${this.redisFault ?? `connection ${status ?? 'down'}`}`];
+    }
+    return [];
   }
 
   private async refresh(): Promise<void> {
@@ -189,12 +250,13 @@ export class DistributedScheduler implements JobScheduler {
 
   private async close(): Promise<void> {
     if (this.watchTimer) clearInterval(this.watchTimer);
+    if (this.reconcileTimer) clearInterval(this.reconcileTimer);
     this.unsubscribe?.();
     await this.worker?.stop(this.options.stopGraceMs ?? 5000);
     // Bounded: during a Redis outage a background write may wait for a reconnect that never comes.
     let timer: NodeJS.Timeout | undefined;
     const grace = new Promise<void>((resolve) => (timer = setTimeout(resolve, this.options.stopGraceMs ?? 5000)));
-    await Promise.race([Promise.allSettled([this.watching, ...this.background]), grace]);
+    await Promise.race([Promise.allSettled([this.watching, this.reconciling, ...this.background]), grace]);
     clearTimeout(timer);
     await this.queue?.close();
     if (this.connection) await closeRedis(this.connection);

@@ -4,10 +4,21 @@
  * (chunks on a BullMQ queue in Redis, worked by any number of processes). The gateway's
  * factory picks one by `config.redisUrl`; nothing above this port knows which.
  */
+import type { NodeSnapshot } from '../backends/nodeSnapshot.js';
 import type { JobRecord } from '../jobs/model.js';
 
 /** Whether a job for a model can run now, must wait for a backend, or names an unknown model. */
 export type ModelAvailability = 'served' | 'no-backend' | 'unknown-model';
+
+/** A live worker as /api/stats shows it (from the worker registry). */
+export interface RemoteWorkerView {
+  readonly id: string;
+  readonly healthy: boolean;
+  readonly concurrency: number;
+  readonly models: readonly string[];
+  readonly interactive: boolean;
+  readonly nodes: readonly NodeSnapshot[];
+}
 
 export interface SchedulerLoad {
   /** Chunks this process is embedding now. */
@@ -24,6 +35,10 @@ export interface JobScheduler {
   modelAvailability(model: string): ModelAvailability;
   load(): SchedulerLoad;
   start(): void | Promise<void>;
+  /** Distributed mode: the live workers and their nodes, for /api/stats. */
+  remoteWorkers?(): RemoteWorkerView[];
+  /** Why the scheduler is degraded now (e.g. Redis unreachable); empty or absent: healthy. */
+  degradedReasons?(): string[];
   /** Stops taking work, lets chunks in flight finish for a grace period, then aborts them. */
   stop(): Promise<void>;
 }

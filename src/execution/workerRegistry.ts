@@ -1,16 +1,22 @@
 /**
- * Which processes work chunks, and for which models: every chunk worker (a `sollol worker`,
- * or a gateway with `--workers` > 0) writes a heartbeat into one hash, `<prefix>workers`,
- * every second. Gateways read it to decide whether a submitted job can run now (`running`),
- * must wait for a backend (`pending`), or names a model nobody serves (400), exactly as the
- * embedded gateway decides from its own pool. A worker that stops removes its entry; one
- * that dies is ignored once its heartbeat is older than `STALE_MS`, and pruned.
+ * Which processes work chunks, and for which models. Every chunk worker (a `sollol worker`,
+ * or a gateway with `--workers` > 0) writes its entry every second as its own key,
+ * `<prefix>worker:<id>`, with an expiry of `STALE_MS`, and names itself in the set
+ * `<prefix>workers`. Liveness is Redis's key expiry, never a comparison of the worker's clock
+ * with the reader's: a worker that dies (or is paused) is gone once its key expires, and the
+ * readers prune its name from the set. A worker that stops removes both at once.
+ *
+ * Gateways read the registry to decide whether a submitted job can run now (`running`), must
+ * wait for a backend (`pending`), or names a model nobody serves (400), and a front gateway
+ * (`--workers 0`) reads the workers' nodes from it for /api/tags, /v1/models and /api/stats.
  */
 import type { Redis } from 'ioredis';
 import { canonicalModel } from '../backends/modelNames.js';
+import type { NodeSnapshot } from '../backends/nodeSnapshot.js';
 
 export const HEARTBEAT_MS = 1000;
-const STALE_MS = 5000;
+/** A worker's entry expires this long after its last heartbeat. */
+export const STALE_MS = 5000;
 
 export interface WorkerInfo {
   readonly id: string;
@@ -21,36 +27,50 @@ export interface WorkerInfo {
   /** Whether any of its nodes is reachable. */
   readonly healthy: boolean;
   readonly concurrency: number;
+  /** The worker's own clock at its heartbeat: shown, never compared. */
   readonly at: number;
+  /** Its nodes as its /api/stats would show them (absent from older workers). */
+  readonly nodes?: readonly NodeSnapshot[];
+  /** Whether it answers sync embed requests (the interactive lane, remoteEmbed.ts). */
+  readonly interactive?: boolean;
 }
 
 export class WorkerRegistry {
-  private readonly key: string;
+  private readonly setKey: string;
+  private readonly prefix: string;
 
   constructor(private readonly redis: Redis, prefix: string) {
-    this.key = `${prefix}workers`;
+    this.prefix = prefix;
+    this.setKey = `${prefix}workers`;
+  }
+
+  private entryKey(id: string): string {
+    return `${this.prefix}worker:${id}`;
   }
 
   async beat(info: Omit<WorkerInfo, 'at' | 'models'>): Promise<void> {
     const entry: WorkerInfo = { ...info, models: info.modelNames.map(canonicalModel), at: Date.now() };
-    await this.redis.hset(this.key, info.id, JSON.stringify(entry));
+    await this.redis.set(this.entryKey(info.id), JSON.stringify(entry), 'PX', STALE_MS);
+    await this.redis.sadd(this.setKey, info.id);
   }
 
   async remove(id: string): Promise<void> {
-    await this.redis.hdel(this.key, id);
+    await this.redis.del(this.entryKey(id));
+    await this.redis.srem(this.setKey, id);
   }
 
-  /** Workers with a recent heartbeat; stale entries are pruned on the way. */
-  async live(now = Date.now()): Promise<WorkerInfo[]> {
-    const entries = await this.redis.hgetall(this.key);
+  /** Workers whose entry has not expired; names of expired ones are pruned from the set on the way. */
+  async live(): Promise<WorkerInfo[]> {
+    const ids = await this.redis.smembers(this.setKey);
+    const entries = await Promise.all(ids.map((id) => this.redis.get(this.entryKey(id))));
     const live: WorkerInfo[] = [];
-    const stale: string[] = [];
-    for (const [id, json] of Object.entries(entries)) {
-      const info = parse(json);
-      if (info && now - info.at < STALE_MS) live.push(info);
-      else if (!info || now - info.at > 10 * STALE_MS) stale.push(id);
-    }
-    if (stale.length > 0) await this.redis.hdel(this.key, ...stale);
+    const gone: string[] = [];
+    ids.forEach((id, i) => {
+      const info = entries[i] ? parse(entries[i]!) : undefined;
+      if (info) live.push(info);
+      else gone.push(id);
+    });
+    if (gone.length > 0) await this.redis.srem(this.setKey, ...gone);
     return live;
   }
 }
@@ -58,7 +78,7 @@ export class WorkerRegistry {
 function parse(json: string): WorkerInfo | undefined {
   try {
     const value = JSON.parse(json) as WorkerInfo;
-    return typeof value.at === 'number' && Array.isArray(value.models) ? value : undefined;
+    return typeof value.id === 'string' && Array.isArray(value.models) ? value : undefined;
   } catch {
     return undefined;
   }

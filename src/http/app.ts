@@ -18,7 +18,7 @@ import { installAuth } from './auth.js';
 import { frameworkErrorHandler } from './compatErrors.js';
 import { clientErrorHandler, sendError, toApiError } from './errorHandler.js';
 import { installDocumentLimit } from './limits.js';
-import { installRateLimit } from './rateLimit.js';
+import { installRateLimit, type SharedRateLimit } from './rateLimit.js';
 import { batchRoutes } from './routes/batch.js';
 import { metricsRoutes } from './routes/metrics.js';
 import { ollamaRoutes } from './routes/ollama.js';
@@ -34,6 +34,8 @@ export interface AppDependencies {
   readonly logger: PinoLogger;
   /** Serves GET /metrics when given. */
   readonly metrics?: GatewayMetrics;
+  /** Distributed mode: the rate limit is counted in this Redis, across gateways. */
+  readonly sharedRateLimit?: SharedRateLimit;
   readonly config: {
     readonly batchProcessing: boolean;
     readonly maxBatchDocuments: number;
@@ -74,7 +76,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   });
   // Before every route: hooks and the limiter's onRoute hook only reach routes registered after them.
   installAuth(app, config.apiKeys);
-  await installRateLimit(app, config.rateLimitPerMinute, config.apiKeys.length > 0);
+  await installRateLimit(app, config.rateLimitPerMinute, config.apiKeys.length > 0, deps.sharedRateLimit);
   installDocumentLimit(app, config.maxDocumentChars);
   app.setErrorHandler((error: FastifyError, request, reply) => {
     const apiError = toApiError(error, request);

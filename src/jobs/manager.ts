@@ -63,7 +63,10 @@ export class JobManager {
   async start(): Promise<void> {
     await this.resumeInterruptedJobs();
     await this.sweep();
-    this.sweepTimer = setInterval(() => void this.sweep(), this.options.sweepIntervalMs);
+    // A failed sweep (the store unreachable for a while) is logged and tried again next time, never thrown.
+    this.sweepTimer = setInterval(() => {
+      this.sweep().catch((error: unknown) => this.log.warn({ err: error instanceof Error ? error.message : error }, 'TTL sweep failed; retrying at the next interval'));
+    }, this.options.sweepIntervalMs);
     this.sweepTimer.unref();
   }
 

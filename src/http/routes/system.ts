@@ -23,8 +23,10 @@ export async function systemRoutes(app: FastifyInstance, options: SystemRouteOpt
 
   app.get('/api/health', { schema: { tags: ['gateway'], summary: 'Liveness and version' } }, async () => {
     const nodes = pool.snapshot();
+    const degraded = scheduler.degradedReasons?.() ?? [];
     return {
-      status: 'ok',
+      status: degraded.length > 0 ? 'degraded' : 'ok',
+      ...(degraded.length > 0 ? { degraded } : {}),
       service: 'sollol',
       version: VERSION,
       instance_id: options.instanceId,
@@ -52,6 +54,7 @@ export async function systemRoutes(app: FastifyInstance, options: SystemRouteOpt
       cache: await manager.cacheStats(),
       scheduler: { workers: load.workers, chunks_in_flight: load.chunksInFlight, queued_jobs: load.queuedJobs },
       backends: pool.snapshot(),
+      ...(scheduler.remoteWorkers ? { workers: scheduler.remoteWorkers() } : {}),
       version: VERSION,
       uptime_seconds: Math.round((Date.now() - options.startedAt) / 1000),
     };

@@ -29,15 +29,21 @@
  *   cache:v:<key>   STRING  one byte truncated flag ('0'/'1') + raw float32 bytes
  *   cache:lru       ZSET    key -> last use (epoch ms)
  *
- * The Lua scripts build these names from the prefix they are given (scripts.ts), so this is
- * a single-node (or Sentinel) layout, not a Redis Cluster one.
+ * The Lua scripts are routed by `<prefix>stats` and name the other keys from its prefix
+ * (luaScript.ts): on a Redis Cluster the prefix must carry a hash tag, as the default does.
+ * Also under the prefix: `workers` + `worker:<id>` (registry), `fair` (fair-share clock),
+ * `reconcile:lock`, `ratelimit:<key>`, `sync:req:<model>` (interactive lane), `bull:*` (BullMQ).
  */
 
 /** Suffixes of a job's own keys, in the order the Lua scripts list them too. */
 export const JOB_KEY_SUFFIXES = ['', ':state', ':vec', ':err', ':text', ':keys', ':dup'] as const;
 
-/** @defaultValue 'sollol:' */
-export const DEFAULT_PREFIX = 'sollol:';
+/**
+ * The braces are a Redis Cluster hash tag: every key of the deployment hashes to one slot,
+ * so the store's scripts and BullMQ's multi-key commands work on a Cluster too.
+ * @defaultValue '{sollol}:'
+ */
+export const DEFAULT_PREFIX = '{sollol}:';
 
 export class RedisKeys {
   constructor(readonly prefix: string) {

@@ -4,18 +4,32 @@
  * transitions, chunk results, purge, sweep) is one script: no other gateway or worker can
  * interleave, and a cancel racing a completion has exactly one winner.
  *
- * ARGV[1] is always the key prefix; the key names follow keys.ts. Document states are the
+ * KEYS[1] is always `<prefix>stats` (the key the call is routed by, luaScript.ts), followed by
+ * the keys of the jobs the call is about; ARGV[1] is the prefix itself. Key names follow keys.ts. Document states are the
  * bytes '0' pending, '1' done, '2' done+truncated, '3' failed, '4' failed by the job's failure.
  */
 export const LUA_COMMON = String.raw`
-local P = ARGV[1]
-local STATS = P .. 'stats'
+local STATS = KEYS[1]
+local P = string.sub(STATS, 1, #STATS - 5)
 local META = P .. 'idx:meta'
 local LRU = P .. 'cache:lru'
 local STATUSES = {'pending', 'running', 'completed', 'failed', 'cancelled'}
 local SUFFIXES = {'', ':state', ':vec', ':err', ':text', ':keys', ':dup'}
 
-local function jk(id, suffix) return P .. 'job:' .. id .. (suffix or '') end
+-- The jobs a call is about are declared: KEYS[2..] in groups of 7, one per job, in the order
+-- of SUFFIXES (luaScript.ts). Their keys are taken from KEYS; only jobs the script finds by
+-- itself (sweep and eviction victims, index members) are named from the prefix, in KEYS[1]'s slot.
+local DECLARED = {}
+for g = 2, #KEYS, #SUFFIXES do
+  local keys = {}
+  for i, s in ipairs(SUFFIXES) do keys[s] = KEYS[g + i - 1] end
+  DECLARED[string.sub(KEYS[g], #P + 5)] = keys
+end
+local function jk(id, suffix)
+  local declared = DECLARED[id]
+  if declared then return declared[suffix or ''] end
+  return P .. 'job:' .. id .. (suffix or '')
+end
 local function status_idx(s) return P .. 'idx:status:' .. s end
 local function owner_idx(o) return P .. 'idx:owner:' .. o end
 local function owner_status_idx(s, o) return P .. 'idx:owner-status:' .. s .. ':' .. o end

@@ -21,7 +21,7 @@ local out = {state, o[2], o[3]}
 for _, v in ipairs(batched('HMGET', jk(id, ':vec'), done, 1000)) do out[#out + 1] = v end
 for _, v in ipairs(batched('HMGET', jk(id, ':err'), failed, 1000)) do out[#out + 1] = v end
 return out
-`);
+`, [1]);
 
 /** ARGV: prefix, id, admin, scopeOwner. */
 export const PURGE = new LuaScript('purge', String.raw`
@@ -31,7 +31,7 @@ if not o[1] or not visible(ARGV[3], ARGV[4], o[1]) then return 'not-found' end
 if is_active(o[2]) then return 'active' end
 drop_job(id)
 return 'purged'
-`);
+`, [1]);
 
 /** ARGV: prefix, now. Returns the ids removed. */
 export const SWEEP = new LuaScript('sweep', String.raw`

@@ -7,6 +7,8 @@
  * Vectors are stored once, as raw float32 bytes, one hash field per document; keys of an
  * active job never expire, and the terminal transition sets the job's TTL on all of them.
  *
+ * Redis faults leave as StoreErrors (faults.ts), never as ioredis errors.
+ *
  * `storedBytes` (the --max-store-gb disk cap) is left out on purpose, as the port allows: the
  * store has no local disk, and Redis memory is bounded by Redis's own `maxmemory`.
  */
@@ -17,6 +19,7 @@ import { cacheKey, cacheKeyPrefix } from '../cacheKey.js';
 import type { CachePolicy } from '../sqlite/embeddingCache.js';
 import type { Admission, AdmissionPolicy, CacheStats, JobStore, ListQuery, TransitionPatch } from '../types.js';
 import { vectorToBlob } from '../vectorBlob.js';
+import { guarded } from './faults.js';
 import { DEFAULT_PREFIX, RedisKeys } from './keys.js';
 import type { ScriptArg } from './luaScript.js';
 import { COUNTERS, LIST, PURGE, READ_RESULTS, SWEEP, UNFINISHED } from './readScripts.js';
@@ -24,7 +27,7 @@ import { itemsFromReply, jobFromHash, memberOf } from './records.js';
 import { ADMIT, ADMIT_RETRY, PENDING_DOCUMENTS, RECORD_CHUNK, TRANSITION } from './scripts.js';
 
 export interface RedisStoreOptions {
-  /** Prefix of every key, so deployments can share one Redis. @defaultValue 'sollol:' */
+  /** Prefix of every key, so deployments can share one Redis. @defaultValue '{sollol}:' */
   readonly prefix?: string;
   /** The content cache, kept in Redis under the prefix; `maxBytes: 0` disables it. */
   readonly cache: CachePolicy;
@@ -64,16 +67,18 @@ export class RedisJobStore implements JobStore {
     return this.cachePolicy.maxBytes > 0;
   }
 
-  async admit(job: NewJob, policy: AdmissionPolicy): Promise<Admission> {
-    const { keysHex, dups } = this.contentKeys(job);
-    const reply = (await ADMIT.run(this.redis, [
-      this.prefix, policy.now, policy.maxJobs, policy.maxActivePerOwner ?? 0, job.id, job.owner, job.model, job.status,
-      job.createdAt, JSON.stringify(job.metadata), JSON.stringify(job.options), this.cachePolicy.maxBytes, keysHex,
-      dups.length / 2, ...dups, ...job.documents,
-    ])) as [number, number, string[]?];
-    if (reply[0] === 0) return { admitted: false, storedJobs: reply[1] };
-    if (reply[0] === 2) return { admitted: false, reason: 'owner-active', activeJobs: reply[1] };
-    return { admitted: true, job: jobFromHash(reply[2]!), evicted: reply[1] };
+  admit(job: NewJob, policy: AdmissionPolicy): Promise<Admission> {
+    return guarded(async () => {
+      const { keysHex, dups } = this.contentKeys(job);
+      const reply = (await ADMIT.run(this.redis, [
+        this.prefix, policy.now, policy.maxJobs, policy.maxActivePerOwner ?? 0, job.id, job.owner, job.model, job.status,
+        job.createdAt, JSON.stringify(job.metadata), JSON.stringify(job.options), this.cachePolicy.maxBytes, keysHex,
+        dups.length / 2, ...dups, ...job.documents,
+      ])) as [number, number, string[]?];
+      if (reply[0] === 0) return { admitted: false, storedJobs: reply[1] };
+      if (reply[0] === 2) return { admitted: false, reason: 'owner-active', activeJobs: reply[1] };
+      return { admitted: true, job: jobFromHash(reply[2]!), evicted: reply[1] };
+    });
   }
 
   /**
@@ -94,40 +99,50 @@ export class RedisJobStore implements JobStore {
     return { keysHex: hex.join(''), dups };
   }
 
-  async admitRetry(scope: Scope, of: string, job: RetryJob, policy: AdmissionPolicy): Promise<Admission | 'not-found' | 'active'> {
-    const reply = (await ADMIT_RETRY.run(this.redis, [
-      this.prefix, policy.now, policy.maxJobs, of, ...scopeArgs(scope), job.id, job.owner, job.status, job.createdAt,
-      this.cachePolicy.maxBytes, policy.maxActivePerOwner ?? 0,
-    ])) as [string, number?, string[]?];
-    if (reply[0] === 'not-found' || reply[0] === 'active') return reply[0];
-    if (reply[0] === 'full') return { admitted: false, storedJobs: reply[1]! };
-    if (reply[0] === 'owner-active') return { admitted: false, reason: 'owner-active', activeJobs: reply[1]! };
-    return { admitted: true, job: jobFromHash(reply[2]!), evicted: reply[1]! };
+  admitRetry(scope: Scope, of: string, job: RetryJob, policy: AdmissionPolicy): Promise<Admission | 'not-found' | 'active'> {
+    return guarded(async () => {
+      const reply = (await ADMIT_RETRY.run(this.redis, [
+        this.prefix, policy.now, policy.maxJobs, of, ...scopeArgs(scope), job.id, job.owner, job.status, job.createdAt,
+        this.cachePolicy.maxBytes, policy.maxActivePerOwner ?? 0,
+      ])) as [string, number?, string[]?];
+      if (reply[0] === 'not-found' || reply[0] === 'active') return reply[0];
+      if (reply[0] === 'full') return { admitted: false, storedJobs: reply[1]! };
+      if (reply[0] === 'owner-active') return { admitted: false, reason: 'owner-active', activeJobs: reply[1]! };
+      return { admitted: true, job: jobFromHash(reply[2]!), evicted: reply[1]! };
+    });
   }
 
-  async get(scope: Scope, id: string): Promise<JobRecord | undefined> {
-    const flat = await this.redis.call('HGETALL', this.keys.job(id)) as string[];
-    if (flat.length === 0) return undefined;
-    const job = jobFromHash(flat);
-    return visible(scope, job.owner) ? job : undefined;
+  get(scope: Scope, id: string): Promise<JobRecord | undefined> {
+    return guarded(async () => {
+      const flat = await this.redis.call('HGETALL', this.keys.job(id)) as string[];
+      if (flat.length === 0) return undefined;
+      const job = jobFromHash(flat);
+      return visible(scope, job.owner) ? job : undefined;
+    });
   }
 
-  async status(id: string): Promise<JobStatus | undefined> {
-    return ((await this.redis.hget(this.keys.job(id), 'status')) ?? undefined) as JobStatus | undefined;
+  status(id: string): Promise<JobStatus | undefined> {
+    return guarded(async () => {
+      return ((await this.redis.hget(this.keys.job(id), 'status')) ?? undefined) as JobStatus | undefined;
+    });
   }
 
-  async list(scope: Scope, query: ListQuery): Promise<{ jobs: JobRecord[]; total: number }> {
-    const [total, jobs] = (await LIST.run(this.redis, [this.prefix, ...scopeArgs(scope), query.status ?? '', query.limit])) as [number, string[][]];
-    return { jobs: jobs.map(jobFromHash), total };
+  list(scope: Scope, query: ListQuery): Promise<{ jobs: JobRecord[]; total: number }> {
+    return guarded(async () => {
+      const [total, jobs] = (await LIST.run(this.redis, [this.prefix, ...scopeArgs(scope), query.status ?? '', query.limit])) as [number, string[][]];
+      return { jobs: jobs.map(jobFromHash), total };
+    });
   }
 
-  async transition(id: string, to: JobStatus, patch: TransitionPatch): Promise<JobRecord | undefined> {
-    const counter = COUNTER_FOR[to] ?? '';
-    const flat = (await TRANSITION.run(this.redis, [
-      this.prefix, id, to, `,${statesLeadingTo(to).join(',')},`, patch.at, patch.expiresAt ?? '', counter,
-      patch.error ? JSON.stringify(patch.error) : '', patch.error?.code ?? '', patch.error?.error ?? '',
-    ])) as string[] | null;
-    return flat ? jobFromHash(flat) : undefined;
+  transition(id: string, to: JobStatus, patch: TransitionPatch): Promise<JobRecord | undefined> {
+    return guarded(async () => {
+      const counter = COUNTER_FOR[to] ?? '';
+      const flat = (await TRANSITION.run(this.redis, [
+        this.prefix, id, to, `,${statesLeadingTo(to).join(',')},`, patch.at, patch.expiresAt ?? '', counter,
+        patch.error ? JSON.stringify(patch.error) : '', patch.error?.code ?? '', patch.error?.error ?? '',
+      ])) as string[] | null;
+      return flat ? jobFromHash(flat) : undefined;
+    });
   }
 
   /**
@@ -135,70 +150,86 @@ export class RedisJobStore implements JobStore {
    * then returns the rest, one document per distinct text: duplicates stay pending and
    * are filled when the first of them is recorded.
    */
-  async pendingDocuments(id: string, from: number, to: number): Promise<{ index: number; text: string }[]> {
-    from = Math.max(0, from);
-    if (!(to > from)) return [];
-    const flat = (await PENDING_DOCUMENTS.run(this.redis, [this.prefix, id, from, to, Date.now(), this.cachePolicy.maxBytes])) as (number | string)[];
-    const docs: { index: number; text: string }[] = [];
-    for (let i = 0; i + 1 < flat.length; i += 2) docs.push({ index: Number(flat[i]), text: String(flat[i + 1] ?? '') });
-    return docs;
+  pendingDocuments(id: string, from: number, to: number): Promise<{ index: number; text: string }[]> {
+    return guarded(async () => {
+      from = Math.max(0, from);
+      if (!(to > from)) return [];
+      const flat = (await PENDING_DOCUMENTS.run(this.redis, [this.prefix, id, from, to, Date.now(), this.cachePolicy.maxBytes])) as (number | string)[];
+      const docs: { index: number; text: string }[] = [];
+      for (let i = 0; i + 1 < flat.length; i += 2) docs.push({ index: Number(flat[i]), text: String(flat[i + 1] ?? '') });
+      return docs;
+    });
   }
 
-  async recordChunk(id: string, outcome: ChunkOutcome): Promise<boolean> {
-    const args: ScriptArg[] = [this.prefix, id, Date.now(), this.cachePolicy.maxBytes, outcome.done[0]?.vector.length ?? '', outcome.done.length];
-    for (const item of outcome.done) args.push(item.index, item.truncated ? '1' : '0', vectorToBlob(item.vector));
-    args.push(outcome.failed.length);
-    for (const item of outcome.failed) args.push(item.index, item.code, item.error);
-    return (await RECORD_CHUNK.run(this.redis, args)) === 1;
+  recordChunk(id: string, outcome: ChunkOutcome): Promise<boolean> {
+    return guarded(async () => {
+      const args: ScriptArg[] = [this.prefix, id, Date.now(), this.cachePolicy.maxBytes, outcome.done[0]?.vector.length ?? '', outcome.done.length];
+      for (const item of outcome.done) args.push(item.index, item.truncated ? '1' : '0', vectorToBlob(item.vector));
+      args.push(outcome.failed.length);
+      for (const item of outcome.failed) args.push(item.index, item.code, item.error);
+      return (await RECORD_CHUNK.run(this.redis, args)) === 1;
+    });
   }
 
-  async readResults(scope: Scope, id: string, offset: number, limit: number): Promise<ItemResult[]> {
-    // As SQLite's `idx >= offset AND idx < offset + limit`: a negative offset shortens the page.
-    if (offset < 0) [offset, limit] = [0, limit + offset];
-    if (limit <= 0) return [];
-    const reply = (await READ_RESULTS.runBuffer(this.redis, [this.prefix, id, ...scopeArgs(scope), offset, limit])) as (Buffer | null)[];
-    return itemsFromReply(reply, offset);
+  readResults(scope: Scope, id: string, offset: number, limit: number): Promise<ItemResult[]> {
+    return guarded(async () => {
+      // As SQLite's `idx >= offset AND idx < offset + limit`: a negative offset shortens the page.
+      if (offset < 0) [offset, limit] = [0, limit + offset];
+      if (limit <= 0) return [];
+      const reply = (await READ_RESULTS.runBuffer(this.redis, [this.prefix, id, ...scopeArgs(scope), offset, limit])) as (Buffer | null)[];
+      return itemsFromReply(reply, offset);
+    });
   }
 
-  async purge(scope: Scope, id: string): Promise<'purged' | 'not-found' | 'active'> {
-    return (await PURGE.run(this.redis, [this.prefix, id, ...scopeArgs(scope)])) as 'purged' | 'not-found' | 'active';
+  purge(scope: Scope, id: string): Promise<'purged' | 'not-found' | 'active'> {
+    return guarded(async () => {
+      return (await PURGE.run(this.redis, [this.prefix, id, ...scopeArgs(scope)])) as 'purged' | 'not-found' | 'active';
+    });
   }
 
-  async sweepExpired(now: number): Promise<string[]> {
-    return (await SWEEP.run(this.redis, [this.prefix, now])) as string[];
+  sweepExpired(now: number): Promise<string[]> {
+    return guarded(async () => {
+      return (await SWEEP.run(this.redis, [this.prefix, now])) as string[];
+    });
   }
 
-  async unfinishedJobs(): Promise<JobRecord[]> {
-    const flats = (await UNFINISHED.run(this.redis, [this.prefix])) as string[][];
-    const order = (flat: string[]): [number, string] => [Number(jobFromHash(flat).createdAt), memberOf(flat)];
-    return flats
-      .map((flat) => ({ flat, key: order(flat) }))
-      .sort((a, b) => a.key[0] - b.key[0] || (a.key[1] < b.key[1] ? -1 : a.key[1] > b.key[1] ? 1 : 0))
-      .map(({ flat }) => jobFromHash(flat));
+  unfinishedJobs(): Promise<JobRecord[]> {
+    return guarded(async () => {
+      const flats = (await UNFINISHED.run(this.redis, [this.prefix])) as string[][];
+      const order = (flat: string[]): [number, string] => [Number(jobFromHash(flat).createdAt), memberOf(flat)];
+      return flats
+        .map((flat) => ({ flat, key: order(flat) }))
+        .sort((a, b) => a.key[0] - b.key[0] || (a.key[1] < b.key[1] ? -1 : a.key[1] > b.key[1] ? 1 : 0))
+        .map(({ flat }) => jobFromHash(flat));
+    });
   }
 
-  async counters(scope: Scope): Promise<JobCounters> {
-    const r = ((await COUNTERS.run(this.redis, [this.prefix, ...scopeArgs(scope)])) as (string | number | null)[]).map((v) => Number(v ?? 0));
-    const [created = 0, completed = 0, failed = 0, cancelled = 0, pending = 0, running = 0, ...terminal] = r;
-    return {
-      totalJobsCreated: created,
-      totalJobsCompleted: completed,
-      totalJobsFailed: failed,
-      totalJobsCancelled: cancelled,
-      activeJobs: running,
-      pendingJobs: pending,
-      storedJobs: pending + running + terminal.reduce((sum, n) => sum + n, 0),
-    };
+  counters(scope: Scope): Promise<JobCounters> {
+    return guarded(async () => {
+      const r = ((await COUNTERS.run(this.redis, [this.prefix, ...scopeArgs(scope)])) as (string | number | null)[]).map((v) => Number(v ?? 0));
+      const [created = 0, completed = 0, failed = 0, cancelled = 0, pending = 0, running = 0, ...terminal] = r;
+      return {
+        totalJobsCreated: created,
+        totalJobsCompleted: completed,
+        totalJobsFailed: failed,
+        totalJobsCancelled: cancelled,
+        activeJobs: running,
+        pendingJobs: pending,
+        storedJobs: pending + running + terminal.reduce((sum, n) => sum + n, 0),
+      };
+    });
   }
 
   /** Content-cache figures (shared across owners and across the gateways on this prefix). */
-  async cacheStats(): Promise<CacheStats> {
-    const [entries, stats] = await Promise.all([
-      this.redis.zcard(this.keys.cacheLru),
-      this.redis.hmget(this.keys.stats, 'cache_bytes', 'cache_hits', 'cache_misses'),
-    ]);
-    const [bytes, hits, misses] = stats.map((v) => Number(v ?? 0));
-    return { enabled: this.cacheOn, max_bytes: this.cachePolicy.maxBytes, entries, bytes: bytes ?? 0, hits: hits ?? 0, misses: misses ?? 0 };
+  cacheStats(): Promise<CacheStats> {
+    return guarded(async () => {
+      const [entries, stats] = await Promise.all([
+        this.redis.zcard(this.keys.cacheLru),
+        this.redis.hmget(this.keys.stats, 'cache_bytes', 'cache_hits', 'cache_misses'),
+      ]);
+      const [bytes, hits, misses] = stats.map((v) => Number(v ?? 0));
+      return { enabled: this.cacheOn, max_bytes: this.cachePolicy.maxBytes, entries, bytes: bytes ?? 0, hits: hits ?? 0, misses: misses ?? 0 };
+    });
   }
 
   /** Idempotent; quits the connection only when the store owns it. */

@@ -47,7 +47,7 @@ index_job(id, m, owner, status, created)
 bump('jobs_created', owner)
 if hits > 0 then redis.call('HINCRBY', STATS, 'cache_hits', hits) end
 return {1, evicted, redis.call('HGETALL', jk(id))}
-`);
+`, [4]);
 
 /**
  * ARGV: prefix, now, maxJobs, oldId, admin, scopeOwner, newId, newOwner, status, createdAt, maxBytes, maxActivePerOwner.
@@ -92,7 +92,7 @@ index_job(id, m, owner, status, created)
 bump('jobs_created', owner)
 if hits > 0 then redis.call('HINCRBY', STATS, 'cache_hits', hits) end
 return {'admitted', evicted, redis.call('HGETALL', jk(id))}
-`);
+`, [3, 6]);
 
 /** ARGV: prefix, id, to, allowed (",from1,from2,"), at, expiresAt|'', counter|'', errorJson|'', errorCode, errorMessage. */
 export const TRANSITION = new LuaScript('transition', String.raw`
@@ -130,7 +130,7 @@ if counter ~= '' and expires ~= '' then
   for _, s in ipairs(SUFFIXES) do redis.call('PEXPIREAT', jk(id, s), expires) end
 end
 return record
-`);
+`, [1]);
 
 /** ARGV: prefix, id, now, maxBytes, dims, nDone, (index, truncated, vector)*, nFailed, (index, code, error)*. */
 export const RECORD_CHUNK = new LuaScript('recordChunk', String.raw`
@@ -192,7 +192,7 @@ if failed > 0 then redis.call('HINCRBY', job, 'failed', failed) end
 if n_done > 0 and redis.call('HGET', job, 'dims') == '' then redis.call('HSET', job, 'dims', ARGV[5]) end
 if max_bytes > 0 then cache_trim(max_bytes) end
 return 1
-`);
+`, [1]);
 
 /** ARGV: prefix, id, from, to, now, maxBytes. Returns index, text, index, text, ... */
 export const PENDING_DOCUMENTS = new LuaScript('pendingDocuments', String.raw`
@@ -237,4 +237,4 @@ for n, i in ipairs(chosen) do
   out[#out + 1] = texts[n]
 end
 return out
-`);
+`, [1]);
