@@ -7,6 +7,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type
 import type { Logger as PinoLogger } from 'pino';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
+import secureJson from 'secure-json-parse';
 import type { ApiKey } from '../auth/keys.js';
 import type { BackendPool } from '../backends/pool.js';
 import { ApiError } from '../errors.js';
@@ -129,7 +130,10 @@ function keySecurity() {
 
 /**
  * Bodies are read as JSON whatever the Content-Type says (Ollama does the same, and
- * `curl -d` sends form encoding by default); parse failures become INVALID_JSON.
+ * `curl -d` sends form encoding by default); parse failures become INVALID_JSON. Parsed with
+ * secure-json-parse (the parser fastify's own JSON parser uses, a direct dependency here so
+ * the parse error's sentence reaches the client): a `__proto__` or `constructor.prototype`
+ * key is refused, never handed to route code (prototype poisoning).
  */
 function installJsonParser(app: FastifyInstance): void {
   app.removeAllContentTypeParsers();
@@ -140,7 +144,7 @@ function installJsonParser(app: FastifyInstance): void {
       return done(null, undefined);
     }
     try {
-      done(null, JSON.parse(text));
+      done(null, secureJson.parse(text, undefined, { protoAction: 'error', constructorAction: 'error' }));
     } catch (error) {
       done(new ApiError('INVALID_JSON', `Request body is not valid JSON: ${(error as Error).message}`), undefined);
     }
