@@ -68,6 +68,7 @@ export async function startGateway(config: Config, logger: PinoLogger): Promise<
     app = await buildApp({ manager, pool, scheduler, logger, config, metrics });
     await app.listen({ host: config.host, port: config.port });
     await refuseSelf(pool);
+    warnUnreachable(pool, logger);
   } catch (error) {
     await closeAll();
     throw error;
@@ -110,6 +111,14 @@ async function openExecution(config: Config, pool: BackendPool, metrics: Gateway
   }
   const scheduler = new DistributedScheduler(store, pool, events, { ...config, redisUrl: url, chunkObserver: metrics }, logger);
   return { store, events, scheduler, catalog: scheduler };
+}
+
+/** One warning line per backend the first probe could not reach (the pool only logs changes of health). */
+function warnUnreachable(pool: BackendPool, logger: Logger): void {
+  for (const node of pool.snapshot()) {
+    if (node.healthy) continue;
+    logger.warn({ backend: node.url }, `backend ${node.url} is unreachable at start (${node.last_error ?? 'no answer'}); jobs for its models wait until it answers`);
+  }
 }
 
 /** The default port is Ollama's: refuse a backend that turns out to be this very gateway. */

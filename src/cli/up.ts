@@ -6,6 +6,7 @@ import { accessNotice } from '../auth/notice.js';
 import { UnsupportedBackendError } from '../backends/factory.js';
 import { safeUrl } from '../execution/redisClient.js';
 import { SelfReferenceError, startGateway } from '../gateway.js';
+import { DataDirError } from '../store/sqlite/dataDir.js';
 import { createLogger } from '../logger.js';
 import { VERSION } from '../version.js';
 import { fail } from './fail.js';
@@ -73,7 +74,7 @@ function startupMessage(error: unknown, config: Config): string {
     return `${config.host}:${config.port} is already in use (Ollama listens on 11434 too); choose another port with --port`;
   }
   if (err.code === 'EADDRNOTAVAIL') return `cannot listen on ${config.host}: no such local address; check --host`;
-  if (error instanceof SelfReferenceError || error instanceof UnsupportedBackendError) return error.message;
+  if (error instanceof SelfReferenceError || error instanceof UnsupportedBackendError || error instanceof DataDirError) return error.message;
   if (err.code === 'SQLITE_CANTOPEN') return `cannot open the store in ${config.dataDir}; check --data-dir`;
   return `could not start: ${err.message ?? String(error)}`;
 }

@@ -11,6 +11,7 @@ import secureJson from 'secure-json-parse';
 import type { ApiKey } from '../auth/keys.js';
 import type { BackendPool } from '../backends/pool.js';
 import { ApiError } from '../errors.js';
+import { isStoreError } from '../store/errors.js';
 import type { JobScheduler } from '../execution/types.js';
 import type { JobManager } from '../jobs/manager.js';
 import type { GatewayMetrics } from '../metrics.js';
@@ -79,7 +80,8 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   installDocumentLimit(app, config.maxDocumentChars);
   app.setErrorHandler((error: FastifyError, request, reply) => {
     const apiError = toApiError(error, request);
-    if (apiError.statusCode >= 500) request.log.error({ err: error, url: request.url }, 'request failed');
+    if (isStoreError(error)) request.log.warn({ url: request.url, code: error.code, error: error.message }, 'request refused: store fault');
+    else if (apiError.statusCode >= 500) request.log.error({ err: error, url: request.url }, 'request failed');
     sendError(reply, apiError);
   });
   app.setNotFoundHandler((request, reply) => {
