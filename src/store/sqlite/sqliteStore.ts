@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import type { Database as DB, Statement } from 'better-sqlite3';
+import type { Database as DB, Statement, Transaction } from 'better-sqlite3';
 import type { ChunkOutcome, ItemResult, JobCounters, JobRecord, NewJob, RetryJob, Scope } from '../../jobs/model.js';
 import { statesLeadingTo, type JobStatus } from '../../jobs/state.js';
 import type { Admission, AdmissionPolicy, CacheStats, JobStore, ListQuery, TransitionPatch } from '../types.js';
@@ -35,8 +35,6 @@ const CHECKPOINT_INTERVAL_MS = 250;
 export const DEFAULT_WAL_LIMIT_BYTES = 64 * 1024 * 1024;
 /** Room kept on the disk for deletes and cancels once it is full (diskGuard.ts). */
 export const DEFAULT_RESERVE_BYTES = 8 * 1024 * 1024;
-/** The main connection checkpoints itself only when the WAL is this many times over its limit. */
-const WAL_BACKSTOP_FACTOR = 4;
 
 export interface SqliteStoreOptions {
   readonly cache: CachePolicy;
@@ -68,14 +66,15 @@ export function openSqliteStore(dataDir: string, options: SqliteStoreOptions): S
   prepareDataDir(dataDir);
   const file = path.join(dataDir, 'sollol.db');
   const guard = new DiskGuard(dataDir, options.reserveBytes ?? DEFAULT_RESERVE_BYTES);
-  const store = new SqliteJobStore(classified(() => new Database(file)), options.cache, { file, guard, walLimitBytes });
+  const store = new SqliteJobStore(classified(() => new Database(file)), options.cache, { file, guard, walLimitBytes, onError });
   guard.ensureReserve();
-  store.attachCheckpointer(new Checkpointer(file, { intervalMs: CHECKPOINT_INTERVAL_MS, walLimitBytes }, onError));
+  store.attachCheckpointer(new Checkpointer(file, { intervalMs: CHECKPOINT_INTERVAL_MS }, onError));
   return store;
 }
 
 interface FileBacking {
   readonly file: string;
+  readonly onError: (message: string) => void;
   readonly guard: DiskGuard;
   readonly walLimitBytes: number;
 }
@@ -89,9 +88,10 @@ export class SqliteJobStore implements JobStore {
   private checkpointer: Checkpointer | undefined;
   private readonly cache: EmbeddingCacheTable;
   private readonly backing: FileBacking | undefined;
+  /** Set while the checkpointer truncates the WAL: writes wait for it (boundWal). */
+  private walReset: Promise<void> | undefined;
   /** The last STORE_UNAVAILABLE a write met, until a write succeeds again. */
   private fault: StoreError | undefined;
-  private writesSinceWalCheck = 0;
 
   constructor(db: DB, cachePolicy: CachePolicy = { maxBytes: 0 }, backing?: FileBacking) {
     this.db = db;
@@ -112,6 +112,7 @@ export class SqliteJobStore implements JobStore {
   }
 
   async admit(job: NewJob, policy: AdmissionPolicy): Promise<Admission> {
+    await this.walReset;
     return this.write('grow', this.db.transaction((): Admission => {
       const overCap = this.ownerOverCap(job.owner, policy);
       if (overCap) return overCap;
@@ -138,6 +139,7 @@ export class SqliteJobStore implements JobStore {
   }
 
   async admitRetry(scope: Scope, of: string, job: RetryJob, policy: AdmissionPolicy): Promise<Admission | 'not-found' | 'active'> {
+    await this.walReset;
     try {
       return this.write('grow', this.db.transaction((): Admission | 'not-found' | 'active' => {
         const old = this.stmt.getJob.get(of) as JobRow | undefined;
@@ -244,6 +246,7 @@ export class SqliteJobStore implements JobStore {
   }
 
   async transition(id: string, to: JobStatus, patch: TransitionPatch): Promise<JobRecord | undefined> {
+    await this.walReset;
     // Ending a job writes a few bytes and lets its space be reclaimed: allowed on a full disk.
     return this.write(COUNTER_FOR[to] ? 'free' : 'grow', this.db.transaction((): JobRecord | undefined => {
       const from = statesLeadingTo(to);
@@ -275,6 +278,7 @@ export class SqliteJobStore implements JobStore {
    * are filled when the first of them is recorded.
    */
   async pendingDocuments(id: string, from: number, to: number): Promise<{ index: number; text: string }[]> {
+    await this.walReset;
     return this.write('grow', this.db.transaction(() => {
       const job = this.stmt.getProgressRow.get(id) as { seq: number; status: string } | undefined;
       if (!job || job.status !== 'running') return [];
@@ -301,6 +305,7 @@ export class SqliteJobStore implements JobStore {
   }
 
   async recordChunk(id: string, outcome: ChunkOutcome): Promise<boolean> {
+    await this.walReset;
     return this.write('grow', this.db.transaction((): boolean => {
       const row = this.stmt.getProgressRow.get(id) as { seq: number; status: string; dimensions: number | null } | undefined;
       if (!row || row.status !== 'running') return false;
@@ -356,6 +361,7 @@ export class SqliteJobStore implements JobStore {
   }
 
   async purge(scope: Scope, id: string): Promise<'purged' | 'not-found' | 'active'> {
+    await this.walReset;
     return this.write('free', this.db.transaction(() => {
       const row = this.stmt.getJob.get(id) as JobRow | undefined;
       if (!row || !visible(scope, row.owner)) return 'not-found' as const;
@@ -366,6 +372,7 @@ export class SqliteJobStore implements JobStore {
   }
 
   async sweepExpired(now: number): Promise<string[]> {
+    await this.walReset;
     return this.write('free', this.db.transaction(() => this.sweepSync(now)));
   }
 
@@ -470,7 +477,11 @@ export class SqliteJobStore implements JobStore {
    * write that meets a full disk gets the reserve's bytes and a TRUNCATE checkpoint, then one
    * more try.
    */
-  private write<T>(kind: WriteKind, fn: () => T): T {
+  private write<T>(kind: WriteKind, transaction: Transaction<() => T>): T {
+    // IMMEDIATE: the write lock is taken at BEGIN, under the busy timeout. A deferred
+    // transaction that reads first and then writes fails at once with SQLITE_BUSY when the
+    // checkpointer's TRUNCATE reset the WAL in between (measured: the busy handler is skipped).
+    const fn = (): T => transaction.immediate();
     const guard = this.backing?.guard;
     if (kind === 'grow' && guard?.lowSpace && !guard.recheck(classified(() => this.freePageBytes()))) {
       throw storeFull();
@@ -495,11 +506,11 @@ export class SqliteJobStore implements JobStore {
       }
     }
     this.fault = undefined;
+    this.boundWal();
     if (kind === 'free' && guard?.lowSpace) {
       this.truncateWal();
       guard.recheck(this.freePageBytes());
     }
-    this.boundWal();
     return result;
   }
 
@@ -512,11 +523,28 @@ export class SqliteJobStore implements JobStore {
     }
   }
 
-  /** The backstop should the checkpointer fall behind: checks the WAL's size every 32 writes. */
+  /**
+   * Once the WAL is over its limit (or a quarter of the free disk, if less), the next writes
+   * wait while the checkpointer truncates it (checkpointer.ts): the back-pressure that keeps
+   * the WAL bounded whatever the write rate. Reads go on meanwhile.
+   */
   private boundWal(): void {
-    if (!this.backing || ++this.writesSinceWalCheck < 32) return;
-    this.writesSinceWalCheck = 0;
-    if (this.walBytes() > WAL_BACKSTOP_FACTOR * this.backing.walLimitBytes) this.truncateWal();
+    const { backing, checkpointer } = this;
+    if (!backing || !checkpointer || this.walReset) return;
+    const wal = this.walBytes();
+    if (wal <= backing.walLimitBytes && (wal < 1 << 20 || wal <= this.freeDiskBytes() / 4)) return;
+    this.walReset = checkpointer.truncate().then((truncated) => {
+      this.walReset = undefined;
+      if (!truncated) backing.onError(`the WAL (${Math.round(wal / 1048576)} MiB) could not be truncated; trying again after the next write`);
+    });
+  }
+
+  private freeDiskBytes(): number {
+    try {
+      return this.backing?.guard.space().freeBytes ?? Number.POSITIVE_INFINITY;
+    } catch {
+      return Number.POSITIVE_INFINITY;
+    }
   }
 
   attachCheckpointer(checkpointer: Checkpointer): void {
