@@ -29,7 +29,10 @@ export function prepareDataDir(dir: string): void {
       if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw explain(absolute, error);
     }
     if (stats) {
-      if (!stats.isDirectory()) throw new DataDirError(`--data-dir ${absolute}: ${existing} is not a directory`);
+      if (!stats.isDirectory()) {
+        const what = existing === absolute ? 'is a file, not a directory' : `cannot be made: ${existing} is a file`;
+        throw new DataDirError(`--data-dir ${absolute} ${what}; choose a writable directory with --data-dir`);
+      }
       break;
     }
     missing.unshift(existing);
