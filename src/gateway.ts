@@ -54,8 +54,18 @@ export async function startGateway(config: Config, logger: PinoLogger): Promise<
   let app: FastifyInstance | undefined;
   const closeAll = async (): Promise<void> => {
     manager.stop();
-    await app?.close();
-    await scheduler.stop();
+    // Stop dispatching first: no new chunk starts, those in flight get the grace period.
+    const schedulerStopped = scheduler.stop();
+    // Stop accepting; requests in flight (sync calls, /api/chat streams) get the same grace,
+    // then their connections are closed, which aborts their backend calls (clientSignal in
+    // http/syncEmbed.ts), so a client or a node that never finishes cannot hold the stop.
+    const appClosed = app?.close();
+    const cut = setTimeout(() => app?.server.closeAllConnections(), config.stopGraceMs);
+    try {
+      await Promise.all([appClosed, schedulerStopped]);
+    } finally {
+      clearTimeout(cut);
+    }
     await pool.close();
     await events.close();
     await store.close();

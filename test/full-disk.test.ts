@@ -10,28 +10,35 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { test, type TestContext } from 'node:test';
-import { MODEL, assertAllVectors, call, docs, startSim, startTestGateway, submit, tempDir, waitFor } from './helpers.js';
+import os from 'node:os';
+import { test } from 'node:test';
+import { MODEL, assertAllVectors, call, docs, startSim, startTestGateway, submit, waitFor } from './helpers.js';
 
 const MiB = 1024 * 1024;
 
-/** Mounts a tmpfs of `sizeMb` on a fresh directory; undefined (with the reason) where mounting is not permitted. */
-function mountTmpfs(t: TestContext, sizeMb: number): { dir: string } | { skip: string } {
-  const dir = tempDir(t, 'sollol-tmpfs-');
+/**
+ * Mounts a tmpfs of `sizeMb` on a fresh directory, or says why it cannot (not root). `unmount`
+ * is for the caller to register once the gateway's own t.after hook is (hooks run in order).
+ */
+function mountTmpfs(sizeMb: number): { dir: string; unmount: () => void } | { skip: string } {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sollol-tmpfs-'));
   try {
     execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${sizeMb}m`, 'tmpfs', dir], { stdio: 'pipe' });
   } catch (error) {
+    fs.rmdirSync(dir);
     const why = String((error as { stderr?: Buffer }).stderr ?? error).trim();
     if (process.env.CI === 'true') throw new Error(`cannot mount a tmpfs on CI (runs as root and must): ${why}`);
     return { skip: `mounting a tmpfs is not permitted here (needs root): ${why}` };
   }
-  // Registered after tempDir's removal hook, so it runs first (t.after runs in reverse order).
-  t.after(() => {
-    execFileSync('umount', ['-l', dir], { stdio: 'pipe' });
-  });
   const stats = fs.statfsSync(dir);
   assert.ok(stats.blocks * stats.bsize <= sizeMb * MiB, 'the data directory is the small tmpfs');
-  return { dir };
+  return {
+    dir,
+    unmount: () => {
+      execFileSync("umount", ["-l", dir], { stdio: "pipe" });
+      fs.rmdirSync(dir);
+    },
+  };
 }
 
 function freeBytes(dir: string): number {
@@ -40,11 +47,19 @@ function freeBytes(dir: string): number {
 }
 
 test('on a full disk: 507 STORE_FULL for new jobs, degraded health, cancel and delete work, and the running job completes once space is back', async (t) => {
-  const mounted = mountTmpfs(t, 50);
+  const mounted = mountTmpfs(50);
   if ('skip' in mounted) return t.skip(mounted.skip);
-  const node = await startSim(t, { delayPerCallMs: 20 });
+  let unmounted = false;
+  const node = await startSim(t, { delayPerCallMs: 20 }).catch((error: unknown) => {
+    mounted.unmount();
+    unmounted = true;
+    throw error;
+  });
   const dataDir = path.join(mounted.dir, 'data');
-  const { url } = await startTestGateway(t, { backend: [node.url], dataDir, chunkSize: '50' });
+  const { url } = await startTestGateway(t, { backend: [node.url], dataDir, chunkSize: '50' }).finally(() => {
+    // After the gateway's stop hook (registered by startTestGateway when it started).
+    if (!unmounted) t.after(mounted.unmount);
+  });
   assert.equal((await call(`${url}/api/ready`)).status, 200);
 
   // Leave 6 MB: about a third of what the two jobs below write (vectors twice, with the cache on).

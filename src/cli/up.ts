@@ -42,6 +42,8 @@ export function upCommand(): Command {
     .option('--rate-limit <n>', `requests per minute per key; 0 = no limit (env SOLLOL_RATE_LIMIT; default ${DEFAULTS.rateLimitPerMinute})`)
     .option('--max-active-jobs-per-key <n>', `most pending + running jobs per key; 0 = no cap (env SOLLOL_MAX_ACTIVE_JOBS_PER_KEY; default ${DEFAULTS.maxActiveJobsPerKey})`)
     .option('--max-document-chars <n>', `longest document or input, in characters (env SOLLOL_MAX_DOCUMENT_CHARS; default ${DEFAULTS.maxDocumentChars})`)
+    .option('--request-timeout <seconds>', `longest time to receive a whole request, body included; slower ones are cut with 408 (env SOLLOL_REQUEST_TIMEOUT; default ${DEFAULTS.requestTimeoutSeconds})`)
+    .option('--shutdown-grace <seconds>', `on SIGTERM: how long work in flight may finish before it is aborted (env SOLLOL_SHUTDOWN_GRACE; default ${DEFAULTS.shutdownGraceSeconds})`)
     .option('--max-store-gb <gb>', `new jobs are refused while the store is larger; 0 = no cap (env SOLLOL_MAX_STORE_GB; default ${DEFAULTS.maxStoreGb})`)
     .addOption(new Option('--log-level <level>', 'log level (env SOLLOL_LOG_LEVEL)').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
     .option('--redis <url>', 'distributed mode: jobs in this Redis, chunks on its BullMQ queue for `sollol worker`s (env SOLLOL_REDIS_URL)')
@@ -61,7 +63,8 @@ async function runUp(options: RawOptions): Promise<void> {
   const notice = accessNotice(config, gateway.url);
   logger[notice.level](notice.message);
   if (!config.batchProcessing) logger.warn('batch processing is disabled (--no-batch-processing): /api/batch/* answers 503');
-  stopOnSignals(gateway, logger);
+  // The grace, then a few seconds to close the backends and the store.
+  stopOnSignals(gateway, logger, config.stopGraceMs + 15_000);
 }
 
 function storeName(config: Config): string {

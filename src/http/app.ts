@@ -50,6 +50,8 @@ export interface AppDependencies {
     readonly apiKeys: readonly ApiKey[];
     readonly rateLimitPerMinute: number;
     readonly maxDocumentChars: number;
+    readonly requestTimeoutMs: number;
+    readonly headersTimeoutMs: number;
   };
 }
 
@@ -67,6 +69,14 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     bodyLimit: config.bodyLimitBytes,
     return503OnClosing: true,
     forceCloseConnections: 'idle',
+    // A request (headers and body) must arrive within requestTimeoutMs: a body that trickles is
+    // cut with 408 (clientErrorHandler). Node checks the deadlines every connectionsCheckingInterval.
+    requestTimeout: config.requestTimeoutMs,
+    http: {
+      requestTimeout: config.requestTimeoutMs,
+      headersTimeout: config.headersTimeoutMs,
+      connectionsCheckingInterval: Math.max(10, Math.min(1000, Math.floor(config.requestTimeoutMs / 4))),
+    },
   });
   app.setValidatorCompiler(validatorCompiler);
   installJsonParser(app);
