@@ -1,5 +1,5 @@
 /**
- * Keeps the embedded store usable on a full disk (docs/ARCHITECTURE.md, "Store faults").
+ * Keeps the embedded store usable on a full disk (README, "API keys and limits": a full disk).
  *
  * SQLite needs free disk to delete anything in WAL mode (every change is first appended to
  * the WAL), so a disk filled to the last byte would refuse the very cancel or

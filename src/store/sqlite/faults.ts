@@ -1,6 +1,6 @@
 /**
  * SQLite and file-system errors of the embedded store, classified into StoreError at the
- * store boundary (docs/ARCHITECTURE.md, "Store faults"): a full disk is STORE_FULL, anything
+ * store boundary (src/store/errors.ts; README, "Errors"): a full disk is STORE_FULL, anything
  * that makes the store unusable for now (I/O errors, a lock held beyond the busy timeout, a
  * read-only or vanished file) is STORE_UNAVAILABLE. Other errors (a constraint, a misuse)
  * are bugs of ours and are left as they are, for the HTTP layer's INTERNAL_ERROR.
