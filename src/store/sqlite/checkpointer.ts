@@ -50,6 +50,7 @@ export class Checkpointer {
   private readonly worker: Worker;
   private stopped: Promise<void> | undefined;
   private waiting: ((truncated: boolean) => void)[] = [];
+  private exited = false;
 
   /** `onError` gets each new failure of the worker once. */
   constructor(file: string, options: CheckpointerOptions, onError: (message: string) => void) {
@@ -63,13 +64,17 @@ export class Checkpointer {
       onError(String(error));
       this.release();
     });
-    this.worker.on('exit', () => this.release());
+    this.worker.on('exit', () => {
+      this.exited = true;
+      this.release();
+    });
     this.worker.unref();
   }
 
   /** A TRUNCATE checkpoint in the worker; resolves true once the WAL is empty, false if it could not be (never rejects). */
   truncate(): Promise<boolean> {
-    if (this.stopped) return Promise.resolve(false);
+    // A thread that died (its error was reported) never answers: the writes must not wait on it.
+    if (this.stopped || this.exited) return Promise.resolve(false);
     // Writes wait on the answer: the thread must keep the process alive meanwhile.
     this.worker.ref();
     return new Promise<boolean>((resolve) => {

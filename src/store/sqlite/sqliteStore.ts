@@ -112,7 +112,7 @@ export class SqliteJobStore implements JobStore {
   }
 
   async admit(job: NewJob, policy: AdmissionPolicy): Promise<Admission> {
-    await this.walReset;
+    if (this.walReset) await this.walReset;
     return this.write('grow', this.db.transaction((): Admission => {
       const overCap = this.ownerOverCap(job.owner, policy);
       if (overCap) return overCap;
@@ -139,7 +139,7 @@ export class SqliteJobStore implements JobStore {
   }
 
   async admitRetry(scope: Scope, of: string, job: RetryJob, policy: AdmissionPolicy): Promise<Admission | 'not-found' | 'active'> {
-    await this.walReset;
+    if (this.walReset) await this.walReset;
     try {
       return this.write('grow', this.db.transaction((): Admission | 'not-found' | 'active' => {
         const old = this.stmt.getJob.get(of) as JobRow | undefined;
@@ -223,11 +223,13 @@ export class SqliteJobStore implements JobStore {
   }
 
   async get(scope: Scope, id: string): Promise<JobRecord | undefined> {
+    if (this.walReset) await this.walReset;
     const job = classified(() => this.getSync(id));
     return job && visible(scope, job.owner) ? job : undefined;
   }
 
   async status(id: string): Promise<JobStatus | undefined> {
+    if (this.walReset) await this.walReset;
     return classified(() => (this.stmt.getStatus.get(id) as { status: JobStatus } | undefined)?.status);
   }
 
@@ -237,6 +239,7 @@ export class SqliteJobStore implements JobStore {
   }
 
   async list(scope: Scope, query: ListQuery): Promise<{ jobs: JobRecord[]; total: number }> {
+    if (this.walReset) await this.walReset;
     const params = { owner: ownerOf(scope), status: query.status ?? null, limit: query.limit };
     return classified(() => {
       const rows = this.stmt.listJobs.all(params) as JobRow[];
@@ -246,7 +249,7 @@ export class SqliteJobStore implements JobStore {
   }
 
   async transition(id: string, to: JobStatus, patch: TransitionPatch): Promise<JobRecord | undefined> {
-    await this.walReset;
+    if (this.walReset) await this.walReset;
     // Ending a job writes a few bytes and lets its space be reclaimed: allowed on a full disk.
     return this.write(COUNTER_FOR[to] ? 'free' : 'grow', this.db.transaction((): JobRecord | undefined => {
       const from = statesLeadingTo(to);
@@ -278,7 +281,7 @@ export class SqliteJobStore implements JobStore {
    * are filled when the first of them is recorded.
    */
   async pendingDocuments(id: string, from: number, to: number): Promise<{ index: number; text: string }[]> {
-    await this.walReset;
+    if (this.walReset) await this.walReset;
     return this.write('grow', this.db.transaction(() => {
       const job = this.stmt.getProgressRow.get(id) as { seq: number; status: string } | undefined;
       if (!job || job.status !== 'running') return [];
@@ -305,7 +308,7 @@ export class SqliteJobStore implements JobStore {
   }
 
   async recordChunk(id: string, outcome: ChunkOutcome): Promise<boolean> {
-    await this.walReset;
+    if (this.walReset) await this.walReset;
     return this.write('grow', this.db.transaction((): boolean => {
       const row = this.stmt.getProgressRow.get(id) as { seq: number; status: string; dimensions: number | null } | undefined;
       if (!row || row.status !== 'running') return false;
@@ -348,10 +351,12 @@ export class SqliteJobStore implements JobStore {
 
   /** Content-cache figures for /api/stats. */
   async cacheStats(): Promise<CacheStats> {
+    if (this.walReset) await this.walReset;
     return classified(() => ({ enabled: this.cache.enabled, max_bytes: this.cache.policy.maxBytes, ...this.cache.stats() }));
   }
 
   async readResults(scope: Scope, id: string, offset: number, limit: number): Promise<ItemResult[]> {
+    if (this.walReset) await this.walReset;
     return classified(() => {
       const job = this.stmt.getJob.get(id) as JobRow | undefined;
       if (!job || !visible(scope, job.owner)) return [];
@@ -361,7 +366,7 @@ export class SqliteJobStore implements JobStore {
   }
 
   async purge(scope: Scope, id: string): Promise<'purged' | 'not-found' | 'active'> {
-    await this.walReset;
+    if (this.walReset) await this.walReset;
     return this.write('free', this.db.transaction(() => {
       const row = this.stmt.getJob.get(id) as JobRow | undefined;
       if (!row || !visible(scope, row.owner)) return 'not-found' as const;
@@ -372,7 +377,7 @@ export class SqliteJobStore implements JobStore {
   }
 
   async sweepExpired(now: number): Promise<string[]> {
-    await this.walReset;
+    if (this.walReset) await this.walReset;
     return this.write('free', this.db.transaction(() => this.sweepSync(now)));
   }
 
@@ -383,10 +388,12 @@ export class SqliteJobStore implements JobStore {
   }
 
   async unfinishedJobs(): Promise<JobRecord[]> {
+    if (this.walReset) await this.walReset;
     return classified(() => (this.stmt.unfinished.all() as JobRow[]).map(jobFromRow));
   }
 
   async counters(scope: Scope): Promise<JobCounters> {
+    if (this.walReset) await this.walReset;
     return classified(() => this.countersSync(scope));
   }
 
@@ -524,9 +531,12 @@ export class SqliteJobStore implements JobStore {
   }
 
   /**
-   * Once the WAL is over its limit (or a quarter of the free disk, if less), the next writes
-   * wait while the checkpointer truncates it (checkpointer.ts): the back-pressure that keeps
-   * the WAL bounded whatever the write rate. Reads go on meanwhile.
+   * Once the WAL is over its limit (or a quarter of the free disk, if less), the next
+   * operations wait while the checkpointer truncates it (checkpointer.ts): the back-pressure
+   * that keeps the WAL bounded whatever the write rate. Reads wait too, so that operations
+   * still take effect in the order they were called (a status read issued after a
+   * transition sees it); without a truncate in progress every method runs its SQL
+   * synchronously when called, as before (the scheduler relies on that order).
    */
   private boundWal(): void {
     const { backing, checkpointer } = this;
