@@ -9,6 +9,7 @@ import { benchStore } from './store.js';
 import { benchResults } from './results.js';
 import { benchDistributed } from './distributed.js';
 import { benchLoad } from './load.js';
+import { benchWal } from './wal.js';
 import { printTable, type Row } from './lib.js';
 
 const SCENARIOS: Record<string, { title: string; run: () => Promise<Row[]> }> = {
@@ -19,6 +20,7 @@ const SCENARIOS: Record<string, { title: string; run: () => Promise<Row[]> }> = 
   distributed: { title: 'distributed: 10,000 x 768 through --redis mode vs the embedded store, serial nodes, Redis memory per job', run: benchDistributed },
   load: { title: 'load: 50 concurrent clients, 200 jobs of 1,000 documents, polling with backoff, 2 simulated nodes (zero-cost, then 2 ms/doc)', run: benchLoad },
   embedded: { title: 'embedded: the in-process model through the gateway vs called directly (2,000 texts), and responsiveness', run: benchEmbedded },
+  wal: { title: 'wal: 50,000 x 768 written by the embedded store with the cache on, peak write-ahead log size', run: benchWal },
 };
 
 const wanted = process.argv.slice(2);

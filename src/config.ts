@@ -66,6 +66,15 @@ export interface Config {
   readonly maxStoreBytes: number;
   /** Flags accepted for compatibility that do nothing; the CLI says so once. */
   readonly ignoredFlags: readonly string[];
+  /** Longest time to receive a whole request (headers and body); a request still arriving is cut with 408. */
+  readonly requestTimeoutMs: number;
+  /** Longest time to receive a request's headers (at most `requestTimeoutMs`). */
+  readonly headersTimeoutMs: number;
+  /**
+   * On SIGTERM/SIGINT: how long chunks in flight, sync calls and /api/chat streams may go on
+   * before they are aborted and the connections closed (the scheduler's stop grace too).
+   */
+  readonly stopGraceMs: number;
 }
 
 /** The defaults, in one place (DESIGN.md section 3). */
@@ -100,6 +109,10 @@ export const DEFAULTS = {
   maxActiveJobsPerKey: 100,
   maxDocumentChars: 100_000,
   maxStoreGb: 10,
+  /** Cuts bodies that trickle; a 128 MB body needs about 17 Mbit/s to arrive in time (raise it for slower links). */
+  requestTimeoutSeconds: 60,
+  headersTimeoutSeconds: 20,
+  shutdownGraceSeconds: 5,
 } as const;
 
 /** Raw option values as they come from the command line (strings, booleans, lists). */
@@ -134,6 +147,8 @@ export interface RawOptions {
   maxActiveJobsPerKey?: string;
   maxDocumentChars?: string;
   maxStoreGb?: string;
+  requestTimeout?: string;
+  shutdownGrace?: string;
 }
 
 export class ConfigError extends Error {
@@ -158,6 +173,7 @@ export function resolveConfig(flags: RawOptions, env: Env = process.env): Config
   const embeddedThreads = intOption('--embedded-threads', pick(flags.embeddedThreads, 'SOLLOL_EMBEDDED_THREADS'), DEFAULTS.embeddedThreads, 1, 64);
   const workersRaw = pick(flags.workers ?? flags.daskWorkers, 'SOLLOL_WORKERS', 'SOLLOL_DASK_WORKERS') ?? DEFAULTS.workers;
   const dataDir = pick(flags.dataDir, 'SOLLOL_DATA_DIR') ?? DEFAULTS.dataDir;
+  const requestTimeoutMs = 1000 * numberOption('--request-timeout', pick(flags.requestTimeout, 'SOLLOL_REQUEST_TIMEOUT'), DEFAULTS.requestTimeoutSeconds, 0.01);
   const config: Config = {
     host: hostOption(pick(flags.host, 'SOLLOL_HOST') ?? DEFAULTS.host),
     port: intOption('--port', pick(flags.port, 'SOLLOL_PORT'), DEFAULTS.port, 0, 65535),
@@ -190,6 +206,9 @@ export function resolveConfig(flags: RawOptions, env: Env = process.env): Config
     maxDocumentChars: intOption('--max-document-chars', pick(flags.maxDocumentChars, 'SOLLOL_MAX_DOCUMENT_CHARS'), DEFAULTS.maxDocumentChars, 1, 100_000_000),
     maxStoreBytes: Math.round(1024 ** 3 * numberOption('--max-store-gb', pick(flags.maxStoreGb, 'SOLLOL_MAX_STORE_GB'), DEFAULTS.maxStoreGb, 0)),
     ignoredFlags: flags.rayWorkers !== undefined ? ['--ray-workers'] : [],
+    requestTimeoutMs,
+    headersTimeoutMs: Math.min(requestTimeoutMs, 1000 * numberOption('SOLLOL_HEADERS_TIMEOUT', env.SOLLOL_HEADERS_TIMEOUT, DEFAULTS.headersTimeoutSeconds, 0.01)),
+    stopGraceMs: 1000 * numberOption('--shutdown-grace', pick(flags.shutdownGrace, 'SOLLOL_SHUTDOWN_GRACE'), DEFAULTS.shutdownGraceSeconds, 0),
   };
   if (flags.rayWorkers !== undefined) intOption('--ray-workers', flags.rayWorkers, 0, 0, 1024);
   return Object.freeze(config);

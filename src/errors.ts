@@ -33,7 +33,7 @@ export const API_ERRORS = {
   TOO_MANY_ACTIVE_JOBS: 429,
   DOCUMENT_TOO_LONG: 400,
   STORE_FULL: 507,
-  // The store (Redis in the distributed mode) cannot be reached now; Retry-After says when to try again.
+  // Store faults (src/store/errors.ts): the store cannot be used right now (Redis down, SQLite I/O error, busy); with Retry-After.
   STORE_UNAVAILABLE: 503,
   // Sync API (Ollama-compatible /api/embed ..., OpenAI-compatible /v1/*); there MODEL_NOT_FOUND answers 404.
   INVALID_INPUT: 400,

@@ -57,8 +57,18 @@ export async function startGateway(config: Config, logger: PinoLogger): Promise<
   let app: FastifyInstance | undefined;
   const closeAll = async (): Promise<void> => {
     manager.stop();
-    await app?.close();
-    await scheduler.stop();
+    // Stop dispatching first: no new chunk starts, those in flight get the grace period.
+    const schedulerStopped = scheduler.stop();
+    // Stop accepting; requests in flight (sync calls, /api/chat streams) get the same grace,
+    // then their connections are closed, which aborts their backend calls (clientSignal in
+    // http/syncEmbed.ts), so a client or a node that never finishes cannot hold the stop.
+    const appClosed = app?.close();
+    const cut = setTimeout(() => app?.server.closeAllConnections(), config.stopGraceMs);
+    try {
+      await Promise.all([appClosed, schedulerStopped]);
+    } finally {
+      clearTimeout(cut);
+    }
     await pool.close();
     await events.close();
     await store.close();
@@ -71,6 +81,7 @@ export async function startGateway(config: Config, logger: PinoLogger): Promise<
     app = await buildApp({ manager, pool, scheduler, logger, config, metrics, ...(sharedRateLimit ? { sharedRateLimit } : {}) });
     await app.listen({ host: config.host, port: config.port });
     await refuseSelf(pool);
+    warnUnreachable(pool, logger);
   } catch (error) {
     await closeAll();
     throw error;
@@ -126,6 +137,14 @@ function gatewayBackends(config: Config, logger: Logger): EmbeddingBackend[] {
   if (config.redisUrl === undefined || config.workers > 0) return config.backends.map((spec) => createBackend(spec, config));
   const own = config.backends.filter((spec) => spec.kind !== 'embedded').map((spec) => createBackend(spec, config));
   return [...own, new WorkersBackend({ ...config, redisUrl: config.redisUrl }, logger)];
+}
+
+/** One warning line per backend the first probe could not reach (the pool only logs changes of health). */
+function warnUnreachable(pool: BackendPool, logger: Logger): void {
+  for (const node of pool.snapshot()) {
+    if (node.healthy) continue;
+    logger.warn({ backend: node.url }, `backend ${node.url} is unreachable at start (${node.last_error ?? 'no answer'}); jobs for its models wait until it answers`);
+  }
 }
 
 /** The default port is Ollama's: refuse a backend that turns out to be this very gateway. */

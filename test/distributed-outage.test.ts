@@ -63,7 +63,7 @@ async function assertUnavailable(gateway: GatewayProcess): Promise<void> {
     return answer.body.status === 'degraded' ? answer : undefined;
   }, 'health to say degraded');
   assert.equal(health.status, 200);
-  assert.match(String(health.body.degraded), /Redis/);
+  assert.match(String(health.body.reasons), /Redis/);
 }
 
 for (const outage of ['stop', 'sigstop'] as const) {

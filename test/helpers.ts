@@ -15,9 +15,14 @@ import type { SimOptions } from '../src/sim/options.js';
 
 export const MODEL = 'nomic-embed-text';
 
+/**
+ * A fresh directory, removed after the test. `t.after` hooks run in the order they were
+ * registered, so a store opened later in it may still be writing (its checkpoint thread)
+ * while this runs: retried on ENOTEMPTY rather than failing the test.
+ */
 export function tempDir(t: TestContext, prefix = 'sollol-test-'): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
-  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 }));
   return dir;
 }
 
@@ -58,11 +63,22 @@ export async function startTestGateway(
   flags: RawOptions = {},
   env: Record<string, string> = {},
 ): Promise<TestGateway> {
-  const dataDir = flags.dataDir ?? tempDir(t);
+  // An own directory is removed after the gateway stopped (hooks run in registration order).
+  const ownDir = flags.dataDir === undefined ? fs.mkdtempSync(path.join(os.tmpdir(), 'sollol-test-')) : undefined;
+  const dataDir = flags.dataDir ?? ownDir!;
+  const removeOwnDir = (): void => {
+    if (ownDir !== undefined) fs.rmSync(ownDir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
+  };
   const redis = flags.redis === undefined ? redisFlagsFor(dataDir) : {};
   const config = resolveConfig({ port: '0', ...redis, ...flags, dataDir }, { SOLLOL_HEALTH_INTERVAL: '0.2', SOLLOL_SWEEP_INTERVAL: '0.2', ...env });
-  const gateway = await startGateway(config, silentLogger());
-  t.after(() => gateway.stop());
+  const gateway = await startGateway(config, silentLogger()).catch((error: unknown) => {
+    removeOwnDir();
+    throw error;
+  });
+  t.after(async () => {
+    await gateway.stop();
+    removeOwnDir();
+  });
   return { gateway, url: gateway.url, dataDir, stop: () => gateway.stop() };
 }
 

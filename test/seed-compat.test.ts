@@ -1,11 +1,13 @@
 /**
  * What SOLLOL v0.7.0's own test_batch_api.py checks, against `sollol up --port ... --backend <a
  * simulated node serving nomic-embed-text>`: running on submit, version in health, results
- * 200 after 2 s, 200 or 404 for an immediate cancel, batch_jobs in stats.
+ * 200 once the job completed (the seed sleeps 2 s; here the wait is for the status), an
+ * immediate cancel of a running job answering 200 (the seed accepts 200 or 404: the node is
+ * made to hang so the job is surely still running), batch_jobs in stats.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { MODEL, call, startSim, startTestGateway, submit } from './helpers.js';
+import { MODEL, call, startSim, startTestGateway, submit, waitFor, waitForStatus } from './helpers.js';
 
 test('SOLLOL test_batch_api.py expectations hold', async (t) => {
   const node = await startSim(t);
@@ -26,7 +28,7 @@ test('SOLLOL test_batch_api.py expectations hold', async (t) => {
   assert.equal(status.body.job_id, jobId);
   assert.ok(['pending', 'running', 'completed'].includes(status.body.status));
 
-  await new Promise((resolve) => setTimeout(resolve, 2000));
+  await waitForStatus(url, jobId, ['completed']);
   const results = await call(`${url}/api/batch/results/${jobId}`);
   assert.equal(results.status, 200);
   assert.equal(results.body.results.length, 3);
@@ -36,9 +38,14 @@ test('SOLLOL test_batch_api.py expectations hold', async (t) => {
   assert.ok(Array.isArray(list.body.jobs));
   assert.ok(list.body.total >= 1);
 
+  node.configure({ hang: true });
   const another = await submit(url, { model: MODEL, documents: ['Cancel me'] });
+  await waitFor(() => (node.stats().hung >= 1 ? true : undefined), 'the job to be on a call');
   const cancel = await call(`${url}/api/batch/jobs/${another.body.job_id}`, { method: 'DELETE' });
-  assert.ok([200, 404].includes(cancel.status));
+  assert.equal(cancel.status, 200);
+  assert.equal(cancel.body.cancelled, true);
+  assert.equal((await call(`${url}/api/batch/jobs/${another.body.job_id}`)).body.status, 'cancelled');
+  node.configure({ hang: false });
 
   const stats = await call(`${url}/api/stats`);
   assert.equal(stats.status, 200);

@@ -12,12 +12,19 @@ export function describeBackends(config: Config): string {
  * signal while stopping must find this handler (which ignores it), not Node's default, which
  * would kill the process before the drain finishes.
  */
-export function stopOnSignals(stoppable: { stop(): Promise<void> }, logger: PinoLogger): void {
+export function stopOnSignals(stoppable: { stop(): Promise<void> }, logger: PinoLogger, boundMs?: number): void {
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) return;
     stopping = true;
     logger.info(`${signal} received: finishing chunks in flight, then stopping`);
+    // The last resort should stopping itself hang (a bug): exit 1 with a line saying so.
+    if (boundMs !== undefined) {
+      setTimeout(() => {
+        logger.error(`stopping took more than ${Math.round(boundMs / 1000)} s; exiting without waiting further`);
+        process.exit(1);
+      }, boundMs).unref();
+    }
     void stoppable.stop().then(
       () => process.exit(0),
       (error: unknown) => {

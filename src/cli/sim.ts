@@ -99,9 +99,15 @@ function stopOnSignal(node: SimNode): void {
   const stop = (): void => {
     process.off('SIGINT', stop);
     process.off('SIGTERM', stop);
-    void node.close().then(() => {
-      process.exitCode = 0;
-    });
+    node.close().then(
+      () => {
+        process.exitCode = 0;
+      },
+      (error: unknown) => {
+        process.stderr.write(`sollol sim: error while closing: ${String(error)}\n`);
+        process.exitCode = 1;
+      },
+    );
   };
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);

@@ -6,6 +6,7 @@ import { accessNotice } from '../auth/notice.js';
 import { UnsupportedBackendError } from '../backends/factory.js';
 import { safeUrl } from '../execution/redisClient.js';
 import { SelfReferenceError, startGateway } from '../gateway.js';
+import { DataDirError } from '../store/sqlite/dataDir.js';
 import { createLogger } from '../logger.js';
 import { VERSION } from '../version.js';
 import { fail } from './fail.js';
@@ -41,6 +42,8 @@ export function upCommand(): Command {
     .option('--rate-limit <n>', `requests per minute per key; 0 = no limit (env SOLLOL_RATE_LIMIT; default ${DEFAULTS.rateLimitPerMinute})`)
     .option('--max-active-jobs-per-key <n>', `most pending + running jobs per key; 0 = no cap (env SOLLOL_MAX_ACTIVE_JOBS_PER_KEY; default ${DEFAULTS.maxActiveJobsPerKey})`)
     .option('--max-document-chars <n>', `longest document or input, in characters (env SOLLOL_MAX_DOCUMENT_CHARS; default ${DEFAULTS.maxDocumentChars})`)
+    .option('--request-timeout <seconds>', `longest time to receive a whole request, body included; slower ones are cut with 408 (env SOLLOL_REQUEST_TIMEOUT; default ${DEFAULTS.requestTimeoutSeconds})`)
+    .option('--shutdown-grace <seconds>', `on SIGTERM: how long work in flight may finish before it is aborted (env SOLLOL_SHUTDOWN_GRACE; default ${DEFAULTS.shutdownGraceSeconds})`)
     .option('--max-store-gb <gb>', `new jobs are refused while the store is larger; 0 = no cap (env SOLLOL_MAX_STORE_GB; default ${DEFAULTS.maxStoreGb})`)
     .addOption(new Option('--log-level <level>', 'log level (env SOLLOL_LOG_LEVEL)').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
     .option('--redis <url>', 'distributed mode: jobs in this Redis, chunks on its BullMQ queue for `sollol worker`s (env SOLLOL_REDIS_URL)')
@@ -60,7 +63,8 @@ async function runUp(options: RawOptions): Promise<void> {
   const notice = accessNotice(config, gateway.url);
   logger[notice.level](notice.message);
   if (!config.batchProcessing) logger.warn('batch processing is disabled (--no-batch-processing): /api/batch/* answers 503');
-  stopOnSignals(gateway, logger);
+  // The grace, then a few seconds to close the backends and the store.
+  stopOnSignals(gateway, logger, config.stopGraceMs + 15_000);
 }
 
 function storeName(config: Config): string {
@@ -73,7 +77,7 @@ function startupMessage(error: unknown, config: Config): string {
     return `${config.host}:${config.port} is already in use (Ollama listens on 11434 too); choose another port with --port`;
   }
   if (err.code === 'EADDRNOTAVAIL') return `cannot listen on ${config.host}: no such local address; check --host`;
-  if (error instanceof SelfReferenceError || error instanceof UnsupportedBackendError) return error.message;
+  if (error instanceof SelfReferenceError || error instanceof UnsupportedBackendError || error instanceof DataDirError) return error.message;
   if (err.code === 'SQLITE_CANTOPEN') return `cannot open the store in ${config.dataDir}; check --data-dir`;
   return `could not start: ${err.message ?? String(error)}`;
 }

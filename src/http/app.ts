@@ -7,9 +7,11 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type
 import type { Logger as PinoLogger } from 'pino';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
+import secureJson from 'secure-json-parse';
 import type { ApiKey } from '../auth/keys.js';
 import type { BackendPool } from '../backends/pool.js';
 import { ApiError } from '../errors.js';
+import { isStoreError } from '../store/errors.js';
 import type { JobScheduler } from '../execution/types.js';
 import type { JobManager } from '../jobs/manager.js';
 import type { GatewayMetrics } from '../metrics.js';
@@ -50,6 +52,8 @@ export interface AppDependencies {
     readonly apiKeys: readonly ApiKey[];
     readonly rateLimitPerMinute: number;
     readonly maxDocumentChars: number;
+    readonly requestTimeoutMs: number;
+    readonly headersTimeoutMs: number;
   };
 }
 
@@ -67,6 +71,14 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     bodyLimit: config.bodyLimitBytes,
     return503OnClosing: true,
     forceCloseConnections: 'idle',
+    // A request (headers and body) must arrive within requestTimeoutMs: a body that trickles is
+    // cut with 408 (clientErrorHandler). Node checks the deadlines every connectionsCheckingInterval.
+    requestTimeout: config.requestTimeoutMs,
+    http: {
+      requestTimeout: config.requestTimeoutMs,
+      headersTimeout: config.headersTimeoutMs,
+      connectionsCheckingInterval: Math.max(10, Math.min(1000, Math.floor(config.requestTimeoutMs / 4))),
+    },
   });
   app.setValidatorCompiler(validatorCompiler);
   installJsonParser(app);
@@ -80,7 +92,8 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   installDocumentLimit(app, config.maxDocumentChars);
   app.setErrorHandler((error: FastifyError, request, reply) => {
     const apiError = toApiError(error, request);
-    if (apiError.statusCode >= 500) request.log.error({ err: error, url: request.url }, 'request failed');
+    if (isStoreError(error)) request.log.warn({ url: request.url, code: error.code, error: error.message }, 'request refused: store fault');
+    else if (apiError.statusCode >= 500) request.log.error({ err: error, url: request.url }, 'request failed');
     sendError(reply, apiError);
   });
   app.setNotFoundHandler((request, reply) => {
@@ -131,7 +144,10 @@ function keySecurity() {
 
 /**
  * Bodies are read as JSON whatever the Content-Type says (Ollama does the same, and
- * `curl -d` sends form encoding by default); parse failures become INVALID_JSON.
+ * `curl -d` sends form encoding by default); parse failures become INVALID_JSON. Parsed with
+ * secure-json-parse (the parser fastify's own JSON parser uses, a direct dependency here so
+ * the parse error's sentence reaches the client): a `__proto__` or `constructor.prototype`
+ * key is refused, never handed to route code (prototype poisoning).
  */
 function installJsonParser(app: FastifyInstance): void {
   app.removeAllContentTypeParsers();
@@ -142,7 +158,7 @@ function installJsonParser(app: FastifyInstance): void {
       return done(null, undefined);
     }
     try {
-      done(null, JSON.parse(text));
+      done(null, secureJson.parse(text, undefined, { protoAction: 'error', constructorAction: 'error' }));
     } catch (error) {
       done(new ApiError('INVALID_JSON', `Request body is not valid JSON: ${(error as Error).message}`), undefined);
     }

@@ -28,7 +28,7 @@ declare module 'fastify' {
 }
 
 /** Open without a key: liveness, the version (how a gateway recognises itself), and the API description. */
-const PUBLIC_ROUTES: ReadonlySet<string> = new Set(['/api/health', '/api/version', '/openapi.json']);
+const PUBLIC_ROUTES: ReadonlySet<string> = new Set(['/api/health', '/api/version', '/openapi.json', '/api/ready', '/readyz']);
 /** Only an admin key may read these (global figures across every owner). */
 const ADMIN_ROUTES: ReadonlySet<string> = new Set(['/metrics']);
 

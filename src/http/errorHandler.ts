@@ -6,7 +6,7 @@ import type { Socket } from 'node:net';
 import type { ConnectionError, FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import type { ErrorObject } from 'ajv';
 import { ApiError } from '../errors.js';
-import { isStoreError } from '../store/errors.js';
+import { isStoreError, type StoreError } from '../store/errors.js';
 import { listQueryError, submitValidationError } from './validation.js';
 
 type ValidationTranslator = (error: ErrorObject, body: unknown) => ApiError;
@@ -27,16 +27,18 @@ const TRANSLATORS: Record<NonNullable<RouteErrorConfig['validationErrors']>, Val
   list: (error) => listQueryError(error),
 };
 
-/** Seconds a client is told to wait when the store cannot be reached (Retry-After). */
-const STORE_RETRY_AFTER_SECONDS = 5;
+/** Seconds a client is told to wait before trying again while the store is unavailable. */
+export const STORE_RETRY_AFTER_SECONDS = 5;
+
+/** A store fault as the API answers it: 507 STORE_FULL, or 503 STORE_UNAVAILABLE with Retry-After. */
+export function fromStoreError(error: StoreError): ApiError {
+  if (error.code === 'STORE_FULL') return new ApiError('STORE_FULL', error.message);
+  return new ApiError('STORE_UNAVAILABLE', `${error.message}; try again shortly`, { 'retry-after': String(STORE_RETRY_AFTER_SECONDS) });
+}
 
 export function toApiError(error: FastifyError, request: FastifyRequest): ApiError {
   if (error instanceof ApiError) return error;
-  if (isStoreError(error)) {
-    return error.code === 'STORE_UNAVAILABLE'
-      ? new ApiError('STORE_UNAVAILABLE', `${error.message}; retry in ${STORE_RETRY_AFTER_SECONDS} s`, { 'retry-after': String(STORE_RETRY_AFTER_SECONDS) })
-      : new ApiError('STORE_FULL', error.message);
-  }
+  if (isStoreError(error)) return fromStoreError(error);
   if (error.validation && error.validation.length > 0) {
     const which = (request.routeOptions.config as RouteErrorConfig).validationErrors;
     const first = error.validation[0] as ErrorObject;

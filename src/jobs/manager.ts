@@ -9,7 +9,7 @@ import { ApiError, formatCount } from '../errors.js';
 import type { JobEvents } from '../execution/jobEvents.js';
 import type { JobScheduler } from '../execution/types.js';
 import type { Logger } from '../logger.js';
-import type { Admission, AdmissionPolicy, CacheStats, JobStore } from '../store/types.js';
+import type { Admission, AdmissionPolicy, CacheStats, JobStore, StoreFootprint, StoreHealth } from '../store/types.js';
 import { terminalPatch } from './lifecycle.js';
 import { ADMIN_SCOPE, ANONYMOUS_OWNER, type ItemResult, type JobCounters, type JobRecord, type Scope } from './model.js';
 import { isTerminal, type JobStatus } from './state.js';
@@ -62,10 +62,10 @@ export class JobManager {
   /** Resumes jobs a previous process left unfinished, then starts the TTL sweep. */
   async start(): Promise<void> {
     await this.resumeInterruptedJobs();
-    await this.sweep();
-    // A failed sweep (the store unreachable for a while) is logged and tried again next time, never thrown.
+    await this.sweep().catch((error: unknown) => this.log.warn({ err: error }, 'expired-job sweep failed at start; trying again on the next tick'));
+    // A failed sweep (a store fault) is logged and tried again on the next tick, never an unhandled rejection.
     this.sweepTimer = setInterval(() => {
-      this.sweep().catch((error: unknown) => this.log.warn({ err: error instanceof Error ? error.message : error }, 'TTL sweep failed; retrying at the next interval'));
+      this.sweep().catch((error: unknown) => this.log.warn({ err: error }, 'expired-job sweep failed; trying again on the next tick'));
     }, this.options.sweepIntervalMs);
     this.sweepTimer.unref();
   }
@@ -258,6 +258,15 @@ export class JobManager {
 
   cacheStats(): Promise<CacheStats> {
     return this.store.cacheStats();
+  }
+
+  /** The store's own word on whether it can write (health and readiness routes). */
+  storeHealth(): StoreHealth {
+    return this.store.health?.() ?? { writable: true };
+  }
+
+  storeFootprint(): Promise<StoreFootprint | undefined> {
+    return this.store.footprint?.() ?? Promise.resolve(undefined);
   }
 
   counters(scope: Scope = ADMIN_SCOPE): Promise<JobCounters> {

@@ -18,6 +18,17 @@ export interface CacheStats {
   readonly misses: number;
 }
 
+export interface StoreHealth {
+  readonly writable: boolean;
+  readonly reason?: string;
+}
+
+/** /api/stats `store`: each store adds its own figures (SQLite: file, WAL and free disk bytes). */
+export interface StoreFootprint {
+  readonly kind: string;
+  readonly writable: boolean;
+}
+
 export interface AdmissionPolicy {
   readonly maxJobs: number;
   readonly now: number;
@@ -98,6 +109,13 @@ export interface JobStore {
    * this out and the cap does not apply.
    */
   storedBytes?(): Promise<number>;
+  /**
+   * Whether the store can take new data now, and why not (a full disk, an I/O fault, an
+   * unreachable Redis), for /api/health and /api/ready. Absent: assumed writable.
+   */
+  health?(): StoreHealth;
+  /** The store's sizes for /api/stats `store` (SQLite: database, WAL, free disk). */
+  footprint?(): Promise<StoreFootprint>;
   close(): Promise<void>;
 }
 

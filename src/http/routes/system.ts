@@ -1,6 +1,10 @@
-/** Gateway routes: /api/health, /api/stats (/api/version is with the Ollama-compatible routes). */
+/**
+ * Gateway routes: /api/health, /api/ready (and /readyz), /api/stats (/api/version is with the
+ * Ollama-compatible routes). Health always answers 200 (the process is alive) with `status`
+ * "ok" or "degraded" and the reasons; readiness answers 503 while degraded, for load balancers.
+ */
 import type {} from '@fastify/swagger';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { BackendPool } from '../../backends/pool.js';
 import type { JobScheduler } from '../../execution/types.js';
 import type { JobManager } from '../../jobs/manager.js';
@@ -21,12 +25,32 @@ export interface SystemRouteOptions {
 export async function systemRoutes(app: FastifyInstance, options: SystemRouteOptions): Promise<void> {
   const { manager, pool, scheduler } = options;
 
+  /** Why the gateway cannot do its work now; empty when it can. */
+  const degradedReasons = (): string[] => {
+    const reasons: string[] = [];
+    const nodes = pool.snapshot();
+    if (!nodes.some((n) => n.healthy)) reasons.push(`no healthy backend (0 of ${nodes.length} reachable)`);
+    const store = manager.storeHealth();
+    if (!store.writable) reasons.push(`store not writable: ${store.reason ?? 'unknown fault'}`);
+    reasons.push(...(scheduler.degradedReasons?.() ?? []));
+    return reasons;
+  };
+
+  const ready = async (_request: unknown, reply: FastifyReply) => {
+    const reasons = degradedReasons();
+    void reply.code(reasons.length === 0 ? 200 : 503);
+    return { ready: reasons.length === 0, status: reasons.length === 0 ? 'ok' : 'degraded', reasons };
+  };
+  const readySchema = { tags: ['gateway'], summary: 'Readiness: 200 when the gateway can take work, 503 with the reasons when degraded' };
+  app.get('/api/ready', { schema: readySchema }, ready);
+  app.get('/readyz', { schema: { ...readySchema, hide: true } }, ready);
+
   app.get('/api/health', { schema: { tags: ['gateway'], summary: 'Liveness and version' } }, async () => {
     const nodes = pool.snapshot();
-    const degraded = scheduler.degradedReasons?.() ?? [];
+    const reasons = degradedReasons();
     return {
-      status: degraded.length > 0 ? 'degraded' : 'ok',
-      ...(degraded.length > 0 ? { degraded } : {}),
+      status: reasons.length === 0 ? 'ok' : 'degraded',
+      reasons,
       service: 'sollol',
       version: VERSION,
       instance_id: options.instanceId,
@@ -52,6 +76,7 @@ export async function systemRoutes(app: FastifyInstance, options: SystemRouteOpt
         batch_processing: options.batchProcessing,
       },
       cache: await manager.cacheStats(),
+      store: (await manager.storeFootprint()) ?? null,
       scheduler: { workers: load.workers, chunks_in_flight: load.chunksInFlight, queued_jobs: load.queuedJobs },
       backends: pool.snapshot(),
       ...(scheduler.remoteWorkers ? { workers: scheduler.remoteWorkers() } : {}),

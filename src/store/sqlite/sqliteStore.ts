@@ -7,14 +7,18 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import type { Database as DB, Statement } from 'better-sqlite3';
+import type { Database as DB, Statement, Transaction } from 'better-sqlite3';
 import type { ChunkOutcome, ItemResult, JobCounters, JobRecord, NewJob, RetryJob, Scope } from '../../jobs/model.js';
 import { statesLeadingTo, type JobStatus } from '../../jobs/state.js';
 import type { Admission, AdmissionPolicy, CacheStats, JobStore, ListQuery, TransitionPatch } from '../types.js';
 import { vectorToBlob } from '../vectorBlob.js';
 import { cacheKey, cacheKeyPrefix } from '../cacheKey.js';
+import { StoreError } from '../errors.js';
 import { Checkpointer } from './checkpointer.js';
+import { prepareDataDir } from './dataDir.js';
+import { DiskGuard } from './diskGuard.js';
 import { EmbeddingCacheTable, type CacheEntry, type CachePolicy } from './embeddingCache.js';
+import { classified, classifyStoreFault } from './faults.js';
 import { migrate } from './migrations.js';
 import { DOC_DONE, DOC_FAILED, DOC_PENDING, itemFromRow, jobFromRow, type DocumentRow, type JobRow } from './rows.js';
 
@@ -25,31 +29,73 @@ const COUNTER_FOR: Partial<Record<JobStatus, string>> = {
   cancelled: 'jobs_cancelled',
 };
 
-const CHECKPOINT_INTERVAL_MS = 2000;
+/** Short, so that the WAL is reset while chunks are written back to back (checkpointer.ts). */
+const CHECKPOINT_INTERVAL_MS = 250;
+/** The WAL's bound: a TRUNCATE checkpoint follows once it holds more (and journal_size_limit). */
+export const DEFAULT_WAL_LIMIT_BYTES = 64 * 1024 * 1024;
+/** Room kept on the disk for deletes and cancels once it is full (diskGuard.ts). */
+export const DEFAULT_RESERVE_BYTES = 8 * 1024 * 1024;
 
 export interface SqliteStoreOptions {
   readonly cache: CachePolicy;
   readonly onError?: (message: string) => void;
+  readonly walLimitBytes?: number;
+  /** 0: no reserve file (deletes on a full disk then depend on a TRUNCATE checkpoint freeing room). */
+  readonly reserveBytes?: number;
+}
+
+/** What the store says about its own footprint and health (/api/stats, /api/health). */
+export interface SqliteFootprint {
+  readonly kind: 'sqlite';
+  readonly path: string;
+  /** Pages in use, the WAL included: the figure --max-store-gb caps. */
+  readonly used_bytes: number;
+  readonly database_file_bytes: number;
+  readonly wal_bytes: number;
+  readonly wal_limit_bytes: number;
+  readonly disk_free_bytes: number | null;
+  readonly reserve_bytes: number;
+  readonly reserve_held: boolean;
+  readonly writable: boolean;
 }
 
 export function openSqliteStore(dataDir: string, options: SqliteStoreOptions): SqliteJobStore {
   const onError = options.onError ?? (() => {});
+  const walLimitBytes = options.walLimitBytes ?? DEFAULT_WAL_LIMIT_BYTES;
   if (dataDir === ':memory:') return new SqliteJobStore(new Database(':memory:'), options.cache);
-  fs.mkdirSync(dataDir, { recursive: true });
+  prepareDataDir(dataDir);
   const file = path.join(dataDir, 'sollol.db');
-  const store = new SqliteJobStore(new Database(file), options.cache);
-  store.attachCheckpointer(new Checkpointer(file, CHECKPOINT_INTERVAL_MS, onError));
+  const guard = new DiskGuard(dataDir, options.reserveBytes ?? DEFAULT_RESERVE_BYTES);
+  const store = new SqliteJobStore(classified(() => new Database(file)), options.cache, { file, guard, walLimitBytes, onError });
+  guard.ensureReserve();
+  store.attachCheckpointer(new Checkpointer(file, { intervalMs: CHECKPOINT_INTERVAL_MS }, onError));
   return store;
 }
+
+interface FileBacking {
+  readonly file: string;
+  readonly onError: (message: string) => void;
+  readonly guard: DiskGuard;
+  readonly walLimitBytes: number;
+}
+
+/** Writes that only add data are refused in low-space mode; freeing ones (cancel, delete, expiry) go on. */
+type WriteKind = 'grow' | 'free';
 
 export class SqliteJobStore implements JobStore {
   private readonly db: DB;
   private readonly stmt: ReturnType<typeof prepareStatements>;
   private checkpointer: Checkpointer | undefined;
   private readonly cache: EmbeddingCacheTable;
+  private readonly backing: FileBacking | undefined;
+  /** Set while the checkpointer truncates the WAL: writes wait for it (boundWal). */
+  private walReset: Promise<void> | undefined;
+  /** The last STORE_UNAVAILABLE a write met, until a write succeeds again. */
+  private fault: StoreError | undefined;
 
-  constructor(db: DB, cachePolicy: CachePolicy = { maxBytes: 0 }) {
+  constructor(db: DB, cachePolicy: CachePolicy = { maxBytes: 0 }, backing?: FileBacking) {
     this.db = db;
+    this.backing = backing;
     // 16 KiB pages hold a 768-dim float32 vector (3 KiB) without overflow chains: measured
     // 1.6x faster writes than 4 KiB pages. Only takes effect on a new database file.
     db.pragma('page_size = 16384');
@@ -59,14 +105,15 @@ export class SqliteJobStore implements JobStore {
     db.pragma('foreign_keys = ON');
     // Checkpoints run in a worker thread (checkpointer.ts), never on a commit of this connection.
     db.pragma('wal_autocheckpoint = 0');
-    db.pragma('journal_size_limit = 67108864');
+    db.pragma(`journal_size_limit = ${backing?.walLimitBytes ?? DEFAULT_WAL_LIMIT_BYTES}`);
     migrate(db);
     this.stmt = prepareStatements(db);
     this.cache = new EmbeddingCacheTable(db, cachePolicy);
   }
 
   async admit(job: NewJob, policy: AdmissionPolicy): Promise<Admission> {
-    return this.db.transaction((): Admission => {
+    if (this.walReset) await this.walReset;
+    return this.write('grow', this.db.transaction((): Admission => {
       const overCap = this.ownerOverCap(job.owner, policy);
       if (overCap) return overCap;
       const evicted = this.sweepSync(policy.now).length + this.evictForRoom(policy.maxJobs);
@@ -88,12 +135,13 @@ export class SqliteJobStore implements JobStore {
       this.insertDocuments(seq, job, policy.now);
       this.bump('jobs_created', job.owner);
       return { admitted: true, job: this.getSync(job.id)!, evicted };
-    })();
+    }));
   }
 
   async admitRetry(scope: Scope, of: string, job: RetryJob, policy: AdmissionPolicy): Promise<Admission | 'not-found' | 'active'> {
+    if (this.walReset) await this.walReset;
     try {
-      return this.db.transaction((): Admission | 'not-found' | 'active' => {
+      return this.write('grow', this.db.transaction((): Admission | 'not-found' | 'active' => {
         const old = this.stmt.getJob.get(of) as JobRow | undefined;
         if (!old || !visible(scope, old.owner)) return 'not-found';
         if (old.status === 'pending' || old.status === 'running') return 'active';
@@ -120,7 +168,7 @@ export class SqliteJobStore implements JobStore {
         this.stmt.addProgress.run(succeeded, 0, old.dimensions, seq);
         if (kept > 0) this.recordCacheHits(seq, this.cache.fillJob(seq, policy.now));
         return { admitted: true, job: this.getSync(job.id)!, evicted };
-      })();
+      }));
     } catch (error) {
       // Thrown inside the transaction so that the copy is rolled back.
       if (error instanceof AdmissionRefused) return { admitted: false, storedJobs: error.storedJobs };
@@ -175,12 +223,14 @@ export class SqliteJobStore implements JobStore {
   }
 
   async get(scope: Scope, id: string): Promise<JobRecord | undefined> {
-    const job = this.getSync(id);
+    if (this.walReset) await this.walReset;
+    const job = classified(() => this.getSync(id));
     return job && visible(scope, job.owner) ? job : undefined;
   }
 
   async status(id: string): Promise<JobStatus | undefined> {
-    return (this.stmt.getStatus.get(id) as { status: JobStatus } | undefined)?.status;
+    if (this.walReset) await this.walReset;
+    return classified(() => (this.stmt.getStatus.get(id) as { status: JobStatus } | undefined)?.status);
   }
 
   private getSync(id: string): JobRecord | undefined {
@@ -189,14 +239,19 @@ export class SqliteJobStore implements JobStore {
   }
 
   async list(scope: Scope, query: ListQuery): Promise<{ jobs: JobRecord[]; total: number }> {
+    if (this.walReset) await this.walReset;
     const params = { owner: ownerOf(scope), status: query.status ?? null, limit: query.limit };
-    const rows = this.stmt.listJobs.all(params) as JobRow[];
-    const total = (this.stmt.countListed.get(params) as { n: number }).n;
-    return { jobs: rows.map(jobFromRow), total };
+    return classified(() => {
+      const rows = this.stmt.listJobs.all(params) as JobRow[];
+      const total = (this.stmt.countListed.get(params) as { n: number }).n;
+      return { jobs: rows.map(jobFromRow), total };
+    });
   }
 
   async transition(id: string, to: JobStatus, patch: TransitionPatch): Promise<JobRecord | undefined> {
-    return this.db.transaction((): JobRecord | undefined => {
+    if (this.walReset) await this.walReset;
+    // Ending a job writes a few bytes and lets its space be reclaimed: allowed on a full disk.
+    return this.write(COUNTER_FOR[to] ? 'free' : 'grow', this.db.transaction((): JobRecord | undefined => {
       const from = statesLeadingTo(to);
       const row = this.stmt.getJob.get(id) as JobRow | undefined;
       if (!row || !from.includes(row.status as JobStatus)) return undefined;
@@ -217,7 +272,7 @@ export class SqliteJobStore implements JobStore {
       const counter = COUNTER_FOR[to];
       if (counter) this.bump(counter, row.owner);
       return this.getSync(id);
-    })();
+    }));
   }
 
   /**
@@ -226,7 +281,8 @@ export class SqliteJobStore implements JobStore {
    * are filled when the first of them is recorded.
    */
   async pendingDocuments(id: string, from: number, to: number): Promise<{ index: number; text: string }[]> {
-    return this.db.transaction(() => {
+    if (this.walReset) await this.walReset;
+    return this.write('grow', this.db.transaction(() => {
       const job = this.stmt.getProgressRow.get(id) as { seq: number; status: string } | undefined;
       if (!job || job.status !== 'running') return [];
       this.recordCacheHits(job.seq, this.cache.fillRange(job.seq, from, to, Date.now()));
@@ -241,7 +297,7 @@ export class SqliteJobStore implements JobStore {
       });
       this.cache.countMisses(unique.length);
       return unique.map(({ index, text }) => ({ index, text }));
-    })();
+    }));
   }
 
   private recordCacheHits(seq: number, hits: number): void {
@@ -252,7 +308,8 @@ export class SqliteJobStore implements JobStore {
   }
 
   async recordChunk(id: string, outcome: ChunkOutcome): Promise<boolean> {
-    return this.db.transaction((): boolean => {
+    if (this.walReset) await this.walReset;
+    return this.write('grow', this.db.transaction((): boolean => {
       const row = this.stmt.getProgressRow.get(id) as { seq: number; status: string; dimensions: number | null } | undefined;
       if (!row || row.status !== 'running') return false;
       const keys = this.chunkKeys(row.seq, outcome);
@@ -278,7 +335,7 @@ export class SqliteJobStore implements JobStore {
       this.stmt.addProgress.run(done, failed, dimensions, row.seq);
       this.cache.putMany(cached, Date.now());
       return true;
-    })();
+    }));
   }
 
   /** Cache keys and duplicate flags of a chunk's documents, read in one query. */
@@ -294,28 +351,34 @@ export class SqliteJobStore implements JobStore {
 
   /** Content-cache figures for /api/stats. */
   async cacheStats(): Promise<CacheStats> {
-    return { enabled: this.cache.enabled, max_bytes: this.cache.policy.maxBytes, ...this.cache.stats() };
+    if (this.walReset) await this.walReset;
+    return classified(() => ({ enabled: this.cache.enabled, max_bytes: this.cache.policy.maxBytes, ...this.cache.stats() }));
   }
 
   async readResults(scope: Scope, id: string, offset: number, limit: number): Promise<ItemResult[]> {
-    const job = this.stmt.getJob.get(id) as JobRow | undefined;
-    if (!job || !visible(scope, job.owner)) return [];
-    const rows = this.stmt.readDocuments.all(job.seq, offset, offset + limit) as DocumentRow[];
-    return rows.map(itemFromRow);
+    if (this.walReset) await this.walReset;
+    return classified(() => {
+      const job = this.stmt.getJob.get(id) as JobRow | undefined;
+      if (!job || !visible(scope, job.owner)) return [];
+      const rows = this.stmt.readDocuments.all(job.seq, offset, offset + limit) as DocumentRow[];
+      return rows.map(itemFromRow);
+    });
   }
 
   async purge(scope: Scope, id: string): Promise<'purged' | 'not-found' | 'active'> {
-    return this.db.transaction(() => {
+    if (this.walReset) await this.walReset;
+    return this.write('free', this.db.transaction(() => {
       const row = this.stmt.getJob.get(id) as JobRow | undefined;
       if (!row || !visible(scope, row.owner)) return 'not-found' as const;
       if (row.status === 'pending' || row.status === 'running') return 'active' as const;
       this.stmt.deleteJob.run(row.seq);
       return 'purged' as const;
-    })();
+    }));
   }
 
   async sweepExpired(now: number): Promise<string[]> {
-    return this.db.transaction(() => this.sweepSync(now))();
+    if (this.walReset) await this.walReset;
+    return this.write('free', this.db.transaction(() => this.sweepSync(now)));
   }
 
   private sweepSync(now: number): string[] {
@@ -325,10 +388,16 @@ export class SqliteJobStore implements JobStore {
   }
 
   async unfinishedJobs(): Promise<JobRecord[]> {
-    return (this.stmt.unfinished.all() as JobRow[]).map(jobFromRow);
+    if (this.walReset) await this.walReset;
+    return classified(() => (this.stmt.unfinished.all() as JobRow[]).map(jobFromRow));
   }
 
   async counters(scope: Scope): Promise<JobCounters> {
+    if (this.walReset) await this.walReset;
+    return classified(() => this.countersSync(scope));
+  }
+
+  private countersSync(scope: Scope): JobCounters {
     const owner = ownerOf(scope);
     const counter = (name: string): number =>
       ((owner === null ? this.stmt.getCounter.get(name) : this.stmt.getOwnerCounter.get(owner, name)) as { value: number } | undefined)?.value ?? 0;
@@ -346,15 +415,146 @@ export class SqliteJobStore implements JobStore {
   }
 
   /**
-   * Pages holding data (the database's pages less its free list), which includes pages still
-   * only in the WAL. Freed pages are reused, so deleting jobs makes room at once although the
-   * file keeps its size. The WAL file itself is not counted: it is a transient copy of pages
-   * counted here, kept under journal_size_limit (64 MiB) after each checkpoint, and its size
-   * is a high-water mark that a delete would not lower.
+   * Pages holding data (the database's pages less its free list, pages still only in the WAL
+   * included) plus the WAL file, which takes disk too. Freed pages are reused, so deleting
+   * jobs makes room at once although the file keeps its size; the WAL is kept under its limit
+   * by the checkpointer (checkpointer.ts) and truncated to zero after a TRUNCATE checkpoint.
    */
   async storedBytes(): Promise<number> {
+    return classified(() => this.usedPageBytes() + this.walBytes());
+  }
+
+  private usedPageBytes(): number {
     const pragma = (name: string): number => this.db.pragma(name, { simple: true }) as number;
     return (pragma('page_count') - pragma('freelist_count')) * pragma('page_size');
+  }
+
+  private freePageBytes(): number {
+    return (this.db.pragma('freelist_count', { simple: true }) as number) * (this.db.pragma('page_size', { simple: true }) as number);
+  }
+
+  private walBytes(): number {
+    if (!this.backing) return 0;
+    try {
+      return fs.statSync(`${this.backing.file}-wal`).size;
+    } catch {
+      return 0;
+    }
+  }
+
+  /** Sizes and writability, for /api/stats and /api/health. */
+  async footprint(): Promise<SqliteFootprint> {
+    const { backing } = this;
+    let databaseBytes = 0;
+    let diskFree: number | null = null;
+    if (backing) {
+      databaseBytes = classified(() => fs.statSync(backing.file).size);
+      diskFree = classified(() => backing.guard.space().freeBytes);
+    }
+    return {
+      kind: 'sqlite',
+      path: backing?.file ?? ':memory:',
+      used_bytes: await this.storedBytes(),
+      database_file_bytes: databaseBytes,
+      wal_bytes: this.walBytes(),
+      wal_limit_bytes: backing?.walLimitBytes ?? 0,
+      disk_free_bytes: diskFree,
+      reserve_bytes: backing?.guard.reserveBytes ?? 0,
+      reserve_held: backing?.guard.reserveHeld() ?? false,
+      writable: this.health().writable,
+    };
+  }
+
+  /**
+   * Whether new data can be written: not while the disk is full (until it has room again) nor
+   * after a write met an I/O fault (until a write succeeds again).
+   */
+  health(): { writable: boolean; reason?: string } {
+    const guard = this.backing?.guard;
+    if (guard?.lowSpace && !guard.recheck(classified(() => this.freePageBytes()))) {
+      return { writable: false, reason: `the store's disk is full (since ${new Date(guard.since ?? Date.now()).toISOString()})` };
+    }
+    if (this.fault) return { writable: false, reason: this.fault.message };
+    return { writable: true };
+  }
+
+  /**
+   * Runs one write transaction, with store faults classified (faults.ts) and the full-disk
+   * rules of diskGuard.ts: in low-space mode a 'grow' write is refused at once; a 'free'
+   * write that meets a full disk gets the reserve's bytes and a TRUNCATE checkpoint, then one
+   * more try.
+   */
+  private write<T>(kind: WriteKind, transaction: Transaction<() => T>): T {
+    // IMMEDIATE: the write lock is taken at BEGIN, under the busy timeout. A deferred
+    // transaction that reads first and then writes fails at once with SQLITE_BUSY when the
+    // checkpointer's TRUNCATE reset the WAL in between (measured: the busy handler is skipped).
+    const fn = (): T => transaction.immediate();
+    const guard = this.backing?.guard;
+    if (kind === 'grow' && guard?.lowSpace && !guard.recheck(classified(() => this.freePageBytes()))) {
+      throw storeFull();
+    }
+    let result: T;
+    try {
+      result = fn();
+    } catch (error) {
+      const fault = classifyStoreFault(error);
+      if (!fault) throw error;
+      if (fault.code !== 'STORE_FULL' || !guard) {
+        this.fault = fault;
+        throw fault;
+      }
+      guard.enterLowSpace();
+      if (kind === 'grow') throw storeFull(fault);
+      this.truncateWal();
+      try {
+        result = fn();
+      } catch (again) {
+        throw classifyStoreFault(again) ?? again;
+      }
+    }
+    this.fault = undefined;
+    this.boundWal();
+    if (kind === 'free' && guard?.lowSpace) {
+      this.truncateWal();
+      guard.recheck(this.freePageBytes());
+    }
+    return result;
+  }
+
+  /** Copies the WAL into the database and truncates it to zero bytes; failures are left to the next try. */
+  private truncateWal(): void {
+    try {
+      this.db.pragma('wal_checkpoint(TRUNCATE)');
+    } catch {
+      // Busy or still no room: the checkpointer tries again on its next tick.
+    }
+  }
+
+  /**
+   * Once the WAL is over its limit (or a quarter of the free disk, if less), the next
+   * operations wait while the checkpointer truncates it (checkpointer.ts): the back-pressure
+   * that keeps the WAL bounded whatever the write rate. Reads wait too, so that operations
+   * still take effect in the order they were called (a status read issued after a
+   * transition sees it); without a truncate in progress every method runs its SQL
+   * synchronously when called, as before (the scheduler relies on that order).
+   */
+  private boundWal(): void {
+    const { backing, checkpointer } = this;
+    if (!backing || !checkpointer || this.walReset) return;
+    const wal = this.walBytes();
+    if (wal <= backing.walLimitBytes && (wal < 1 << 20 || wal <= this.freeDiskBytes() / 4)) return;
+    this.walReset = checkpointer.truncate().then((truncated) => {
+      this.walReset = undefined;
+      if (!truncated) backing.onError(`the WAL (${Math.round(wal / 1048576)} MiB) could not be truncated; trying again after the next write`);
+    });
+  }
+
+  private freeDiskBytes(): number {
+    try {
+      return this.backing?.guard.space().freeBytes ?? Number.POSITIVE_INFINITY;
+    } catch {
+      return Number.POSITIVE_INFINITY;
+    }
   }
 
   attachCheckpointer(checkpointer: Checkpointer): void {
@@ -451,4 +651,14 @@ function prepareStatements(db: DB) {
     countOwnerActive: s(`SELECT COUNT(*) AS n FROM jobs WHERE owner = ? AND status IN ('pending', 'running')`),
     countByStatus: s(`SELECT status, COUNT(*) AS n FROM jobs WHERE (@owner IS NULL OR owner = @owner) GROUP BY status`),
   };
+}
+
+function storeFull(cause?: StoreError): StoreError {
+  return new StoreError(
+    'STORE_FULL',
+    "The job store's disk is full: new jobs are refused and running jobs wait until there is room. Jobs already stored are safe; " +
+      'to make room, download and delete finished results (DELETE /api/batch/results/{job_id}), cancel jobs you no longer need, ' +
+      'or free disk space on the data directory; writes resume by themselves',
+    { cause },
+  );
 }
