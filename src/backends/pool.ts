@@ -19,6 +19,7 @@ import { canonicalModel } from './modelNames.js';
 import { snapshotOf, type NodeSnapshot } from './nodeSnapshot.js';
 import { NodeState } from './nodeState.js';
 import { routableNodes, type RoutingContext } from './routing.js';
+import { checkAnswer } from './vectorCheck.js';
 import type { EmbeddingBackend, EmbedRequest, EmbedResult } from './types.js';
 
 export type { NodeSnapshot } from './nodeSnapshot.js';
@@ -268,6 +269,8 @@ export class BackendPool {
     const started = performance.now();
     try {
       const result = await node.backend.embed(request);
+      // Every backend's answer meets the same rule before anyone uses it; a bad one counts against the node.
+      checkAnswer(node.backend.id, result.vectors, docs, request.options.dimensions);
       node.callSucceeded(docs, started, performance.now());
       node.breaker.succeeded(trial);
       this.observe(node, docs, started, 'ok');
