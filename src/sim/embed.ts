@@ -143,6 +143,7 @@ export async function handleEmbed(
     keepAlive: parseKeepAlive(body['keep_alive']),
     options: parseOptions(body['options']),
   };
+  state.counters.addCall(inputs.length);
   const model = state.catalog.resolve(requested);
   if (!model) throw unknownModel(requested);
   const texts = fitToContext(inputs, state.options.maxInputChars, truncate !== false);
