@@ -5,7 +5,7 @@ import { MODEL, call, docs, startSim, startTestGateway, submit, waitFor, waitFor
 
 test('a node that fails every call is sick, not its documents: nothing is bisected to single documents, and after --pending-timeout every item fails BACKEND_UNAVAILABLE', async (t) => {
   const node = await startSim(t, { failureRate: 1 });
-  const { url } = await startTestGateway(t, { backend: [node.url], chunkSize: '4', pendingTimeout: '1' }, { SOLLOL_CHUNK_RETRIES: '1' });
+  const { url } = await startTestGateway(t, { backend: [node.url], chunkSize: '16', pendingTimeout: '1' }, { SOLLOL_CHUNK_RETRIES: '1' });
   const { body } = await submit(url, { model: MODEL, documents: docs(10) });
   const waiting = await waitFor(async () => {
     const s = (await call(`${url}/api/batch/jobs/${body.job_id}`)).body;
@@ -25,6 +25,7 @@ test('a node that fails every call is sick, not its documents: nothing is bisect
     assert.match(e.error, /500/);
   }
   assert.ok(results.results.every((r: { embedding: unknown; code: string }) => r.embedding === null && r.code === 'BACKEND_UNAVAILABLE'));
+  // Two rounds of halves (10 -> 5 -> 2 or 3) and nothing succeeding: the node is sick, the documents are not bisected further.
   assert.ok(node.stats().callSizes.every((n: number) => n >= 2), `no call of one document: ${node.stats().callSizes.join(',')}`);
 });
 

@@ -12,6 +12,7 @@
  * failing every call) for `pendingTimeoutMs` has its remaining documents failed
  * BACKEND_UNAVAILABLE (finished ones are kept). Meanwhile `statusDetail` says why it waits.
  */
+import type { ItemErrorCode } from '../backends/errors.js';
 import type { BackendPool, Lease } from '../backends/pool.js';
 import type { Logger } from '../logger.js';
 import type { ChunkObserver } from '../metrics.js';
@@ -19,7 +20,7 @@ import { type JobRecord } from '../jobs/model.js';
 import { terminalPatch } from '../jobs/lifecycle.js';
 import type { JobStore } from '../store/types.js';
 import { ActiveJob, type ChunkRange } from './activeJob.js';
-import { ChunkProcessor, type StatusDetail, type StepResult, type WaitReason } from './chunkProcessor.js';
+import { ChunkProcessor, type ChunkTask, type StatusDetail, type StepResult, type WaitReason } from './chunkProcessor.js';
 import { FairQueue } from './fairQueue.js';
 import type { JobEvents } from './jobEvents.js';
 import type { JobScheduler } from './types.js';
@@ -37,6 +38,12 @@ export interface SchedulerOptions {
 }
 
 const WATCH_INTERVAL_MS = 1000;
+
+/** A pipeline task back as a range of the job, ready at `notBefore`. */
+function rangeOf(task: ChunkTask, notBefore: number): ChunkRange {
+  const { start, end, attempt, avoid, depth, since } = task;
+  return { start, end, attempt, notBefore, ...(avoid ? { avoid } : {}), ...(depth ? { depth } : {}), ...(since ? { since } : {}) };
+}
 
 export class Scheduler implements JobScheduler {
   private readonly queue = new FairQueue<ActiveJob>();
@@ -118,7 +125,8 @@ export class Scheduler implements JobScheduler {
   private launch(job: ActiveJob, range: ChunkRange, lease: Lease): void {
     this.inFlight++;
     job.inFlight++;
-    const task = { jobId: job.id, start: range.start, end: range.end, attempt: range.attempt, ...(range.avoid ? { avoid: range.avoid } : {}) };
+    const { start, end, attempt, avoid, depth, since } = range;
+    const task = { jobId: job.id, start, end, attempt, ...(avoid ? { avoid } : {}), ...(depth ? { depth } : {}), ...(since ? { since } : {}) };
     const run = this.processor
       .step(task, { model: job.model, options: job.options }, lease)
       .then((result) => this.apply(job, result))
@@ -144,21 +152,20 @@ export class Scheduler implements JobScheduler {
         if (this.details.get(job.id)?.reason !== 'no_backend') this.details.delete(job.id);
         return;
       case 'split':
-        for (const part of result.parts) job.requeue({ start: part.start, end: part.end, attempt: part.attempt, notBefore: 0 });
+        for (const part of result.parts) job.requeue(rangeOf(part, 0));
         return;
       case 'retry':
       case 'wait': {
-        const { start, end, attempt, avoid } = result.task;
-        job.requeue({ start, end, attempt, notBefore: now + result.delayMs, ...(avoid ? { avoid } : {}) });
-        if (result.kind === 'wait') this.setDetail(job.id, result.reason, result.message, now);
+        job.requeue(rangeOf(result.task, now + result.delayMs));
+        if (result.kind === 'wait') this.setDetail(job.id, result.reason, result.message, now, result.code);
         return;
       }
     }
   }
 
-  private setDetail(jobId: string, reason: WaitReason, message: string, now: number): void {
+  private setDetail(jobId: string, reason: WaitReason, message: string, now: number, code?: ItemErrorCode): void {
     const known = this.details.get(jobId);
-    this.details.set(jobId, { reason, message, since: known?.reason === reason ? known.since : now });
+    this.details.set(jobId, { reason, message, since: known?.reason === reason ? known.since : now, ...(code ? { code } : {}) });
   }
 
   private async afterChunk(job: ActiveJob): Promise<void> {
@@ -243,7 +250,8 @@ export class Scheduler implements JobScheduler {
   private async giveUp(job: ActiveJob, detail: StatusDetail): Promise<void> {
     const seconds = Math.round(this.options.pendingTimeoutMs / 1000);
     const why = detail.reason === 'no_backend' ? `No backend serving model ${job.model} was available` : `No backend could serve model ${job.model} (${detail.message})`;
-    const error = { code: 'BACKEND_UNAVAILABLE' as const, error: `${why} for ${seconds} s` };
+    // Documents of a node failing every call fail with what it answered (e.g. INVALID_VECTOR).
+    const error = { code: detail.code ?? ('BACKEND_UNAVAILABLE' as const), error: `${why} for ${seconds} s` };
     try {
       if (job.status === 'pending') {
         await this.store.transition(job.id, 'failed', terminalPatch(Date.now(), this.options.jobTtlMs, error));
