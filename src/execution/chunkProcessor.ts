@@ -217,7 +217,7 @@ export class ChunkProcessor {
       const nodeWide = error.code !== 'INPUT_REJECTED';
       // The node fails every call, not just these documents: move them to another node...
       if (nodeWide && elsewhere && this.pool.circuitOpen(backendId)) return { kind: 'retry', task: { ...task, avoid, since }, delayMs: 0 };
-      if (nodeWide && depth >= SICK_DEPTH && !this.pool.succeededSince(backendId, since)) {
+      if (nodeWide && !elsewhere && docs.length > 1 && depth >= SICK_DEPTH && !this.pool.succeededSince(backendId, since)) {
         // ...or, with no other node, wait for it: two rounds of halves all failed and nothing
         // else succeeded there since, so bisecting further would only fail every document.
         const message = `Backend ${backendId} fails every call (${error.message}); waiting for it`;
