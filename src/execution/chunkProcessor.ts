@@ -136,6 +136,8 @@ export class ChunkProcessor {
   private leased = 0;
   private readonly slotFreed = new EventEmitter().setMaxListeners(0);
   private stopping = false;
+  /** Jobs whose last chunk here had to wait (distributed mode's `status_detail`). */
+  private readonly waits = new Map<string, StatusDetail>();
 
   constructor(
     private readonly store: JobStore,
@@ -301,6 +303,25 @@ export class ChunkProcessor {
       return wait.kind === 'wait' ? { kind: 'wait', delayMs: wait.delayMs, reason: wait.reason, message: wait.message } : { kind: 'done' };
     }
     if (!job) return { kind: 'done' };
+    const verdict = await this.runTasks(data, job);
+    if (verdict.kind === 'wait') this.noteWait(jobId, verdict.reason, verdict.message);
+    else if (verdict.kind === 'done') this.waits.delete(jobId);
+    return verdict;
+  }
+
+  /** Why a job this process works cannot progress (distributed mode), since when. */
+  statusDetail(jobId: string): StatusDetail | undefined {
+    return this.waits.get(jobId);
+  }
+
+  private noteWait(jobId: string, reason: WaitReason, message: string): void {
+    const known = this.waits.get(jobId);
+    if (this.waits.size >= META_CACHE && !known) this.waits.delete(this.waits.keys().next().value!);
+    this.waits.set(jobId, { reason, message, since: known?.reason === reason ? known.since : Date.now() });
+  }
+
+  private async runTasks(data: ChunkData, job: JobMeta): Promise<ChunkVerdict> {
+    const { jobId } = data;
     const tasks: ChunkTask[] = [{ jobId, start: data.start, end: data.end, attempt: data.attempt }];
     while (tasks.length > 0) {
       const task = tasks.pop()!;
@@ -327,7 +348,10 @@ export class ChunkProcessor {
    */
   async failRange(data: Pick<ChunkData, 'jobId' | 'start' | 'end' | 'ttlMs'>, code: ItemErrorCode, error: string): Promise<void> {
     const docs = await this.store.pendingDocuments(data.jobId, data.start, data.end);
-    if (docs.length > 0) await this.recordFailed(data.jobId, docs, code, error);
+    if (docs.length > 0) {
+      await this.recordFailed(data.jobId, docs, code, error);
+      this.options.chunkObserver?.chunkFailed?.(docs.length, code);
+    }
     this.log.warn({ job_id: data.jobId, code }, `documents ${data.start}-${data.end - 1} failed: ${error}`);
     await finishIfDone(this.store, data.jobId, data.ttlMs, this.log);
   }

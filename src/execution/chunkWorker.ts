@@ -20,7 +20,7 @@ import type { Logger } from '../logger.js';
 import type { ChunkObserver } from '../metrics.js';
 import type { JobStore } from '../store/types.js';
 import { bullPrefix, QUEUE_NAME, type ChunkData } from './bullQueue.js';
-import { ChunkProcessor } from './chunkProcessor.js';
+import { ChunkProcessor, type StatusDetail } from './chunkProcessor.js';
 import type { JobEvents } from './jobEvents.js';
 import { closeRedis, connectRedis } from './redisClient.js';
 import { HEARTBEAT_MS, WorkerRegistry } from './workerRegistry.js';
@@ -105,6 +105,11 @@ export class ChunkWorker {
     });
     this.worker.on('error', (error) => this.onError(error));
     this.worker.on('failed', (job, error) => void this.onFailed(job, error));
+  }
+
+  /** Why a job whose chunks this worker runs cannot progress now, if it cannot. */
+  statusDetail(jobId: string): StatusDetail | undefined {
+    return this.processor.statusDetail(jobId);
   }
 
   private async process(job: Job<ChunkData>, token: string | undefined): Promise<void> {

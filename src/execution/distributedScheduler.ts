@@ -134,7 +134,7 @@ export class DistributedScheduler implements JobScheduler {
 
   statusDetail(jobId: string): { reason: string; message: string; since: number } | undefined {
     const since = this.pendingSeen.get(jobId);
-    if (since === undefined) return undefined;
+    if (since === undefined) return this.worker?.statusDetail(jobId);
     return { reason: 'no_backend', message: 'No reachable worker serves the job\'s model; the job starts as soon as one does', since };
   }
 
