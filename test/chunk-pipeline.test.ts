@@ -196,7 +196,7 @@ test('a single failing document is tried on another node serving the model befor
   const [first, second] = backends as [ScriptedBackend, ScriptedBackend];
   first.behaviour = poisoned('bad', server500);
   second.behaviour = poisoned('bad', server500);
-  let current = task(0, 1, { attempt: 1, depth: 1 });
+  let current = task(0, 1, { attempt: 1 });
   const tried = new Set<string>();
   for (let round = 0; round < 4; round++) {
     const granted = lease(current.avoid);
@@ -222,13 +222,13 @@ test('a node whose circuit is open moves its work to another node, not bisecting
   moved.release();
 });
 
-test('with one node, halves that all fail with no success on the node since make it sick: the task waits, not bisected further', async (t) => {
-  const { backends, processor, lease, task } = await setup(t, ['a', 'b', 'c', 'd']);
+test('with one node, a node failing every call is bisected like any failing documents (no wait that could never end)', async (t) => {
+  const { backends, pool, processor, lease, task } = await setup(t, ['a', 'b', 'c', 'd'], 1, { failureThreshold: 1 });
   backends[0]!.behaviour = server500;
-  const result = await processor.step(task(0, 4, { attempt: 1, depth: 2, since: Date.now() - 1 }), JOB, lease());
-  assert.equal(result.kind, 'wait');
-  assert.ok(result.kind === 'wait' && result.reason === 'node_failing' && result.code === 'BACKEND_UNAVAILABLE');
-});
+  const result = await processor.step(task(0, 4, { attempt: 1 }), JOB, lease());
+  assert.ok(pool.circuitOpen('node0'));
+  assert.equal(result.kind, 'split');
+})
 
 test('a store fault while recording is never a backend error: nothing is failed, the node is not charged, the task waits', async (t) => {
   const { pool, store, processor, lease, task } = await setup(t, ['a', 'b']);

@@ -57,9 +57,9 @@ for (const shape of SHAPES) {
   }
 }
 
-test('a node whose every vector is bad: the job fails INVALID_VECTOR after --pending-timeout, never completed with garbage', async (t) => {
+test('a node whose every vector is bad: every item fails INVALID_VECTOR, the job is failed, never completed with garbage', async (t) => {
   const node = await startSim(t, { badVector: 'string' });
-  const { url } = await startTestGateway(t, { backend: [node.url], chunkSize: '4', pendingTimeout: '1' });
+  const { url } = await startTestGateway(t, { backend: [node.url], chunkSize: '4' });
   const { body } = await submit(url, { model: MODEL, documents: docs(8) });
   const status = await waitForStatus(url, body.job_id, ['completed', 'failed']);
   assert.equal(status.status, 'failed');

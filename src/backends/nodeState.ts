@@ -44,8 +44,6 @@ export class NodeState {
   lastError: string | null = null;
   /** When (wall clock) a call last failed transiently: the node is second choice for a short while. */
   lastFailureAt = Number.NEGATIVE_INFINITY;
-  /** Epoch ms of the last call that succeeded (tells a sick node from a poison document). */
-  lastSuccessAt = Number.NEGATIVE_INFINITY;
   readonly breaker: CircuitBreaker;
   private successesSinceChange = 0;
   private lastCallEnd = 0;
@@ -79,7 +77,6 @@ export class NodeState {
   }
 
   callSucceeded(docs: number, startedAt: number, endedAt: number): void {
-    this.lastSuccessAt = Date.now();
     const service = endedAt - Math.max(startedAt, this.lastCallEnd);
     this.callEnded(docs, endedAt);
     this.documents += docs;

@@ -196,12 +196,6 @@ export class BackendPool {
     return node.breaker.state === 'open';
   }
 
-  /** Whether the node answered any call successfully at or after `since` (epoch ms). */
-  succeededSince(backendId: string, since: number): boolean {
-    const node = this.nodes.find((n) => n.backend.id === backendId);
-    return node !== undefined && node.lastSuccessAt >= since;
-  }
-
   private routable(model: string, avoid?: ReadonlySet<string>): NodeState[] {
     const context: RoutingContext = { now: Date.now(), recentFailureMs: this.recentFailureMs, typicalDocs: this.typicalDocs };
     if (avoid && avoid.size > 0) {

@@ -13,9 +13,6 @@ export interface ChunkRange {
   readonly notBefore: number;
   /** Nodes that failed these documents in a way that may be theirs: tried last (chunkProcessor.ts). */
   readonly avoid?: readonly string[];
-  /** Bisections that led to this range, and when its chunk first failed (chunkProcessor.ts). */
-  readonly depth?: number;
-  readonly since?: number;
 }
 
 export class ActiveJob {

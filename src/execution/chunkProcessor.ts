@@ -13,8 +13,8 @@
  * - a failure that may be the documents' (a 4xx, another 5xx, INVALID_VECTOR) is retried once
  *   (on another node when one serves the model), then bisected until the failing documents
  *   are isolated; a single document is tried on every node serving the model before it fails.
- *   A node whose circuit is open fails every call: its work waits (or moves to another node),
- *   nothing is bisected;
+ *   A node whose circuit is open fails every call: its work moves to another node serving
+ *   the model, nothing is bisected;
  * - a store fault (StoreError, or anything the store throws) is never a backend's: it charges
  *   no node and fails no document; the task waits and runs again after a backoff.
  * Delivery is at least once (a dead worker's chunk runs again elsewhere): `pendingDocuments`
@@ -44,22 +44,16 @@ export interface ChunkTask {
   readonly attempt: number;
   /** Nodes that failed these documents in a way that may be the documents' fault: tried last. */
   readonly avoid?: readonly string[];
-  /** Bisections that led to this range (0: a whole chunk). */
-  readonly depth?: number;
-  /** When the chunk this range came from first failed (epoch ms). */
-  readonly since?: number;
 }
 
 /** Why a job cannot progress now (`status_detail` in its status). */
-export type WaitReason = 'store_full' | 'store_unavailable' | 'no_backend' | 'node_failing';
+export type WaitReason = 'store_full' | 'store_unavailable' | 'no_backend';
 
 export interface StatusDetail {
   readonly reason: WaitReason;
   readonly message: string;
   /** Epoch ms of when the job started waiting for this reason. */
   readonly since: number;
-  /** The failing node's item code (`node_failing`): what the documents fail with if the wait times out. */
-  readonly code?: ItemErrorCode;
 }
 
 /** What became of one step (one call, or none) of a task. */
@@ -71,7 +65,7 @@ export type StepResult =
   /** Run `task` again after `delayMs`. */
   | { readonly kind: 'retry'; readonly task: ChunkTask; readonly delayMs: number }
   /** The job cannot progress now (store fault, failing node): run `task` again after `delayMs`. */
-  | { readonly kind: 'wait'; readonly task: ChunkTask; readonly delayMs: number; readonly reason: WaitReason; readonly message: string; readonly code?: ItemErrorCode };
+  | { readonly kind: 'wait'; readonly task: ChunkTask; readonly delayMs: number; readonly reason: WaitReason; readonly message: string };
 
 /** A backend call's result as the pipeline sees it. */
 export type CallOutcome =
@@ -108,8 +102,6 @@ const MAX_BACKOFF_MS = 5000;
 /** Longest wait for a slot before re-checking the status and the pool. */
 const SLOT_WAIT_MS = 1000;
 const META_CACHE = 1000;
-/** Bisection depth from which a node with no success since the chunk first failed is deemed sick. */
-const SICK_DEPTH = 2;
 
 /** Backoff before try `attempt + 1`: 200 ms doubling, capped. */
 export function backoffMs(attempt: number): number {
@@ -214,29 +206,23 @@ export class ChunkProcessor {
     if (maybeTheDocuments(error)) {
       const avoid = [...new Set([...(task.avoid ?? []), backendId])];
       const elsewhere = this.pool.servingNodes(job.model).some((id) => !avoid.includes(id));
-      const depth = task.depth ?? 0;
-      const since = task.since ?? Date.now();
       const nodeWide = error.code !== 'INPUT_REJECTED';
-      // The node fails every call, not just these documents: move them to another node...
-      if (nodeWide && elsewhere && this.pool.circuitOpen(backendId)) return { kind: 'retry', task: { ...task, avoid, since }, delayMs: 0 };
-      if (nodeWide && !elsewhere && docs.length > 1 && depth >= SICK_DEPTH && !this.pool.succeededSince(backendId, since)) {
-        // ...or, with no other node, wait for it: two rounds of halves all failed and nothing
-        // else succeeded there since, so bisecting further would only fail every document.
-        const message = `Backend ${backendId} fails every call (${error.message}); waiting for it`;
-        return { kind: 'wait', task: { ...task, since }, delayMs: backoffMs(task.attempt), reason: 'node_failing', message, code: error.code };
-      }
+      // The node fails every call, not just these documents: the work moves to another node.
+      // (With no other node a sick node and documents that all fail cannot be told apart: the
+      // bisection goes on, bounded, and the documents fail with the node's code.)
+      if (nodeWide && elsewhere && this.pool.circuitOpen(backendId)) return { kind: 'retry', task: { ...task, avoid }, delayMs: 0 };
       if (task.attempt === 0 && nodeWide) {
         // Once more, elsewhere when possible: a 5xx or a bad vector may be a passing fault of the node.
         this.options.chunkObserver?.chunkRetried?.(error.code);
-        return { kind: 'retry', task: { ...task, attempt: 1, avoid, since }, delayMs: elsewhere ? 0 : backoffMs(0) };
+        return { kind: 'retry', task: { ...task, attempt: 1, avoid }, delayMs: elsewhere ? 0 : backoffMs(0) };
       }
       if (docs.length > 1) {
         // Isolate the failing documents: each half is one call; the good ones succeed.
         const mid = docs[Math.floor(docs.length / 2)]!.index;
-        const part = { jobId: task.jobId, attempt: Math.max(1, task.attempt), depth: depth + 1, since };
+        const part = { jobId: task.jobId, attempt: Math.max(1, task.attempt) };
         return { kind: 'split', parts: [{ ...part, start: task.start, end: mid }, { ...part, start: mid, end: task.end }] };
       }
-      if (elsewhere) return { kind: 'retry', task: { ...task, attempt: task.attempt + 1, avoid, since }, delayMs: 0 };
+      if (elsewhere) return { kind: 'retry', task: { ...task, attempt: task.attempt + 1, avoid }, delayMs: 0 };
     } else if (error.retryable && task.attempt < chunkRetries) {
       this.options.chunkObserver?.chunkRetried?.(error.code);
       const delayMs = backoffMs(task.attempt);

@@ -121,7 +121,7 @@ export class ChunkWorker {
     if (verdict.kind === 'retry') {
       data = { ...job.data, attempt: verdict.attempt, starvedSince: undefined };
       delayMs = verdict.delayMs;
-    } else if (verdict.kind === 'wait' && verdict.reason !== 'node_failing') {
+    } else if (verdict.kind === 'wait') {
       // A store fault: the chunk waits as long as it takes (nothing can be recorded meanwhile).
       data = job.data;
       delayMs = verdict.delayMs;
@@ -132,7 +132,7 @@ export class ChunkWorker {
         return this.processor.failRange(job.data, 'BACKEND_UNAVAILABLE', `No backend serving the job's model was available for ${seconds} s`);
       }
       data = { ...job.data, starvedSince: since };
-      delayMs = verdict.kind === 'wait' ? verdict.delayMs : NO_BACKEND_DELAY_MS;
+      delayMs = NO_BACKEND_DELAY_MS;
     }
     await job.updateData(data);
     await job.moveToDelayed(now + delayMs, token);

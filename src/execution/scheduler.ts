@@ -8,11 +8,10 @@
  * the calls in flight.
  *
  * Jobs that cannot progress are watched each second: a pending job whose model no reachable
- * node lists fails MODEL_NOT_FOUND; one that found no node serving its model (or only a node
- * failing every call) for `pendingTimeoutMs` has its remaining documents failed
+ * node lists fails MODEL_NOT_FOUND; one that found no node serving its model for
+ * `pendingTimeoutMs` has its remaining documents failed
  * BACKEND_UNAVAILABLE (finished ones are kept). Meanwhile `statusDetail` says why it waits.
  */
-import type { ItemErrorCode } from '../backends/errors.js';
 import type { BackendPool, Lease } from '../backends/pool.js';
 import type { Logger } from '../logger.js';
 import type { ChunkObserver } from '../metrics.js';
@@ -41,8 +40,8 @@ const WATCH_INTERVAL_MS = 1000;
 
 /** A pipeline task back as a range of the job, ready at `notBefore`. */
 function rangeOf(task: ChunkTask, notBefore: number): ChunkRange {
-  const { start, end, attempt, avoid, depth, since } = task;
-  return { start, end, attempt, notBefore, ...(avoid ? { avoid } : {}), ...(depth ? { depth } : {}), ...(since ? { since } : {}) };
+  const { start, end, attempt, avoid } = task;
+  return { start, end, attempt, notBefore, ...(avoid ? { avoid } : {}) };
 }
 
 export class Scheduler implements JobScheduler {
@@ -125,8 +124,8 @@ export class Scheduler implements JobScheduler {
   private launch(job: ActiveJob, range: ChunkRange, lease: Lease): void {
     this.inFlight++;
     job.inFlight++;
-    const { start, end, attempt, avoid, depth, since } = range;
-    const task = { jobId: job.id, start, end, attempt, ...(avoid ? { avoid } : {}), ...(depth ? { depth } : {}), ...(since ? { since } : {}) };
+    const { start, end, attempt, avoid } = range;
+    const task = { jobId: job.id, start, end, attempt, ...(avoid ? { avoid } : {}) };
     const run = this.processor
       .step(task, { model: job.model, options: job.options }, lease)
       .then((result) => this.apply(job, result))
@@ -157,15 +156,15 @@ export class Scheduler implements JobScheduler {
       case 'retry':
       case 'wait': {
         job.requeue(rangeOf(result.task, now + result.delayMs));
-        if (result.kind === 'wait') this.setDetail(job.id, result.reason, result.message, now, result.code);
+        if (result.kind === 'wait') this.setDetail(job.id, result.reason, result.message, now);
         return;
       }
     }
   }
 
-  private setDetail(jobId: string, reason: WaitReason, message: string, now: number, code?: ItemErrorCode): void {
+  private setDetail(jobId: string, reason: WaitReason, message: string, now: number): void {
     const known = this.details.get(jobId);
-    this.details.set(jobId, { reason, message, since: known?.reason === reason ? known.since : now, ...(code ? { code } : {}) });
+    this.details.set(jobId, { reason, message, since: known?.reason === reason ? known.since : now });
   }
 
   private async afterChunk(job: ActiveJob): Promise<void> {
@@ -229,8 +228,7 @@ export class Scheduler implements JobScheduler {
         this.details.delete(job.id);
       }
       const waiting = this.details.get(job.id);
-      const times = waiting?.reason === 'no_backend' || waiting?.reason === 'node_failing';
-      if (waiting && times && now - waiting.since >= this.options.pendingTimeoutMs) await this.giveUp(job, waiting);
+      if (waiting?.reason === 'no_backend' && now - waiting.since >= this.options.pendingTimeoutMs) await this.giveUp(job);
     }
   }
 
@@ -247,11 +245,9 @@ export class Scheduler implements JobScheduler {
   }
 
   /** The pending timeout passed: the remaining documents fail, finished ones are kept. */
-  private async giveUp(job: ActiveJob, detail: StatusDetail): Promise<void> {
+  private async giveUp(job: ActiveJob): Promise<void> {
     const seconds = Math.round(this.options.pendingTimeoutMs / 1000);
-    const why = detail.reason === 'no_backend' ? `No backend serving model ${job.model} was available` : `No backend could serve model ${job.model} (${detail.message})`;
-    // Documents of a node failing every call fail with what it answered (e.g. INVALID_VECTOR).
-    const error = { code: detail.code ?? ('BACKEND_UNAVAILABLE' as const), error: `${why} for ${seconds} s` };
+    const error = { code: 'BACKEND_UNAVAILABLE' as const, error: `No backend serving model ${job.model} was available for ${seconds} s` };
     try {
       if (job.status === 'pending') {
         await this.store.transition(job.id, 'failed', terminalPatch(Date.now(), this.options.jobTtlMs, error));

@@ -85,7 +85,7 @@ export const jobStatusSchema = {
     },
     status_detail: {
       type: 'object',
-      description: 'Why a pending or running job cannot progress now: reason no_backend, node_failing, store_full or store_unavailable',
+      description: 'Why a pending or running job cannot progress now: reason no_backend, store_full or store_unavailable',
       properties: { reason: { type: 'string' }, message: { type: 'string' }, since: { type: 'string' } },
     },
     retry_of: { type: 'string' },

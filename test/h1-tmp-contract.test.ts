@@ -1,0 +1,40 @@
+/**
+ * The HTTP contract tests of the embedded mode, run again against the distributed mode: every
+ * gateway these files start uses the Redis store and the BullMQ chunk queue (and works its own
+ * chunks), each under its own key prefix, all deleted at the end. A real Redis is required
+ * (redisServer.ts starts one when none answers; in CI a missing Redis fails the run).
+ */
+import { after, test } from 'node:test';
+import { runGatewaysOnRedis } from './helpers.js';
+import { deletePrefix, uniquePrefix } from './redisKeys.js';
+import { testClient, testRedis } from './redisServer.js';
+
+const server = await testRedis();
+if ('skip' in server) {
+  test('distributed contract tests', { skip: server.skip }, () => {});
+} else {
+  const prefix = uniquePrefix('contract');
+  runGatewaysOnRedis(server.url, prefix);
+  await import('./batch-errors.test.js'); await import('./stuck-jobs.test.js'); await import('./poison.test.js'); await import('./invalid-vectors.test.js');
+  after(async () => {
+    const client = testClient(server.url);
+    await deletePrefix(client, prefix);
+    client.disconnect();
+    await server.stop();
+  });
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+}
