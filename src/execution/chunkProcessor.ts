@@ -313,7 +313,11 @@ export class ChunkProcessor {
       const task = tasks.pop()!;
       const lease = await this.acquire(job.model, task.avoid);
       if (lease === 'stopping') return { kind: 'retry', attempt: data.attempt, delayMs: 0 };
-      if (lease === 'no-backend') return (await this.store.status(jobId)) === 'running' ? { kind: 'no-backend' } : { kind: 'done' };
+      if (lease === 'no-backend') {
+        if ((await this.store.status(jobId)) !== 'running') return { kind: 'done' };
+        this.noteWait(jobId, 'no_backend', `No reachable backend of this worker serves model ${job.model}; the job goes on as soon as one does`);
+        return { kind: 'no-backend' };
+      }
       const result = await this.step(task, job, countedLease(lease, () => this.freeSlot()));
       if (result.kind === 'split') tasks.push(result.parts[1], result.parts[0]);
       else if (result.kind === 'retry' && result.delayMs === 0) tasks.push(result.task);
