@@ -97,8 +97,10 @@ type Doc = { index: number; text: string };
 
 const DONE: StepResult = Object.freeze({ kind: 'done' });
 const RETRY_BASE_MS = 200;
-/** Longest backoff between store retries and sick-node waits. */
+/** Longest backoff between retries. */
 const MAX_BACKOFF_MS = 5000;
+/** How long a chunk waits before trying the store again after a store fault. */
+const STORE_RETRY_MS = 1000;
 /** Longest wait for a slot before re-checking the status and the pool. */
 const SLOT_WAIT_MS = 1000;
 const META_CACHE = 1000;
@@ -249,7 +251,7 @@ export class ChunkProcessor {
     const reason: WaitReason = isStoreError(error) && error.code === 'STORE_FULL' ? 'store_full' : 'store_unavailable';
     const message = `The store cannot take writes now (${(error as Error)?.message ?? String(error)}); the job goes on by itself once it can`;
     this.log.warn({ job_id: task.jobId, reason, err: error }, `chunk ${task.start}-${task.end - 1} waits for the store`);
-    return { kind: 'wait', task, delayMs: backoffMs(task.attempt), reason, message };
+    return { kind: 'wait', task, delayMs: STORE_RETRY_MS, reason, message };
   }
 
   /** Model and options of a job (read once), or undefined when it is gone. */
