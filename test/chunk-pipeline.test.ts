@@ -178,7 +178,7 @@ test('a 5xx that may be the documents\' is retried once, then bisected', async (
 });
 
 test('a bad vector (the pool\'s check) is a failure that may be the documents\': retried, bisected, then INVALID_VECTOR', async (t) => {
-  const { backends, store, processor, lease, task } = await setup(t, ['a', 'bad']);
+  const { backends, pool, store, processor, lease, task } = await setup(t, ['a', 'bad']);
   backends[0]!.behaviour = (request) => ({ vectors: request.inputs.map((text) => new Float32Array(text === 'bad' ? [Number.NaN, 1] : [1, 2])) });
   let next: ChunkTask[] = [task(0, 2)];
   for (let round = 0; round < 6 && next.length > 0; round++) {
@@ -189,6 +189,8 @@ test('a bad vector (the pool\'s check) is a failure that may be the documents\':
   }
   assert.deepEqual([...store.done.keys()], [0]);
   assert.equal(store.failed.get(1), 'INVALID_VECTOR');
+  // The node is charged for every bad answer, as for any other failure.
+  assert.ok((pool.snapshot()[0]!.errors_by_code['INVALID_VECTOR'] ?? 0) >= 2);
 });
 
 test('a single failing document is tried on another node serving the model before it fails', async (t) => {
