@@ -41,6 +41,8 @@ export const API_ERRORS = {
   INPUT_REJECTED: 400,
   BACKEND_UNAVAILABLE: 503,
   BACKEND_TIMEOUT: 504,
+  // A node answered with something that is not a valid vector (NaN, null, mixed lengths...).
+  INVALID_VECTOR: 502,
 } as const;
 
 export type ApiErrorCode = keyof typeof API_ERRORS;

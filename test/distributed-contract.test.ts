@@ -36,4 +36,6 @@ if ('skip' in server) {
   await import('./failover.test.js');
   await import('./scheduler-fairness.test.js');
   await import('./metrics.test.js');
+  await import('./invalid-vectors.test.js');
+  await import('./poison.test.js');
 }

@@ -70,19 +70,21 @@ test('/metrics exposes the expected metrics, and they move after a job', async (
 });
 
 test('failures show in chunk and per-node error metrics; each gateway has its own registry', async (t) => {
-  const node = await startSim(t, { failureRate: 1 });
+  // Every document is refused (too long, truncate off): each chunk of 5 is bisected down to its
+  // documents (9 calls: 5, 2, 3, 1, 1, 1, 2, 1, 1), and each document fails INPUT_REJECTED.
+  const node = await startSim(t, { maxInputChars: 10 });
   const { url } = await startTestGateway(t, { backend: [node.url], chunkSize: '5' }, { SOLLOL_CHUNK_RETRIES: '1' });
   const other = await startTestGateway(t, { backend: [node.url] });
-  const { body } = await submit(url, { model: MODEL, documents: docs(10, 'failing') });
+  const { body } = await submit(url, { model: MODEL, documents: docs(10, 'failing'), options: { truncate: false } });
   await waitForStatus(url, body.job_id, ['failed']);
   const text = (await scrape(url)).text;
   assert.equal(sample(text, 'sollol_jobs_failed_total'), 1);
-  assert.equal(sample(text, 'sollol_chunks_retried_total{code="BACKEND_UNAVAILABLE"}'), 2);
-  assert.equal(sample(text, 'sollol_chunks_failed_total{code="BACKEND_UNAVAILABLE"}'), 2);
-  assert.equal(sample(text, 'sollol_documents_failed_total{code="BACKEND_UNAVAILABLE"}'), 10);
-  assert.equal(sample(text, `sollol_backend_errors_total{backend="${node.url}",code="BACKEND_UNAVAILABLE"}`), 4);
-  assert.equal(sample(text, `sollol_backend_request_duration_seconds_count{backend="${node.url}",outcome="BACKEND_UNAVAILABLE"}`), 4);
+  assert.equal(sample(text, 'sollol_chunks_retried_total{code="INPUT_REJECTED"}'), undefined, 'a 4xx is bisected, not retried');
+  assert.equal(sample(text, 'sollol_chunks_failed_total{code="INPUT_REJECTED"}'), 10);
+  assert.equal(sample(text, 'sollol_documents_failed_total{code="INPUT_REJECTED"}'), 10);
+  assert.equal(sample(text, `sollol_backend_errors_total{backend="${node.url}",code="INPUT_REJECTED"}`), 18);
+  assert.equal(sample(text, `sollol_backend_request_duration_seconds_count{backend="${node.url}",outcome="INPUT_REJECTED"}`), 18);
   const untouched = (await scrape(other.url)).text;
   assert.equal(sample(untouched, 'sollol_jobs_failed_total'), 0);
-  assert.equal(sample(untouched, `sollol_backend_errors_total{backend="${node.url}",code="BACKEND_UNAVAILABLE"}`), undefined);
+  assert.equal(sample(untouched, `sollol_backend_errors_total{backend="${node.url}",code="INPUT_REJECTED"}`), undefined);
 });

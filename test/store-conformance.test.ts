@@ -99,6 +99,34 @@ function conformance(h: Harness): void {
       assert.deepEqual((await store.list(ADMIN_SCOPE, { limit: 10 })).jobs.map((j) => j.id), [pending.id, job.id]);
     });
 
+    test('recordChunk fails a vector of another length than the job\'s first with INVALID_VECTOR (in one outcome and across outcomes)', async (t) => {
+      const { store } = await h.open(t);
+      const job = await admit(store, makeJob(['a', 'b', 'c', 'd']));
+      const short = (index: number) => ({ index, vector: vector(index, DIMS - 1), truncated: false });
+      assert.equal(await store.recordChunk(job.id, chunk([done(0), short(1)])), true);
+      assert.equal(await store.recordChunk(job.id, chunk([short(2), done(3)])), true);
+      const after = await store.get(ADMIN_SCOPE, job.id);
+      assert.equal(after?.dimensions, DIMS);
+      assert.equal(after?.completedItems, 2);
+      assert.equal(after?.failedItems, 2);
+      const items = await store.readResults(ADMIN_SCOPE, job.id, 0, 4);
+      assert.deepEqual(items.map((i) => (i.state === 'failed' ? i.code : i.state)), ['done', 'INVALID_VECTOR', 'INVALID_VECTOR', 'done']);
+    });
+
+    test('failureSummary counts failed documents by code and lists the first ones in order', async (t) => {
+      const { store } = await h.open(t);
+      const job = await admit(store, makeJob(['a', 'b', 'c', 'd', 'e']));
+      assert.deepEqual(await store.failureSummary(job.id, 10), { counts: {}, first: [] });
+      await store.recordChunk(job.id, chunk([done(0)], [failed(4, 'BACKEND_TIMEOUT'), failed(1), failed(3)]));
+      const summary = await store.failureSummary(job.id, 2);
+      assert.deepEqual({ ...summary.counts }, { INPUT_REJECTED: 2, BACKEND_TIMEOUT: 1 });
+      assert.deepEqual(summary.first.map((f) => [f.index, f.code, f.error]), [[1, 'INPUT_REJECTED', 'doc 1 failed'], [3, 'INPUT_REJECTED', 'doc 3 failed']]);
+      await store.transition(job.id, 'failed', { at: Date.now(), error: { code: 'BACKEND_UNAVAILABLE', error: 'gave up' } });
+      const after = await store.failureSummary(job.id, 10);
+      assert.deepEqual({ ...after.counts }, { INPUT_REJECTED: 2, BACKEND_TIMEOUT: 1, BACKEND_UNAVAILABLE: 1 });
+      assert.deepEqual(await store.failureSummary(randomUUID(), 10), { counts: {}, first: [] });
+    });
+
     test('admission evicts the oldest finished jobs, never an active one, and refuses when all are active', async (t) => {
       const { store, leftovers } = await h.open(t);
       const a = await admit(store, makeJob(['a']), 3);

@@ -6,6 +6,7 @@
  * Float32Array holding every vector is transferred back.
  */
 import { Worker } from 'node:worker_threads';
+import { badElement, jsonToFloat32 } from './vectorCheck.js';
 
 /** Answers smaller than this are parsed inline: the round trip would cost more than it saves. */
 export const OFFLOAD_MIN_BYTES = 64 * 1024;
@@ -16,7 +17,11 @@ export interface ParsedEmbeddings {
   readonly loadDuration?: unknown;
 }
 
-export type ParseFailure = { readonly kind: 'json'; readonly message: string } | { readonly kind: 'count'; readonly got: number | null } | { readonly kind: 'shape' };
+export type ParseFailure =
+  | { readonly kind: 'json'; readonly message: string }
+  | { readonly kind: 'count'; readonly got: number | null }
+  /** A vector that is not a list of numbers, or of another length than the first: `what` completes "returned ...". */
+  | { readonly kind: 'shape'; readonly what: string };
 
 export class EmbedParseError extends Error {
   constructor(readonly failure: ParseFailure) {
@@ -24,8 +29,11 @@ export class EmbedParseError extends Error {
   }
 }
 
+// The element check is vectorCheck.ts's own function, so both parsers apply the same rule.
 const WORKER_SOURCE = `
 const { parentPort } = require('node:worker_threads');
+const jsonToFloat32 = ${jsonToFloat32.toString()};
+const badElement = ${badElement.toString()};
 const decoder = new TextDecoder();
 parentPort.on('message', ({ id, bytes, expected }) => {
   let parsed;
@@ -44,11 +52,17 @@ parentPort.on('message', ({ id, bytes, expected }) => {
   const out = new Float32Array(list.length * dims);
   for (let i = 0; i < list.length; i++) {
     const v = list[i];
-    if (!Array.isArray(v) || v.length !== dims || dims === 0) {
-      parentPort.postMessage({ id, failure: { kind: 'shape' } });
+    let what;
+    if (!Array.isArray(v) || dims === 0) what = 'an embedding that is not a list of numbers';
+    else if (v.length !== dims) what = 'embeddings of different lengths in one answer (' + dims + ' and ' + v.length + ')';
+    else {
+      const bad = jsonToFloat32(v, out, i * dims);
+      if (bad >= 0) what = badElement(v, bad);
+    }
+    if (what !== undefined) {
+      parentPort.postMessage({ id, failure: { kind: 'shape', what } });
       return;
     }
-    out.set(v, i * dims);
   }
   parentPort.postMessage({ id, dims, buffer: out.buffer, promptEvalCount: parsed.prompt_eval_count, loadDuration: parsed.load_duration }, [out.buffer]);
 });

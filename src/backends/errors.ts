@@ -11,6 +11,8 @@ export const ITEM_ERROR_CODES = [
   'MODEL_NOT_FOUND',
   'CANCELLED',
   'GATEWAY_RESTARTED',
+  /** The node answered something that is not a valid vector for the call (vectorCheck.ts). */
+  'INVALID_VECTOR',
 ] as const;
 
 export type ItemErrorCode = (typeof ITEM_ERROR_CODES)[number];

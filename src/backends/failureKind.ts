@@ -10,6 +10,8 @@ import type { FailureKind } from './circuitBreaker.js';
 export function failureKind(error: unknown): FailureKind | undefined {
   if (!(error instanceof BackendError)) return undefined;
   if (error.code === 'BACKEND_TIMEOUT') return 'timeout';
+  // The node answered, but garbage: it is misbehaving, as with an unreadable answer.
+  if (error.code === 'INVALID_VECTOR') return 'server';
   if (error.code !== 'BACKEND_UNAVAILABLE') return undefined;
   if (error.status === 429 || error.status === 503) return 'overload';
   if (error.status !== undefined) return 'server';

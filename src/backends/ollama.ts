@@ -10,6 +10,7 @@ import { Pool, type Dispatcher } from 'undici';
 import { countField, modelOptionsOf, type EmbedResultWithUsage } from './embedExtras.js';
 import { EmbedParseError, embedParser, OFFLOAD_MIN_BYTES } from './embedParser.js';
 import { BackendError, coerceBackendError } from './errors.js';
+import { invalidVector, toFloat32 } from './vectorCheck.js';
 import { httpTarget, type HttpBackendOptions, type HttpTarget } from './httpTarget.js';
 import type { BackendProbe, EmbeddingBackend, EmbedRequest, EmbedResult } from './types.js';
 
@@ -87,7 +88,7 @@ export class OllamaBackend implements EmbeddingBackend {
     if (failure.kind === 'count') {
       return new BackendError('BACKEND_UNAVAILABLE', `Backend ${this.id} returned ${failure.got ?? 'no'} embeddings for ${expected} inputs`);
     }
-    if (failure.kind === 'shape') return new BackendError('BACKEND_UNAVAILABLE', `Backend ${this.id} returned an embedding that is not a list of numbers`);
+    if (failure.kind === 'shape') return invalidVector(this.id, failure.what);
     return new BackendError('BACKEND_UNAVAILABLE', `Backend ${this.id} answered with a body that is not JSON: ${failure.message}`);
   }
 
@@ -290,10 +291,9 @@ function errorMessage(text: string): string {
 }
 
 function toVector(value: unknown, backendId: string): Float32Array {
-  if (!Array.isArray(value) || value.length === 0) {
-    throw new BackendError('BACKEND_UNAVAILABLE', `Backend ${backendId} returned an embedding that is not a list of numbers`);
-  }
-  return Float32Array.from(value as number[]);
+  const vector = toFloat32(value);
+  if (typeof vector === 'string') throw invalidVector(backendId, vector);
+  return vector;
 }
 
 function describeCount(value: unknown): string {

@@ -12,6 +12,7 @@
 import { Pool } from 'undici';
 import { countField, type EmbedResultWithUsage } from './embedExtras.js';
 import { BackendError, coerceBackendError } from './errors.js';
+import { invalidVector, toFloat32 } from './vectorCheck.js';
 import { httpTarget, type HttpBackendOptions, type HttpTarget } from './httpTarget.js';
 import type { BackendProbe, EmbeddingBackend, EmbedRequest } from './types.js';
 
@@ -105,8 +106,9 @@ export class OpenAIBackend implements EmbeddingBackend {
         return vector;
       }
     }
-    if (Array.isArray(value) && value.length > 0 && value.every((x) => typeof x === 'number')) return Float32Array.from(value as number[]);
-    throw new BackendError('BACKEND_UNAVAILABLE', `Backend ${this.id} returned an embedding that is not a list of numbers`);
+    const vector = toFloat32(value);
+    if (typeof vector === 'string') throw invalidVector(this.id, vector);
+    return vector;
   }
 
   /** Same mapping as the Ollama adapter: the item codes mean the same whatever the server. */

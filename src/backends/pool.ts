@@ -18,7 +18,8 @@ import { failureKind } from './failureKind.js';
 import { canonicalModel } from './modelNames.js';
 import { snapshotOf, type NodeSnapshot } from './nodeSnapshot.js';
 import { NodeState } from './nodeState.js';
-import { routableNodes, type RoutingContext } from './routing.js';
+import { isCandidate, routableNodes, type RoutingContext } from './routing.js';
+import { checkAnswer } from './vectorCheck.js';
 import type { EmbeddingBackend, EmbedRequest, EmbedResult } from './types.js';
 
 export type { NodeSnapshot } from './nodeSnapshot.js';
@@ -167,18 +168,40 @@ export class BackendPool {
     return [...names].sort();
   }
 
-  hasRoomFor(model: string): boolean {
-    return this.routable(model).some((n) => this.batchMayUse(n));
+  /** Whether a batch slot may be granted now (on a node not in `avoid`, when another node serves the model). */
+  hasRoomFor(model: string, avoid?: ReadonlySet<string>): boolean {
+    return this.routable(model, avoid).some((n) => this.batchMayUse(n));
   }
 
-  /** A batch slot on the node expected to finish soonest, or undefined when none may take one. */
-  tryAcquire(model: string): Lease | undefined {
-    const best = this.routable(model).find((n) => this.batchMayUse(n));
+  /**
+   * A batch slot on the node expected to finish soonest, or undefined when none may take one.
+   * `avoid`: ids of nodes that already failed this work; while another healthy node serves the
+   * model only those are used (so a suspect document is tried elsewhere before it fails).
+   */
+  tryAcquire(model: string, avoid?: ReadonlySet<string>): Lease | undefined {
+    const best = this.routable(model, avoid).find((n) => this.batchMayUse(n));
     return best ? this.lease(best) : undefined;
   }
 
-  private routable(model: string): NodeState[] {
+  /** Ids of the healthy nodes listing `model` (whatever their breaker). */
+  servingNodes(model: string): string[] {
+    return this.nodes.filter((n) => isCandidate(n, model)).map((n) => n.backend.id);
+  }
+
+  /** Whether the node's breaker is open: its recent calls all failed (a sick node, not a bad document). */
+  circuitOpen(backendId: string): boolean {
+    const node = this.nodes.find((n) => n.backend.id === backendId);
+    if (!node) return false;
+    node.breaker.refresh(Date.now());
+    return node.breaker.state === 'open';
+  }
+
+  private routable(model: string, avoid?: ReadonlySet<string>): NodeState[] {
     const context: RoutingContext = { now: Date.now(), recentFailureMs: this.recentFailureMs, typicalDocs: this.typicalDocs };
+    if (avoid && avoid.size > 0) {
+      const others = this.nodes.filter((n) => !avoid.has(n.backend.id));
+      if (others.some((n) => isCandidate(n, model))) return routableNodes(others, model, context);
+    }
     return routableNodes(this.nodes, model, context);
   }
 
@@ -268,6 +291,8 @@ export class BackendPool {
     const started = performance.now();
     try {
       const result = await node.backend.embed(request);
+      // Every backend's answer meets the same rule before anyone uses it; a bad one counts against the node.
+      checkAnswer(node.backend.id, result.vectors, docs, request.options.dimensions);
       node.callSucceeded(docs, started, performance.now());
       node.breaker.succeeded(trial);
       this.observe(node, docs, started, 'ok');

@@ -5,7 +5,7 @@
 
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { SIM_OLLAMA_VERSION, startSimNode, type SimListenOptions, type SimNode } from '../sim/server.js';
-import type { SimModels, SimOptions } from '../sim/options.js';
+import { SIM_BAD_VECTORS, SIM_POISON_ERRORS, type SimBadVector, type SimModels, type SimOptions, type SimPoisonError } from '../sim/options.js';
 
 /** The default set when no `--model` is given: one model per common embedding size. */
 const DEFAULT_MODELS: SimModels = { 'nomic-embed-text': null, 'mxbai-embed-large': 1024, 'all-minilm': 384 };
@@ -73,6 +73,9 @@ interface SimFlags {
   acceptAnyModel: boolean;
   maxInputChars: number;
   cacheMb: number;
+  poison?: string;
+  badVector: SimBadVector;
+  poisonError: SimPoisonError;
 }
 
 function toOptions(flags: SimFlags): Partial<SimOptions> & SimListenOptions {
@@ -91,6 +94,9 @@ function toOptions(flags: SimFlags): Partial<SimOptions> & SimListenOptions {
     acceptAnyModel: flags.acceptAnyModel,
     maxInputChars: flags.maxInputChars,
     cacheMb: flags.cacheMb,
+    poison: flags.poison ?? null,
+    badVector: flags.badVector,
+    poisonError: flags.poisonError,
   };
 }
 
@@ -152,6 +158,9 @@ export function simCommand(): Command {
         .default(256)
         .argParser(integerIn(0, 1_048_576, 'a size in MiB')),
     )
+    .addOption(new Option('--poison <text>', 'documents containing this text are poisoned (default: every document, when a bad shape or error is set)'))
+    .addOption(new Option('--bad-vector <shape>', 'answer poisoned documents with this bad vector').choices(SIM_BAD_VECTORS).default('none'))
+    .addOption(new Option('--poison-error <kind>', 'fail every call holding a poisoned document').choices(SIM_POISON_ERRORS).default('none'))
     .action(async (flags: SimFlags, command: Command) => {
       try {
         await run(flags);

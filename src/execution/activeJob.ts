@@ -11,6 +11,8 @@ export interface ChunkRange {
   readonly end: number;
   readonly attempt: number;
   readonly notBefore: number;
+  /** Nodes that failed these documents in a way that may be theirs: tried last (chunkProcessor.ts). */
+  readonly avoid?: readonly string[];
 }
 
 export class ActiveJob {

@@ -1,18 +1,25 @@
 /**
- * Works one chunk of the distributed mode, whichever process took it from the queue: get a
- * slot from this process's own pool (at most `--workers` calls at once), read the range's
- * pending documents (which is also the status check), call the node, write vectors (or
- * per-item failures) to the store, and end the job when its last document is in. The same
- * rules as the embedded scheduler:
- * - the status is re-read before every backend call, so a cancelled job starts no new call;
- *   a cancel event aborts the calls in flight, and the status of every job with a call in
- *   flight is also polled each second, for a cancel whose pub/sub message was missed;
- * - a document the backend refuses (INPUT_REJECTED) is isolated by bisecting the range;
- * - a transient failure retries the range after a backoff (up to `chunkRetries`), then its
- *   documents fail with the item code.
+ * The one chunk pipeline (docs/ARCHITECTURE.md, "Chunk pipeline"), driven by both schedulers:
+ * the embedded one (scheduler.ts: its fair queue grants a slot, then calls `step`) and the
+ * distributed one (chunkWorker.ts: `run` takes a chunk from BullMQ, gets slots itself and calls
+ * `step` for the chunk and its bisected parts). Every rule of a chunk's work is here, once:
+ *
+ * - the status is re-checked before every backend call (`pendingDocuments` is empty unless the
+ *   job is running), so a cancelled job starts no new call; a cancel aborts calls in flight;
+ * - one call on a lease becomes a {@link CallOutcome} in {@link ChunkProcessor.callOnLease}
+ *   (the place another item kind plugs in); the pool has validated the vectors (vectorCheck.ts);
+ * - a node-level failure (timeout, connection, 429/503) retries after a backoff, up to
+ *   `chunkRetries`, then fails the documents with its code;
+ * - a failure that may be the documents' (a 4xx, another 5xx, INVALID_VECTOR) is retried once
+ *   (on another node when one serves the model), then bisected until the failing documents
+ *   are isolated; a single document is tried on every node serving the model before it fails.
+ *   A node whose circuit is open fails every call: its work moves to another node serving
+ *   the model, nothing is bisected;
+ * - a store fault (StoreError, or anything the store throws) is never a backend's: it charges
+ *   no node and fails no document; the task waits and runs again after a backoff.
  * Delivery is at least once (a dead worker's chunk runs again elsewhere): `pendingDocuments`
- * skips what is already done and `recordChunk` only counts documents still pending, so every
- * document is counted once.
+ * skips what is done and `recordChunk` only counts documents still pending, so every document
+ * is counted once.
  */
 import { EventEmitter } from 'node:events';
 import { BackendError, coerceBackendError } from '../backends/errors.js';
@@ -22,33 +29,96 @@ import type { EmbedOptions } from '../backends/types.js';
 import { ADMIN_SCOPE, type ChunkOutcome } from '../jobs/model.js';
 import type { Logger } from '../logger.js';
 import type { ChunkObserver } from '../metrics.js';
+import { isStoreError } from '../store/errors.js';
 import type { JobStore } from '../store/types.js';
 import { AbortRegistry } from './abortRegistry.js';
 import type { ChunkData } from './bullQueue.js';
 import { finishIfDone } from './finishJob.js';
+
+/** One piece of a job's work: the pending documents of [start, end). */
+export interface ChunkTask {
+  readonly jobId: string;
+  readonly start: number;
+  readonly end: number;
+  /** Failed calls already made for these documents. */
+  readonly attempt: number;
+  /** Nodes that failed these documents in a way that may be the documents' fault: tried last. */
+  readonly avoid?: readonly string[];
+}
+
+/** Why a job cannot progress now (`status_detail` in its status). */
+export type WaitReason = 'store_full' | 'store_unavailable' | 'no_backend';
+
+export interface StatusDetail {
+  readonly reason: WaitReason;
+  readonly message: string;
+  /** Epoch ms of when the job started waiting for this reason. */
+  readonly since: number;
+}
+
+/** What became of one step (one call, or none) of a task. */
+export type StepResult =
+  /** Nothing more to do for the task: its outcome is recorded, or the job is no longer running. */
+  | { readonly kind: 'done' }
+  /** Bisected: both parts are to be run (the first part first). */
+  | { readonly kind: 'split'; readonly parts: readonly [ChunkTask, ChunkTask] }
+  /** Run `task` again after `delayMs`. */
+  | { readonly kind: 'retry'; readonly task: ChunkTask; readonly delayMs: number }
+  /** The job cannot progress now (store fault, failing node): run `task` again after `delayMs`. */
+  | { readonly kind: 'wait'; readonly task: ChunkTask; readonly delayMs: number; readonly reason: WaitReason; readonly message: string };
+
+/** A backend call's result as the pipeline sees it. */
+export type CallOutcome =
+  | { readonly kind: 'ok'; readonly outcome: ChunkOutcome; readonly ms: number }
+  | { readonly kind: 'failed'; readonly error: BackendError; readonly backendId: string };
 
 export type ChunkVerdict =
   | { readonly kind: 'done' }
   /** Run the range again after `delayMs`, as backend attempt `attempt`. */
   | { readonly kind: 'retry'; readonly attempt: number; readonly delayMs: number }
   /** No node of this process serves the model now: another worker, or later. */
-  | { readonly kind: 'no-backend' };
+  | { readonly kind: 'no-backend' }
+  /** The job cannot progress now (store fault, failing node): run the range again after `delayMs`. */
+  | { readonly kind: 'wait'; readonly delayMs: number; readonly reason: WaitReason; readonly message: string };
 
 export interface ChunkProcessorOptions {
-  /** Most backend calls in flight from this process (`--workers`). */
+  /** Most backend calls in flight from this process (`--workers`); used by `run` only. */
   readonly maxCalls: number;
   readonly chunkRetries: number;
   readonly chunkObserver?: ChunkObserver;
 }
 
-type Doc = { index: number; text: string };
-type JobMeta = { model: string; options: EmbedOptions };
+export interface JobMeta {
+  readonly model: string;
+  readonly options: EmbedOptions;
+}
 
-const DONE: ChunkVerdict = Object.freeze({ kind: 'done' });
+type Doc = { index: number; text: string };
+
+const DONE: StepResult = Object.freeze({ kind: 'done' });
 const RETRY_BASE_MS = 200;
+/** Longest backoff between retries. */
+const MAX_BACKOFF_MS = 5000;
+/** How long a chunk waits before trying the store again after a store fault. */
+const STORE_RETRY_MS = 1000;
 /** Longest wait for a slot before re-checking the status and the pool. */
 const SLOT_WAIT_MS = 1000;
 const META_CACHE = 1000;
+
+/** Backoff before try `attempt + 1`: 200 ms doubling, capped. */
+export function backoffMs(attempt: number): number {
+  return Math.min(MAX_BACKOFF_MS, RETRY_BASE_MS * 2 ** Math.min(attempt, 10));
+}
+
+/**
+ * Whether a failure may be caused by the documents rather than the node: a refusal (4xx), a
+ * server error other than overload (5xx but 503), an invalid vector. Timeouts, connection
+ * failures, 429 and 503 say the node is busy or gone.
+ */
+export function maybeTheDocuments(error: BackendError): boolean {
+  if (error.code === 'INPUT_REJECTED' || error.code === 'INVALID_VECTOR') return true;
+  return error.code === 'BACKEND_UNAVAILABLE' && error.status !== undefined && error.status >= 500 && error.status !== 503;
+}
 
 export class ChunkProcessor {
   private readonly aborts = new AbortRegistry();
@@ -56,10 +126,12 @@ export class ChunkProcessor {
   private readonly calling = new Map<string, number>();
   /** Model and options per job: they never change, so they are read once. */
   private readonly meta = new Map<string, JobMeta>();
-  /** Leases held (calls in flight, or about to start): at most `maxCalls`. */
+  /** Leases `run` holds (calls in flight, or about to start): at most `maxCalls`. */
   private leased = 0;
   private readonly slotFreed = new EventEmitter().setMaxListeners(0);
   private stopping = false;
+  /** Jobs whose last chunk here had to wait (distributed mode's `status_detail`). */
+  private readonly waits = new Map<string, StatusDetail>();
 
   constructor(
     private readonly store: JobStore,
@@ -68,112 +140,194 @@ export class ChunkProcessor {
     private readonly log: Logger,
   ) {}
 
-  /** Backend calls in flight (or about to start) now: at most `maxCalls`. */
+  /** Backend calls `run` has in flight (or about to start) now: at most `maxCalls`. */
   get inFlight(): number {
     return this.leased;
   }
 
-  async run(data: ChunkData): Promise<ChunkVerdict> {
-    const { jobId } = data;
-    const job = await this.jobMeta(jobId);
-    if (!job) return DONE;
-    const groups: Doc[][] = [];
-    let first = true;
-    while (first || groups.length > 0) {
-      const lease = await this.acquire(job.model);
-      if (lease === 'stopping') return { kind: 'retry', attempt: data.attempt, delayMs: 0 };
-      if (lease === 'no-backend') return (await this.store.status(jobId)) === 'running' ? { kind: 'no-backend' } : DONE;
-      // Re-check before every backend call: a cancel written to the store stops new calls. The
-      // first read is pendingDocuments itself (empty unless the job is running), made once the
-      // slot is ours so that a chunk waiting for a slot never works from a stale read.
-      const group = await this.nextGroup(jobId, data, first, groups).catch((error: unknown) => {
-        this.giveBack(lease);
-        throw error;
-      });
-      first = false;
-      if (!group) {
-        this.giveBack(lease);
-        break;
-      }
-      const outcome = await this.call(jobId, job, group, lease);
-      if (!(outcome instanceof BackendError)) {
-        if (!(await this.store.recordChunk(jobId, outcome.vectors))) return DONE;
-        this.options.chunkObserver?.chunkDone?.(group.length, outcome.ms);
-        continue;
-      }
-      const next = this.afterError(data, job, group, outcome, groups);
-      if (next === 'recorded') {
-        if (!(await this.recordFailed(jobId, group, outcome.code, outcome.message))) return DONE;
-      } else if (next !== 'split') {
-        return next;
-      }
+  /**
+   * One step of `task` on `lease` (used or released here): read its pending documents (the
+   * status check), make one call, record what it gave, or say what to do next. Never throws
+   * for a store fault (it becomes a `wait`).
+   */
+  async step(task: ChunkTask, job: JobMeta, lease: Lease): Promise<StepResult> {
+    let docs: Doc[];
+    try {
+      docs = await this.store.pendingDocuments(task.jobId, task.start, task.end);
+    } catch (error) {
+      lease.release();
+      return this.storeWait(task, error);
     }
-    await finishIfDone(this.store, jobId, data.ttlMs, this.log);
-    return DONE;
+    if (docs.length === 0) {
+      lease.release();
+      return DONE;
+    }
+    const call = await this.callOnLease(task.jobId, job, docs, lease);
+    if (call.kind === 'ok') {
+      const recorded = await this.record(task, call.outcome);
+      if (recorded !== true) return recorded;
+      this.options.chunkObserver?.chunkDone?.(docs.length, call.ms);
+      return DONE;
+    }
+    return this.afterFailure(task, job, docs, call.error, call.backendId);
   }
 
-  /** The documents of the next call: the range's pending ones first, then halves of a bisected group. */
-  private async nextGroup(jobId: string, data: ChunkData, first: boolean, groups: Doc[][]): Promise<Doc[] | undefined> {
-    if (first) {
-      const docs = await this.store.pendingDocuments(jobId, data.start, data.end);
-      return docs.length > 0 ? docs : undefined;
-    }
-    if ((await this.store.status(jobId)) !== 'running') return undefined;
-    return groups.pop();
-  }
-
-  /** A slot granted but not used. */
-  private giveBack(lease: Lease): void {
-    lease.release();
-    this.freeSlot();
-  }
-
-  /** What a failed call leads to: split the group, retry the range later, or record the failure. */
-  private afterError(data: ChunkData, job: JobMeta, group: Doc[], error: BackendError, groups: Doc[][]): ChunkVerdict | 'split' | 'recorded' {
-    if (error.code === 'CANCELLED') {
-      // Aborted: by a cancel (drop the chunk), or because this process stops (another takes it).
-      return this.stopping ? { kind: 'retry', attempt: data.attempt, delayMs: 0 } : DONE;
-    }
-    if (error.code === 'INPUT_REJECTED' && group.length > 1) {
-      const mid = Math.floor(group.length / 2);
-      groups.push(group.slice(mid), group.slice(0, mid));
-      return 'split';
-    }
-    const retriesLeft = data.attempt < this.options.chunkRetries;
-    if (error.code === 'MODEL_NOT_FOUND' && retriesLeft && this.pool.serves(job.model)) {
-      // The node that refused lost the model in the pool until its next probe; another node has it.
-      return { kind: 'retry', attempt: data.attempt + 1, delayMs: 0 };
-    }
-    if (error.retryable && retriesLeft) {
-      this.options.chunkObserver?.chunkRetried?.(error.code);
-      const delayMs = RETRY_BASE_MS * 2 ** data.attempt;
-      this.log.warn({ job_id: data.jobId, backend: error.message, attempt: data.attempt + 1 }, `chunk ${data.start}-${data.end} will be retried in ${delayMs} ms`);
-      return { kind: 'retry', attempt: data.attempt + 1, delayMs };
-    }
-    this.log.warn({ job_id: data.jobId, code: error.code }, `${group.length} documents of ${data.start}-${data.end - 1} failed: ${error.message}`);
-    this.options.chunkObserver?.chunkFailed?.(group.length, error.code);
-    return 'recorded';
-  }
-
-  /** One backend call for the group: its vectors as a chunk outcome, or the normalised error. */
-  private async call(jobId: string, job: JobMeta, group: Doc[], lease: Lease): Promise<{ vectors: ChunkOutcome; ms: number } | BackendError> {
+  /**
+   * Runs one backend call for `docs` on `lease` and turns its result into an outcome: the
+   * vectors in document order, or the normalised error. Another item kind (one item per call)
+   * adds its own call here; everything around it stays the same.
+   */
+  async callOnLease(jobId: string, job: JobMeta, docs: readonly Doc[], lease: Lease): Promise<CallOutcome> {
     const call = this.aborts.register(jobId);
     this.calling.set(jobId, (this.calling.get(jobId) ?? 0) + 1);
     const started = performance.now();
     try {
-      const result = await lease.embed({ model: job.model, inputs: group.map((d) => d.text), options: job.options, signal: call.signal });
+      const result = await lease.embed({ model: job.model, inputs: docs.map((d) => d.text), options: job.options, signal: call.signal });
       const truncated = new Set(result.truncated ?? []);
-      const done = group.map((d, i) => ({ index: d.index, vector: result.vectors[i]!, truncated: truncated.has(i) }));
-      return { vectors: { done, failed: [] }, ms: performance.now() - started };
+      const done = docs.map((d, i) => ({ index: d.index, vector: result.vectors[i]!, truncated: truncated.has(i) }));
+      return { kind: 'ok', outcome: { done, failed: [] }, ms: performance.now() - started };
     } catch (error) {
-      return coerceBackendError(error, lease.backendId);
+      return { kind: 'failed', error: coerceBackendError(error, lease.backendId), backendId: lease.backendId };
     } finally {
       call.done();
-      this.freeSlot();
       const left = (this.calling.get(jobId) ?? 1) - 1;
       if (left > 0) this.calling.set(jobId, left);
       else this.calling.delete(jobId);
     }
+  }
+
+  /** The retry, bisect or fail decision for a failed call (the rules in this file's header). */
+  private async afterFailure(task: ChunkTask, job: JobMeta, docs: readonly Doc[], error: BackendError, backendId: string): Promise<StepResult> {
+    const { chunkRetries } = this.options;
+    if (error.code === 'CANCELLED') return DONE;
+    const range = `${task.start}-${task.end - 1}`;
+    if (error.code === 'MODEL_NOT_FOUND' && task.attempt < chunkRetries && this.pool.serves(job.model)) {
+      // The node that refused lost the model in the pool until its next probe; another node has it.
+      return { kind: 'retry', task: { ...task, attempt: task.attempt + 1 }, delayMs: 0 };
+    }
+    if (maybeTheDocuments(error)) {
+      const avoid = [...new Set([...(task.avoid ?? []), backendId])];
+      const elsewhere = this.pool.servingNodes(job.model).some((id) => !avoid.includes(id));
+      const nodeWide = error.code !== 'INPUT_REJECTED';
+      // The node fails every call, not just these documents: the work moves to another node.
+      // (With no other node a sick node and documents that all fail cannot be told apart: the
+      // bisection goes on, bounded, and the documents fail with the node's code.)
+      if (nodeWide && elsewhere && this.pool.circuitOpen(backendId)) return { kind: 'retry', task: { ...task, avoid }, delayMs: 0 };
+      if (task.attempt === 0 && nodeWide) {
+        // Once more, elsewhere when possible: a 5xx or a bad vector may be a passing fault of the node.
+        this.options.chunkObserver?.chunkRetried?.(error.code);
+        return { kind: 'retry', task: { ...task, attempt: 1, avoid }, delayMs: elsewhere ? 0 : backoffMs(0) };
+      }
+      if (docs.length > 1) {
+        // Isolate the failing documents: each half is one call; the good ones succeed.
+        const mid = docs[Math.floor(docs.length / 2)]!.index;
+        const part = { jobId: task.jobId, attempt: Math.max(1, task.attempt) };
+        return { kind: 'split', parts: [{ ...part, start: task.start, end: mid }, { ...part, start: mid, end: task.end }] };
+      }
+      if (elsewhere) return { kind: 'retry', task: { ...task, attempt: task.attempt + 1, avoid }, delayMs: 0 };
+    } else if (error.retryable && task.attempt < chunkRetries) {
+      this.options.chunkObserver?.chunkRetried?.(error.code);
+      const delayMs = backoffMs(task.attempt);
+      this.log.warn({ job_id: task.jobId, backend: error.message, attempt: task.attempt + 1 }, `chunk ${range} will be retried in ${delayMs} ms`);
+      return { kind: 'retry', task: { ...task, attempt: task.attempt + 1 }, delayMs };
+    }
+    this.log.warn({ job_id: task.jobId, code: error.code }, `${docs.length} documents of ${range} failed: ${error.message}`);
+    this.options.chunkObserver?.chunkFailed?.(docs.length, error.code);
+    const recorded = await this.record(task, { done: [], failed: docs.map((d) => ({ index: d.index, code: error.code, error: error.message })) });
+    return recorded === true ? DONE : recorded;
+  }
+
+  /** Writes an outcome; a store fault makes the task wait (nothing is charged, nothing failed). */
+  private async record(task: ChunkTask, outcome: ChunkOutcome): Promise<true | StepResult> {
+    try {
+      // false: the job is no longer running (cancelled): its late results are dropped.
+      return (await this.store.recordChunk(task.jobId, outcome)) ? true : DONE;
+    } catch (error) {
+      return this.storeWait(task, error);
+    }
+  }
+
+  private storeWait(task: ChunkTask, error: unknown): StepResult {
+    const reason: WaitReason = isStoreError(error) && error.code === 'STORE_FULL' ? 'store_full' : 'store_unavailable';
+    const message = `The store cannot take writes now (${(error as Error)?.message ?? String(error)}); the job goes on by itself once it can`;
+    this.log.warn({ job_id: task.jobId, reason, err: error }, `chunk ${task.start}-${task.end - 1} waits for the store`);
+    return { kind: 'wait', task, delayMs: STORE_RETRY_MS, reason, message };
+  }
+
+  /** Model and options of a job (read once), or undefined when it is gone. */
+  async jobMeta(jobId: string): Promise<JobMeta | undefined> {
+    const known = this.meta.get(jobId);
+    if (known) return known;
+    const job = await this.store.get(ADMIN_SCOPE, jobId);
+    if (!job) return undefined;
+    if (this.meta.size >= META_CACHE) this.meta.delete(this.meta.keys().next().value!);
+    const meta = { model: job.model, options: job.options };
+    this.meta.set(jobId, meta);
+    return meta;
+  }
+
+  /** Ends the job if its last document is in (store-guarded: one caller wins). */
+  async finishIfDone(jobId: string, ttlMs: number): Promise<boolean> {
+    try {
+      return await finishIfDone(this.store, jobId, ttlMs, this.log);
+    } catch (error) {
+      this.log.warn({ job_id: jobId, err: error }, 'could not end the job now (store fault); it ends with its next write');
+      return false;
+    }
+  }
+
+  /**
+   * Works one chunk of the distributed mode: a slot from this process's own pool (at most
+   * `maxCalls`) for each step, the parts of a bisected range in turn, and the job ended when
+   * its last document is in.
+   */
+  async run(data: ChunkData): Promise<ChunkVerdict> {
+    const { jobId } = data;
+    let job: JobMeta | undefined;
+    try {
+      job = await this.jobMeta(jobId);
+    } catch (error) {
+      const wait = this.storeWait({ jobId, start: data.start, end: data.end, attempt: data.attempt }, error);
+      return wait.kind === 'wait' ? { kind: 'wait', delayMs: wait.delayMs, reason: wait.reason, message: wait.message } : { kind: 'done' };
+    }
+    if (!job) return { kind: 'done' };
+    const verdict = await this.runTasks(data, job);
+    if (verdict.kind === 'wait') this.noteWait(jobId, verdict.reason, verdict.message);
+    else if (verdict.kind === 'done') this.waits.delete(jobId);
+    return verdict;
+  }
+
+  /** Why a job this process works cannot progress (distributed mode), since when. */
+  statusDetail(jobId: string): StatusDetail | undefined {
+    return this.waits.get(jobId);
+  }
+
+  private noteWait(jobId: string, reason: WaitReason, message: string): void {
+    const known = this.waits.get(jobId);
+    if (this.waits.size >= META_CACHE && !known) this.waits.delete(this.waits.keys().next().value!);
+    this.waits.set(jobId, { reason, message, since: known?.reason === reason ? known.since : Date.now() });
+  }
+
+  private async runTasks(data: ChunkData, job: JobMeta): Promise<ChunkVerdict> {
+    const { jobId } = data;
+    const tasks: ChunkTask[] = [{ jobId, start: data.start, end: data.end, attempt: data.attempt }];
+    while (tasks.length > 0) {
+      const task = tasks.pop()!;
+      const lease = await this.acquire(job.model, task.avoid);
+      if (lease === 'stopping') return { kind: 'retry', attempt: data.attempt, delayMs: 0 };
+      if (lease === 'no-backend') {
+        if ((await this.store.status(jobId)) !== 'running') return { kind: 'done' };
+        this.noteWait(jobId, 'no_backend', `No reachable backend of this worker serves model ${job.model}; the job goes on as soon as one does`);
+        return { kind: 'no-backend' };
+      }
+      const result = await this.step(task, job, countedLease(lease, () => this.freeSlot()));
+      if (result.kind === 'split') tasks.push(result.parts[1], result.parts[0]);
+      else if (result.kind === 'retry' && result.delayMs === 0) tasks.push(result.task);
+      else if (result.kind === 'retry') return { kind: 'retry', attempt: Math.max(data.attempt, result.task.attempt), delayMs: result.delayMs };
+      else if (result.kind === 'wait') return { kind: 'wait', delayMs: result.delayMs, reason: result.reason, message: result.message };
+    }
+    await this.finishIfDone(jobId, data.ttlMs);
+    return { kind: 'done' };
   }
 
   private recordFailed(jobId: string, docs: readonly { index: number }[], code: ItemErrorCode, error: string): Promise<boolean> {
@@ -184,9 +338,12 @@ export class ChunkProcessor {
    * Fails the range's pending documents with `code` and ends the job if that was the last of
    * them: for a chunk no worker could serve within the pending timeout, or one BullMQ gave up on.
    */
-  async failRange(data: ChunkData, code: ItemErrorCode, error: string): Promise<void> {
+  async failRange(data: Pick<ChunkData, 'jobId' | 'start' | 'end' | 'ttlMs'>, code: ItemErrorCode, error: string): Promise<void> {
     const docs = await this.store.pendingDocuments(data.jobId, data.start, data.end);
-    if (docs.length > 0) await this.recordFailed(data.jobId, docs, code, error);
+    if (docs.length > 0) {
+      await this.recordFailed(data.jobId, docs, code, error);
+      this.options.chunkObserver?.chunkFailed?.(docs.length, code);
+    }
     this.log.warn({ job_id: data.jobId, code }, `documents ${data.start}-${data.end - 1} failed: ${error}`);
     await finishIfDone(this.store, data.jobId, data.ttlMs, this.log);
   }
@@ -196,11 +353,12 @@ export class ChunkProcessor {
    * free. (The queue hands this process more chunks than calls it may make, so the next chunk
    * is read and ready the moment a slot frees, as in the embedded scheduler.)
    */
-  private async acquire(model: string): Promise<Lease | 'no-backend' | 'stopping'> {
+  private async acquire(model: string, avoid: readonly string[] | undefined): Promise<Lease | 'no-backend' | 'stopping'> {
+    const avoided = avoid && avoid.length > 0 ? new Set(avoid) : undefined;
     for (;;) {
       if (this.stopping) return 'stopping';
       if (!this.pool.serves(model)) return 'no-backend';
-      const lease = this.leased < this.options.maxCalls ? this.pool.tryAcquire(model) : undefined;
+      const lease = this.leased < this.options.maxCalls ? this.pool.tryAcquire(model, avoided) : undefined;
       if (lease) {
         this.leased++;
         return lease;
@@ -225,21 +383,10 @@ export class ChunkProcessor {
     this.slotFreed.emit('free');
   }
 
-  private async jobMeta(jobId: string): Promise<JobMeta | undefined> {
-    const known = this.meta.get(jobId);
-    if (known) return known;
-    const job = await this.store.get(ADMIN_SCOPE, jobId);
-    if (!job) return undefined;
-    if (this.meta.size >= META_CACHE) this.meta.delete(this.meta.keys().next().value!);
-    const meta = { model: job.model, options: job.options };
-    this.meta.set(jobId, meta);
-    return meta;
-  }
-
   /** A cancel event: abort the job's calls in flight here. */
-  abortJob(jobId: string): number {
+  abortJob(jobId: string, reason = 'job cancelled'): number {
     this.meta.delete(jobId);
-    return this.aborts.abortJob(jobId, 'job cancelled');
+    return this.aborts.abortJob(jobId, reason);
   }
 
   /** The safety net for a missed cancel event: aborts calls of jobs that are no longer running. */
@@ -263,4 +410,29 @@ export class ChunkProcessor {
     this.stopping = true;
     this.aborts.abortAll(reason);
   }
+}
+
+/** `lease` that also calls `freed` once, when its slot is free again (used or released). */
+function countedLease(lease: Lease, freed: () => void): Lease {
+  let done = false;
+  const free = (): void => {
+    if (done) return;
+    done = true;
+    freed();
+  };
+  return {
+    backendId: lease.backendId,
+    backend: lease.backend,
+    release: () => {
+      lease.release();
+      free();
+    },
+    embed: async (request) => {
+      try {
+        return await lease.embed(request);
+      } finally {
+        free();
+      }
+    },
+  };
 }

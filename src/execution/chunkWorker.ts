@@ -20,7 +20,7 @@ import type { Logger } from '../logger.js';
 import type { ChunkObserver } from '../metrics.js';
 import type { JobStore } from '../store/types.js';
 import { bullPrefix, QUEUE_NAME, type ChunkData } from './bullQueue.js';
-import { ChunkProcessor } from './chunkProcessor.js';
+import { ChunkProcessor, type StatusDetail } from './chunkProcessor.js';
 import { FairClock } from './fairClock.js';
 import type { JobEvents } from './jobEvents.js';
 import { closeRedis, connectRedis } from './redisClient.js';
@@ -113,6 +113,11 @@ export class ChunkWorker {
     this.worker.on('failed', (job, error) => void this.onFailed(job, error));
   }
 
+  /** Why a job whose chunks this worker runs cannot progress now, if it cannot. */
+  statusDetail(jobId: string): StatusDetail | undefined {
+    return this.processor.statusDetail(jobId);
+  }
+
   private async process(job: Job<ChunkData>, token: string | undefined): Promise<void> {
     // The fair-share clock moves to the virtual start of the chunk taken (fairClock.ts).
     // Not awaited (off the chunk's path); a failed advance only delays the clock to the next chunk's.
@@ -124,6 +129,10 @@ export class ChunkWorker {
     let delayMs: number;
     if (verdict.kind === 'retry') {
       data = { ...job.data, attempt: verdict.attempt, starvedSince: undefined };
+      delayMs = verdict.delayMs;
+    } else if (verdict.kind === 'wait') {
+      // A store fault: the chunk waits as long as it takes (nothing can be recorded meanwhile).
+      data = job.data;
       delayMs = verdict.delayMs;
     } else {
       const since = job.data.starvedSince ?? now;

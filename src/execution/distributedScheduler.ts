@@ -178,6 +178,15 @@ export class DistributedScheduler implements JobScheduler {
     }));
   }
 
+  /** Pending jobs seen by the last watch wait for a worker serving their model. */
+  private pendingSeen = new Map<string, number>();
+
+  statusDetail(jobId: string): { reason: string; message: string; since: number } | undefined {
+    const since = this.pendingSeen.get(jobId);
+    if (since === undefined) return this.worker?.statusDetail(jobId);
+    return { reason: 'no_backend', message: 'No reachable worker serves the job\'s model; the job starts as soon as one does', since };
+  }
+
   load(): SchedulerLoad {
     return { chunksInFlight: this.worker?.inFlight ?? 0, queuedJobs: this.waitingChunks, workers: this.options.workers };
   }
@@ -213,8 +222,14 @@ export class DistributedScheduler implements JobScheduler {
   private async startPendingJobs(): Promise<void> {
     const { jobs } = await this.store.list(ADMIN_SCOPE, { limit: PENDING_PAGE, status: 'pending' });
     const now = Date.now();
+    this.pendingSeen = new Map(jobs.map((j) => [j.id, j.createdAt]));
     for (const job of jobs) {
-      if (this.modelAvailability(job.model) === 'served') {
+      const availability = this.modelAvailability(job.model);
+      if (availability === 'unknown-model') {
+        // Workers are reachable and none lists the model (a misspelt name): no use waiting.
+        const error = { code: 'MODEL_NOT_FOUND' as const, error: `Model '${job.model}' is not served by any reachable backend. Served models: ${this.servedModels().join(', ') || 'none'}` };
+        if (await this.store.transition(job.id, 'failed', terminalPatch(now, this.options.jobTtlMs, error))) this.log.warn({ job_id: job.id }, error.error);
+      } else if (availability === 'served') {
         const started = await this.store.transition(job.id, 'running', { at: now });
         if (!started) continue; // another gateway started (or a client cancelled) it first
         this.log.info({ job_id: job.id }, 'backend available: job started');

@@ -1,20 +1,25 @@
 /**
  * The scheduler: pull-based and fair. Whenever the pool may have a free slot, it asks the
  * fair queue for the next running job (round-robin) whose model has a node with room,
- * cuts that job's next chunk and runs it on the granted slot, up to `workers` chunks in
- * flight. Before each backend call it re-reads the job's status, so a cancelled job starts
- * no new call; a cancel event aborts the calls already in flight.
+ * cuts that job's next chunk and hands it, with the granted slot, to the chunk pipeline
+ * (chunkProcessor.ts, the same one the distributed workers run), up to `workers` chunks in
+ * flight. What the pipeline answers (split, retry later, wait) goes back into the job's
+ * queue of ranges here; every rule about a chunk itself lives there. A cancel event aborts
+ * the calls in flight.
+ *
+ * Jobs that cannot progress are watched each second: a pending job whose model no reachable
+ * node lists fails MODEL_NOT_FOUND; one that found no node serving its model for
+ * `pendingTimeoutMs` has its remaining documents failed
+ * BACKEND_UNAVAILABLE (finished ones are kept). Meanwhile `statusDetail` says why it waits.
  */
-import { BackendError, coerceBackendError } from '../backends/errors.js';
 import type { BackendPool, Lease } from '../backends/pool.js';
 import type { Logger } from '../logger.js';
 import type { ChunkObserver } from '../metrics.js';
-import { ADMIN_SCOPE, type ChunkOutcome, type JobRecord } from '../jobs/model.js';
+import { type JobRecord } from '../jobs/model.js';
 import { terminalPatch } from '../jobs/lifecycle.js';
-import { finalStatus } from '../jobs/state.js';
 import type { JobStore } from '../store/types.js';
-import { AbortRegistry } from './abortRegistry.js';
 import { ActiveJob, type ChunkRange } from './activeJob.js';
+import { ChunkProcessor, type ChunkTask, type StatusDetail, type StepResult, type WaitReason } from './chunkProcessor.js';
 import { FairQueue } from './fairQueue.js';
 import type { JobEvents } from './jobEvents.js';
 import type { JobScheduler } from './types.js';
@@ -31,19 +36,25 @@ export interface SchedulerOptions {
   readonly chunkObserver?: ChunkObserver;
 }
 
-const RETRY_BASE_MS = 200;
 const WATCH_INTERVAL_MS = 1000;
+
+/** A pipeline task back as a range of the job, ready at `notBefore`. */
+function rangeOf(task: ChunkTask, notBefore: number): ChunkRange {
+  const { start, end, attempt, avoid } = task;
+  return { start, end, attempt, notBefore, ...(avoid ? { avoid } : {}) };
+}
 
 export class Scheduler implements JobScheduler {
   private readonly queue = new FairQueue<ActiveJob>();
-  private readonly aborts = new AbortRegistry();
+  private readonly processor: ChunkProcessor;
   private readonly inFlightChunks = new Set<Promise<void>>();
   private readonly unsubscribe: (() => void)[] = [];
   private inFlight = 0;
   private stopping = false;
   private wakeTimer: NodeJS.Timeout | undefined;
   private watchTimer: NodeJS.Timeout | undefined;
-  private readonly starvedSince = new Map<string, number>();
+  /** Why a job cannot progress now, since when. */
+  private readonly details = new Map<string, StatusDetail>();
 
   constructor(
     private readonly store: JobStore,
@@ -51,12 +62,16 @@ export class Scheduler implements JobScheduler {
     private readonly events: JobEvents,
     private readonly options: SchedulerOptions,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.processor = new ChunkProcessor(store, pool, { maxCalls: options.workers, chunkRetries: options.chunkRetries, ...(options.chunkObserver ? { chunkObserver: options.chunkObserver } : {}) }, log);
+  }
 
   start(): void {
     this.unsubscribe.push(this.pool.onCapacity(() => this.dispatch()));
     this.unsubscribe.push(this.events.onCancel((id) => this.onCancel(id)));
-    this.watchTimer = setInterval(() => void this.watch(), WATCH_INTERVAL_MS);
+    this.watchTimer = setInterval(() => {
+      this.watch().catch((error: unknown) => this.log.error({ err: error }, 'job watch failed'));
+    }, WATCH_INTERVAL_MS);
     this.watchTimer.unref();
   }
 
@@ -65,7 +80,7 @@ export class Scheduler implements JobScheduler {
     if (job.status !== 'pending' && job.status !== 'running') return;
     if (job.status === 'running' && job.completedItems + job.failedItems >= job.totalItems) {
       // Every document was answered at admission (content cache, or a resumed job that had finished).
-      void this.finish(job.id);
+      this.track(this.processor.finishIfDone(job.id, this.options.jobTtlMs));
       return;
     }
     this.queue.add(new ActiveJob(job.id, job.model, job.options, job.totalItems, job.status, job.createdAt));
@@ -76,6 +91,11 @@ export class Scheduler implements JobScheduler {
   modelAvailability(model: string): 'served' | 'no-backend' | 'unknown-model' {
     if (this.pool.serves(model)) return 'served';
     return this.pool.anyHealthy() ? 'unknown-model' : 'no-backend';
+  }
+
+  /** Why the job cannot progress now, if it cannot (its status's `status_detail`). */
+  statusDetail(jobId: string): StatusDetail | undefined {
+    return this.details.get(jobId);
   }
 
   /** Chunks in flight and jobs queued, for stats. */
@@ -90,10 +110,10 @@ export class Scheduler implements JobScheduler {
     while (this.inFlight < this.options.workers) {
       const job = this.queue.pick((j) => j.status === 'running' && j.hasWork(now) && this.pool.hasRoomFor(j.model));
       if (!job) break;
-      const lease = this.pool.tryAcquire(job.model);
       const range = job.takeRange(this.options.chunkSize, now);
+      const lease = range ? this.pool.tryAcquire(job.model, range.avoid ? new Set(range.avoid) : undefined) : undefined;
       if (!lease || !range) {
-        lease?.release();
+        if (range) job.requeue(range);
         break;
       }
       this.launch(job, range, lease);
@@ -104,101 +124,66 @@ export class Scheduler implements JobScheduler {
   private launch(job: ActiveJob, range: ChunkRange, lease: Lease): void {
     this.inFlight++;
     job.inFlight++;
-    const run = this.runChunk(job, range, lease)
-      .catch((error: unknown) => this.log.error({ job_id: job.id, err: error }, 'chunk failed unexpectedly'))
+    const { start, end, attempt, avoid } = range;
+    const task = { jobId: job.id, start, end, attempt, ...(avoid ? { avoid } : {}) };
+    const run = this.processor
+      .step(task, { model: job.model, options: job.options }, lease)
+      .then((result) => this.apply(job, result))
+      .catch((error: unknown) => {
+        // Not expected (the pipeline turns store and backend faults into results): the range goes back.
+        this.log.error({ job_id: job.id, err: error }, 'chunk failed unexpectedly');
+        job.requeue({ ...range, notBefore: Date.now() + 1000 });
+      })
       .finally(() => {
         this.inFlight--;
         job.inFlight--;
         this.inFlightChunks.delete(run);
-        void this.afterChunk(job);
+        this.track(this.afterChunk(job));
       });
     this.inFlightChunks.add(run);
   }
 
-  private async runChunk(job: ActiveJob, range: ChunkRange, lease: Lease): Promise<void> {
-    let docs: { index: number; text: string }[] = [];
-    let called = false;
-    try {
-      // Re-check before every backend call: a cancel written to the store stops new calls at once.
-      if ((await this.store.status(job.id)) !== 'running') return this.forget(job.id);
-      docs = await this.store.pendingDocuments(job.id, range.start, range.end);
-      if (docs.length === 0) return;
-      const call = this.aborts.register(job.id);
-      called = true;
-      try {
-        const started = performance.now();
-        const result = await lease.embed({ model: job.model, inputs: docs.map((d) => d.text), options: job.options, signal: call.signal });
-        const truncated = new Set(result.truncated ?? []);
-        const done = docs.map((d, i) => ({ index: d.index, vector: result.vectors[i]!, truncated: truncated.has(i) }));
-        await this.record(job, { done, failed: [] });
-        this.options.chunkObserver?.chunkDone?.(docs.length, performance.now() - started);
-      } finally {
-        call.done();
+  /** Puts what the pipeline answered back into the job's ranges. */
+  private apply(job: ActiveJob, result: StepResult): void {
+    const now = Date.now();
+    switch (result.kind) {
+      case 'done':
+        if (this.details.get(job.id)?.reason !== 'no_backend') this.details.delete(job.id);
+        return;
+      case 'split':
+        for (const part of result.parts) job.requeue(rangeOf(part, 0));
+        return;
+      case 'retry':
+      case 'wait': {
+        job.requeue(rangeOf(result.task, now + result.delayMs));
+        if (result.kind === 'wait') this.setDetail(job.id, result.reason, result.message, now);
+        return;
       }
-    } catch (error) {
-      await this.onChunkError(job, range, docs, coerceBackendError(error, lease.backendId));
-    } finally {
-      if (!called) lease.release();
     }
   }
 
-  private async onChunkError(job: ActiveJob, range: ChunkRange, docs: { index: number }[], error: BackendError): Promise<void> {
-    if (error.code === 'CANCELLED' || docs.length === 0) return;
-    if (error.code === 'INPUT_REJECTED' && docs.length > 1) {
-      // Bisect to isolate the documents the backend refuses; the others still succeed.
-      const mid = docs[Math.floor(docs.length / 2)]!.index;
-      job.requeue({ start: range.start, end: mid, attempt: range.attempt, notBefore: 0 });
-      job.requeue({ start: mid, end: range.end, attempt: range.attempt, notBefore: 0 });
-      return;
-    }
-    if (error.code === 'MODEL_NOT_FOUND' && range.attempt < this.options.chunkRetries && this.pool.serves(job.model)) {
-      // The node that refused lost the model in the pool until its next probe; another node has it.
-      job.requeue({ ...range, attempt: range.attempt + 1, notBefore: 0 });
-      return;
-    }
-    if (error.retryable && range.attempt < this.options.chunkRetries) {
-      this.options.chunkObserver?.chunkRetried?.(error.code);
-      const delay = RETRY_BASE_MS * 2 ** range.attempt;
-      this.log.warn({ job_id: job.id, backend: error.message, attempt: range.attempt + 1 }, `chunk ${range.start}-${range.end} will be retried in ${delay} ms`);
-      job.requeue({ ...range, attempt: range.attempt + 1, notBefore: Date.now() + delay });
-      return;
-    }
-    this.log.warn({ job_id: job.id, code: error.code }, `documents ${range.start}-${range.end - 1} failed: ${error.message}`);
-    this.options.chunkObserver?.chunkFailed?.(docs.length, error.code);
-    await this.record(job, { done: [], failed: docs.map((d) => ({ index: d.index, code: error.code, error: error.message })) });
-  }
-
-  private async record(job: ActiveJob, outcome: ChunkOutcome): Promise<void> {
-    const written = await this.store.recordChunk(job.id, outcome);
-    if (!written) this.forget(job.id);
+  private setDetail(jobId: string, reason: WaitReason, message: string, now: number): void {
+    const known = this.details.get(jobId);
+    this.details.set(jobId, { reason, message, since: known?.reason === reason ? known.since : now });
   }
 
   private async afterChunk(job: ActiveJob): Promise<void> {
-    if (job.isDrained() && this.queue.get(job.id)) await this.finish(job.id);
-    this.dispatch();
-  }
-
-  /** Ends a running job whose documents are all done or failed. */
-  private async finish(jobId: string): Promise<void> {
-    this.forget(jobId);
-    const job = await this.store.get(ADMIN_SCOPE, jobId);
-    if (job?.status !== 'running' || job.completedItems + job.failedItems < job.totalItems) return;
-    const status = finalStatus(job.completedItems);
-    const finished = await this.store.transition(jobId, status, terminalPatch(Date.now(), this.options.jobTtlMs));
-    if (finished) {
-      const seconds = ((finished.completedAt ?? 0) - finished.createdAt) / 1000;
-      this.log.info({ job_id: jobId, completed: finished.completedItems, failed: finished.failedItems }, `job ${status} in ${seconds.toFixed(2)} s`);
+    // A job whose last range is decided ends, whether or not it is still queued (a give-up
+    // may have taken it out while this chunk was in flight).
+    if (job.isDrained() || !this.queue.get(job.id)) {
+      if (await this.processor.finishIfDone(job.id, this.options.jobTtlMs)) this.forget(job.id);
     }
+    this.dispatch();
   }
 
   private forget(jobId: string): void {
     this.queue.remove(jobId);
-    this.starvedSince.delete(jobId);
+    this.details.delete(jobId);
   }
 
   private onCancel(jobId: string): void {
     this.forget(jobId);
-    const aborted = this.aborts.abortJob(jobId, 'job cancelled');
+    const aborted = this.processor.abortJob(jobId, 'job cancelled');
     this.log.info({ job_id: jobId, aborted_calls: aborted }, 'job cancelled');
   }
 
@@ -207,39 +192,73 @@ export class Scheduler implements JobScheduler {
     for (const job of this.queue.all()) {
       if (job.status !== 'pending' || !this.pool.serves(job.model)) continue;
       job.status = 'running';
-      void this.store.transition(job.id, 'running', { at: Date.now() }).then((started) => {
-        if (!started) return this.forget(job.id);
-        this.log.info({ job_id: job.id }, 'backend available: job started');
-        this.dispatch();
-      });
+      this.track(
+        this.store.transition(job.id, 'running', { at: Date.now() }).then(
+          (started) => {
+            if (!started) return this.forget(job.id);
+            this.details.delete(job.id);
+            this.log.info({ job_id: job.id }, 'backend available: job started');
+            this.dispatch();
+          },
+          (error: unknown) => {
+            // The store could not take the write: try again on the next dispatch.
+            job.status = 'pending';
+            this.log.warn({ job_id: job.id, err: error }, 'could not start the job now (store fault)');
+          },
+        ),
+      );
     }
   }
 
-  /** Fails jobs that found no backend serving their model within the pending timeout. */
+  /** Fails jobs that cannot progress: unknown model, or no usable backend within the pending timeout. */
   private async watch(): Promise<void> {
     const now = Date.now();
     for (const job of [...this.queue.all()]) {
-      if (this.pool.serves(job.model) || !job.hasWork(now)) {
-        this.starvedSince.delete(job.id);
+      if (job.status === 'pending' && !this.pool.serves(job.model) && this.pool.anyHealthy()) {
+        await this.unknownModel(job);
         continue;
       }
-      const since = job.status === 'pending' ? job.createdAt : (this.starvedSince.get(job.id) ?? now);
-      this.starvedSince.set(job.id, since);
-      if (now - since >= this.options.pendingTimeoutMs) await this.giveUp(job);
+      const detail = this.details.get(job.id);
+      if (!this.pool.serves(job.model)) {
+        if (detail?.reason !== 'no_backend') {
+          const message = `No reachable backend serves model ${job.model}; the job starts or goes on as soon as one does`;
+          this.details.set(job.id, { reason: 'no_backend', message, since: job.status === 'pending' ? job.createdAt : now });
+        }
+      } else if (detail?.reason === 'no_backend') {
+        this.details.delete(job.id);
+      }
+      const waiting = this.details.get(job.id);
+      if (waiting?.reason === 'no_backend' && now - waiting.since >= this.options.pendingTimeoutMs) await this.giveUp(job);
     }
   }
 
+  private async unknownModel(job: ActiveJob): Promise<void> {
+    const error = { code: 'MODEL_NOT_FOUND' as const, error: `Model '${job.model}' is not served by any reachable backend. Served models: ${this.pool.servedModels().join(', ') || 'none'}` };
+    try {
+      await this.store.transition(job.id, 'failed', terminalPatch(Date.now(), this.options.jobTtlMs, error));
+    } catch (err) {
+      this.log.warn({ job_id: job.id, err }, 'could not fail the job now (store fault)');
+      return;
+    }
+    this.forget(job.id);
+    this.log.warn({ job_id: job.id }, error.error);
+  }
+
+  /** The pending timeout passed: the remaining documents fail, finished ones are kept. */
   private async giveUp(job: ActiveJob): Promise<void> {
     const seconds = Math.round(this.options.pendingTimeoutMs / 1000);
     const error = { code: 'BACKEND_UNAVAILABLE' as const, error: `No backend serving model ${job.model} was available for ${seconds} s` };
-    this.forget(job.id);
-    if (job.status === 'pending') {
-      await this.store.transition(job.id, 'failed', terminalPatch(Date.now(), this.options.jobTtlMs, error));
-    } else {
-      const docs = await this.store.pendingDocuments(job.id, 0, job.totalItems);
-      await this.store.recordChunk(job.id, { done: [], failed: docs.map((d) => ({ index: d.index, ...error })) });
-      if (job.inFlight === 0) await this.finish(job.id);
+    try {
+      if (job.status === 'pending') {
+        await this.store.transition(job.id, 'failed', terminalPatch(Date.now(), this.options.jobTtlMs, error));
+      } else {
+        await this.processor.failRange({ jobId: job.id, start: 0, end: job.totalItems, ttlMs: this.options.jobTtlMs }, error.code, error.error);
+      }
+    } catch (err) {
+      this.log.warn({ job_id: job.id, err }, 'could not fail the job now (store fault)');
+      return;
     }
+    this.forget(job.id);
     this.log.warn({ job_id: job.id }, error.error);
   }
 
@@ -255,6 +274,11 @@ export class Scheduler implements JobScheduler {
     }, delay);
   }
 
+  /** A background promise: its failure is logged, never unhandled. */
+  private track(promise: Promise<unknown>): void {
+    promise.catch((error: unknown) => this.log.error({ err: error }, 'scheduler task failed'));
+  }
+
   /** Stops dispatching, lets in-flight chunks finish for a grace period, then aborts them. */
   async stop(): Promise<void> {
     if (this.stopping) return;
@@ -267,7 +291,7 @@ export class Scheduler implements JobScheduler {
     const grace = new Promise<void>((resolve) => (timer = setTimeout(resolve, this.options.stopGraceMs ?? 5000)));
     await Promise.race([settled, grace]);
     clearTimeout(timer);
-    this.aborts.abortAll('gateway stopping');
+    this.processor.abortAll('gateway stopping');
     await Promise.allSettled([...this.inFlightChunks]);
   }
 }

@@ -34,6 +34,8 @@ export interface JobScheduler {
   add(job: JobRecord): void;
   modelAvailability(model: string): ModelAvailability;
   load(): SchedulerLoad;
+  /** Why a job cannot progress now (no backend, store fault, failing node), if this process knows. */
+  statusDetail?(jobId: string): { readonly reason: string; readonly message: string; readonly since: number } | undefined;
   start(): void | Promise<void>;
   /** Distributed mode: the live workers and their nodes, for /api/stats. */
   remoteWorkers?(): RemoteWorkerView[];

@@ -48,6 +48,8 @@ export function fromBackendError(error: BackendError, model: string | undefined)
       return new CompatError('INPUT_REJECTED', error.message, { param: 'input' });
     case 'BACKEND_TIMEOUT':
       return new CompatError('BACKEND_TIMEOUT', error.message);
+    case 'INVALID_VECTOR':
+      return new CompatError('INVALID_VECTOR', error.message);
     case 'CANCELLED':
       return new CompatError('BACKEND_UNAVAILABLE', 'The request was cancelled before a backend answered (the client went away or the gateway is stopping)');
     case 'BACKEND_UNAVAILABLE':

@@ -69,7 +69,25 @@ export const jobStatusSchema = {
     duration_seconds: { type: 'number' },
     metadata: { type: 'object', additionalProperties: true },
     dimensions: { type: 'integer' },
-    errors: { type: 'array', items: { type: 'object', additionalProperties: true } },
+    errors: {
+      type: 'array',
+      description: 'Job-level errors (index null) first, then the first 10 failed documents (index i); every failed document is in the results',
+      items: {
+        type: 'object',
+        additionalProperties: true,
+        properties: { index: { type: ['integer', 'null'] }, code: { type: 'string' }, error: { type: 'string' } },
+      },
+    },
+    error_counts: {
+      type: 'object',
+      description: 'Failed documents by item code (present once a document failed)',
+      additionalProperties: { type: 'integer' },
+    },
+    status_detail: {
+      type: 'object',
+      description: 'Why a pending or running job cannot progress now: reason no_backend, store_full or store_unavailable',
+      properties: { reason: { type: 'string' }, message: { type: 'string' }, since: { type: 'string' } },
+    },
     retry_of: { type: 'string' },
   },
 } as const;

@@ -13,7 +13,7 @@ import type { Admission, AdmissionPolicy, CacheStats, JobStore, StoreFootprint, 
 import { terminalPatch } from './lifecycle.js';
 import { ADMIN_SCOPE, ANONYMOUS_OWNER, type ItemResult, type JobCounters, type JobRecord, type Scope } from './model.js';
 import { isTerminal, type JobStatus } from './state.js';
-import { statusView, type JobStatusView } from './view.js';
+import { ERROR_ITEMS_SHOWN, statusView, type JobStatusView } from './view.js';
 
 export interface SubmitRequest {
   readonly model: string;
@@ -206,7 +206,10 @@ export class JobManager {
   }
 
   async status(scope: Scope, id: string): Promise<JobStatusView> {
-    return statusView(await this.job(scope, id), Date.now());
+    const job = await this.job(scope, id);
+    const failures = job.failedItems > 0 ? await this.store.failureSummary(job.id, ERROR_ITEMS_SHOWN) : undefined;
+    const detail = this.scheduler.statusDetail?.(job.id);
+    return statusView(job, Date.now(), { ...(failures ? { failures } : {}), ...(detail ? { detail } : {}) });
   }
 
   async list(scope: Scope, query: { limit: number; status?: JobStatus }): Promise<{ jobs: JobStatusView[]; total: number }> {

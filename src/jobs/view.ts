@@ -1,4 +1,5 @@
 /** The job as the Batch API shows it (DESIGN.md section 2). */
+import type { FailureSummary } from '../store/types.js';
 import type { JobRecord } from './model.js';
 
 /** ISO 8601 in UTC with an explicit +00:00 offset: older Python `fromisoformat` rejects a bare Z. */
@@ -23,11 +24,26 @@ export interface JobStatusView {
   duration_seconds: number;
   metadata: Record<string, unknown>;
   dimensions?: number;
-  errors?: { index: null; error: string; code: string }[];
+  /**
+   * Job-level errors (`index: null`) first, then the first failed documents (`index: i`), at
+   * most {@link ERROR_ITEMS_SHOWN} of them; `error_counts` has every failed document by code.
+   */
+  errors?: { index: number | null; error: string; code: string }[];
+  error_counts?: Record<string, number>;
+  /** Why a pending or running job cannot progress now, since when (ISO time). */
+  status_detail?: { reason: string; message: string; since: string };
   retry_of?: string;
 }
 
-export function statusView(job: JobRecord, now: number): JobStatusView {
+/** Failed documents listed in a status's `errors` (all of them are in the results). */
+export const ERROR_ITEMS_SHOWN = 10;
+
+export interface StatusExtras {
+  readonly failures?: FailureSummary;
+  readonly detail?: { readonly reason: string; readonly message: string; readonly since: number };
+}
+
+export function statusView(job: JobRecord, now: number, extras: StatusExtras = {}): JobStatusView {
   const end = job.completedAt ?? now;
   const view: JobStatusView = {
     job_id: job.id,
@@ -44,10 +60,20 @@ export function statusView(job: JobRecord, now: number): JobStatusView {
       percent: percent(job),
     },
     duration_seconds: Math.max(0, Math.round(end - job.createdAt) / 1000),
-    metadata: { ...job.metadata, model: job.model },
+    // The user's own keys win: the job's model is added only when they did not set `model`.
+    metadata: { model: job.model, ...job.metadata },
   };
   if (job.dimensions !== null) view.dimensions = job.dimensions;
   if (job.retryOf !== null) view.retry_of = job.retryOf;
-  if (job.errors.length > 0) view.errors = job.errors.map((e) => ({ index: null, error: e.error, code: e.code }));
+  const errors: { index: number | null; error: string; code: string }[] = job.errors.map((e) => ({ index: null, error: e.error, code: e.code }));
+  const failures = extras.failures;
+  if (failures && failures.first.length > 0) {
+    for (const f of failures.first) errors.push({ index: f.index, error: f.error, code: f.code });
+    view.error_counts = { ...failures.counts };
+  }
+  if (errors.length > 0) view.errors = errors;
+  if (extras.detail && (job.status === 'pending' || job.status === 'running')) {
+    view.status_detail = { reason: extras.detail.reason, message: extras.detail.message, since: isoTime(extras.detail.since)! };
+  }
   return view;
 }

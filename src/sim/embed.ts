@@ -68,6 +68,30 @@ function outputDims(model: ServedModel, dimensions: number | null): number {
   return dimensions !== null && dimensions > 0 && dimensions < model.dims ? dimensions : model.dims;
 }
 
+function isPoisoned(state: SimState, text: string): boolean {
+  const poison = state.options.poison;
+  return poison === null || text.includes(poison);
+}
+
+/** The poison error for a call holding a poisoned document, if the node is set to answer one. */
+function poisonFailure(state: SimState, texts: readonly string[]): HttpError | undefined {
+  const kind = state.options.poisonError;
+  if (kind === 'none' || !texts.some((t) => isPoisoned(state, t))) return undefined;
+  state.counters.failures++;
+  return kind === 'nan500' ? new HttpError(500, 'failed to encode response: json: unsupported value: NaN') : new HttpError(400, 'the input length exceeds the context length');
+}
+
+/** The vector JSON of one document: the model's, or the configured bad shape for a poisoned one. */
+function vectorJson(state: SimState, modelKey: string, text: string, dims: number): Buffer {
+  const shape = state.options.badVector;
+  if (shape === 'none' || !isPoisoned(state, text)) return state.cache.json(modelKey, text, dims);
+  if (shape === 'short') return state.cache.json(modelKey, text, Math.max(1, dims - 1));
+  const good = state.cache.json(modelKey, text, dims).toString('latin1');
+  const first = { null: 'null', string: '"NaN"', boolean: 'true', huge: '1e400' }[shape];
+  const comma = good.indexOf(',');
+  return Buffer.from(`[${first}${comma < 0 ? ']' : good.slice(comma)}`, 'latin1');
+}
+
 /**
  * Runs one call on the simulated runner: queue (serial), hang, failure, delay, then
  * `answer`, all while holding the runner so `inFlight` covers the whole call.
@@ -76,7 +100,7 @@ function outputDims(model: ServedModel, dimensions: number | null): number {
  */
 async function onRunner(
   state: SimState,
-  docs: number,
+  texts: readonly string[],
   signal: AbortSignal,
   startNs: bigint,
   answer: (loadNs: number) => void,
@@ -89,8 +113,10 @@ async function onRunner(
       state.counters.failures++;
       throw new HttpError(500, 'simulated failure');
     }
+    const poisoned = poisonFailure(state, texts);
+    if (poisoned) throw poisoned;
     const { delayPerCallMs, delayPerDocMs } = state.options;
-    await pause(delayPerCallMs + delayPerDocMs * docs, signal);
+    await pause(delayPerCallMs + delayPerDocMs * texts.length, signal);
     answer(loadNs);
   } finally {
     state.gate.release();
@@ -117,6 +143,7 @@ export async function handleEmbed(
     keepAlive: parseKeepAlive(body['keep_alive']),
     options: parseOptions(body['options']),
   };
+  state.counters.addCall(inputs.length);
   const model = state.catalog.resolve(requested);
   if (!model) throw unknownModel(requested);
   const texts = fitToContext(inputs, state.options.maxInputChars, truncate !== false);
@@ -128,11 +155,11 @@ export async function handleEmbed(
     return;
   }
   const dims = outputDims(model, dimensions);
-  await onRunner(state, texts.length, signal, startNs, (loadNs) => {
+  await onRunner(state, texts, signal, startNs, (loadNs) => {
     const parts: Buffer[] = [Buffer.from(head)];
     for (let i = 0; i < texts.length; i++) {
       if (i > 0) parts.push(COMMA);
-      parts.push(state.cache.json(model.key, texts[i] ?? '', dims));
+      parts.push(vectorJson(state, model.key, texts[i] ?? '', dims));
     }
     const tail = `],"total_duration":${elapsedNs(startNs)},"load_duration":${loadNs},"prompt_eval_count":${tokenCount(texts)}}`;
     parts.push(Buffer.from(tail));
@@ -169,8 +196,8 @@ export async function handleLegacyEmbeddings(
     return;
   }
   const [text = ''] = fitToContext([prompt], state.options.maxInputChars, true);
-  await onRunner(state, 1, signal, startNs, () => {
-    const vector = state.cache.json(model.key, text, model.dims);
+  await onRunner(state, [text], signal, startNs, () => {
+    const vector = vectorJson(state, model.key, text, model.dims);
     state.counters.addDocuments(model.name, 1);
     sendJsonParts(res, 200, [LEGACY_HEAD, vector, CLOSE_BRACE]);
   });

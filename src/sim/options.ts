@@ -7,6 +7,22 @@
 /** Served models: name to dimensions, `null` meaning "use {@link SimOptions.dims}". */
 export type SimModels = Readonly<Record<string, number | null>>;
 
+/**
+ * Bad vector shapes the node can answer with ({@link SimOptions.badVector}): the first element
+ * `null`, the string `"NaN"`, `true`, or the literal `1e400` (Infinity once parsed); or
+ * `short`, a vector one element shorter than the model's.
+ */
+export const SIM_BAD_VECTORS = ['none', 'null', 'string', 'boolean', 'huge', 'short'] as const;
+export type SimBadVector = (typeof SIM_BAD_VECTORS)[number];
+
+/**
+ * Whole-call failures for calls holding a poisoned document ({@link SimOptions.poisonError}):
+ * `nan500` is bge-m3's 500 `failed to encode response: json: unsupported value: NaN`,
+ * `reject400` a 400 as for an over-long input.
+ */
+export const SIM_POISON_ERRORS = ['none', 'nan500', 'reject400'] as const;
+export type SimPoisonError = (typeof SIM_POISON_ERRORS)[number];
+
 /** Everything that shapes how the simulated node answers. All of it can change at runtime. */
 export interface SimOptions {
   /**
@@ -88,6 +104,24 @@ export interface SimOptions {
    * @defaultValue 256
    */
   readonly cacheMb: number;
+  /**
+   * Documents containing this text are "poisoned": they get the {@link SimOptions.badVector}
+   * shape, and calls holding one fail with {@link SimOptions.poisonError}. `null` poisons every
+   * document (a sick node).
+   * @defaultValue null
+   */
+  readonly poison: string | null;
+  /**
+   * The shape of each poisoned document's vector (`none`: a good vector). With `short` and a
+   * poison text, an answer holding poisoned and clean documents mixes lengths.
+   * @defaultValue 'none'
+   */
+  readonly badVector: SimBadVector;
+  /**
+   * How a call holding a poisoned document fails, every time (`none`: it does not).
+   * @defaultValue 'none'
+   */
+  readonly poisonError: SimPoisonError;
 }
 
 export const DEFAULT_SIM_OPTIONS: SimOptions = Object.freeze({
@@ -104,6 +138,9 @@ export const DEFAULT_SIM_OPTIONS: SimOptions = Object.freeze({
   legacyOnly: false,
   maxInputChars: 8192,
   cacheMb: 256,
+  poison: null,
+  badVector: 'none',
+  poisonError: 'none',
 });
 
 /** A refused option value; `POST /sim/config` answers it with 400. */
@@ -178,6 +215,21 @@ function models(key: string, value: unknown): SimModels {
   return Object.freeze(out);
 }
 
+function oneOf<T extends string>(choices: readonly T[]): (key: string, value: unknown) => T {
+  return (key, value) => {
+    if (typeof value !== 'string' || !(choices as readonly string[]).includes(value)) {
+      throw new SimConfigError(`${key} must be one of ${choices.join(', ')}, got ${JSON.stringify(value)}`);
+    }
+    return value as T;
+  };
+}
+
+function textOrNull(key: string, value: unknown): string | null {
+  if (value === null) return null;
+  if (typeof value !== 'string' || value === '') throw new SimConfigError(`${key} must be a non-empty string or null, got ${JSON.stringify(value)}`);
+  return value;
+}
+
 type Validators = { readonly [K in keyof SimOptions]: (key: string, value: unknown) => SimOptions[K] };
 
 const VALIDATORS: Validators = {
@@ -194,6 +246,9 @@ const VALIDATORS: Validators = {
   legacyOnly: flag,
   maxInputChars: (key, value) => positiveInt(key, value),
   cacheMb: nonNegativeInt,
+  poison: textOrNull,
+  badVector: oneOf(SIM_BAD_VECTORS),
+  poisonError: oneOf(SIM_POISON_ERRORS),
 };
 
 function isOptionKey(key: string): key is keyof SimOptions {

@@ -99,6 +99,7 @@ export class SimState {
       cacheMisses: this.cache.misses,
       cacheBytes: this.cache.bytes,
       lastEmbed: c.lastEmbed,
+      callSizes: [...c.callSizes],
     };
   }
 

@@ -50,6 +50,8 @@ export interface SimStats {
   /** Gauge: bytes of serialised vectors held (see `SimOptions.cacheMb`). */
   readonly cacheBytes: number;
   readonly lastEmbed: LastEmbedCall | null;
+  /** Inputs of each `/api/embed` call, oldest first (the last 1000), e.g. to see a bisection. */
+  readonly callSizes: readonly number[];
 }
 
 /** The counting half of {@link SimStats}; the gauges live with the gates that own them. */
@@ -64,7 +66,13 @@ export class SimCounters {
   generateCalls = 0;
   chatCalls = 0;
   lastEmbed: LastEmbedCall | null = null;
+  readonly callSizes: number[] = [];
   readonly documentsByModel = new Map<string, number>();
+
+  addCall(inputs: number): void {
+    if (this.callSizes.length >= 1000) this.callSizes.shift();
+    this.callSizes.push(inputs);
+  }
 
   addDocuments(model: string, count: number): void {
     this.documents += count;
@@ -82,6 +90,7 @@ export class SimCounters {
     this.generateCalls = 0;
     this.chatCalls = 0;
     this.lastEmbed = null;
+    this.callSizes.length = 0;
     this.documentsByModel.clear();
   }
 }

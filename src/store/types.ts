@@ -8,6 +8,7 @@
  */
 import type { ChunkOutcome, ItemResult, JobCounters, JobError, JobRecord, NewJob, RetryJob, Scope } from '../jobs/model.js';
 import type { JobStatus, TerminalStatus } from '../jobs/state.js';
+import type { ItemErrorCode } from '../backends/errors.js';
 
 export interface CacheStats {
   readonly enabled: boolean;
@@ -55,6 +56,14 @@ export interface TransitionPatch {
   readonly expiresAt?: number;
 }
 
+/** The failed documents of a job, summed up (`errors` and `error_counts` in its status). */
+export interface FailureSummary {
+  /** Failed documents per item code (documents failed by the job's own failure included). */
+  readonly counts: Readonly<Record<string, number>>;
+  /** The first failed documents, in document order, at most the limit asked for. */
+  readonly first: readonly { readonly index: number; readonly code: ItemErrorCode; readonly error: string }[];
+}
+
 export interface ListQuery {
   readonly limit: number;
   readonly status?: JobStatus;
@@ -84,9 +93,13 @@ export interface JobStore {
   /**
    * Writes a chunk's vectors and failures and the progress they cause, in one transaction,
    * only while the job is running (a cancelled job's late results are dropped). Returns false
-   * when nothing was written.
+   * when nothing was written. A vector whose length differs from the job's `dimensions` (fixed
+   * by the first vector recorded, in this outcome or before) is recorded as failed
+   * `INVALID_VECTOR` instead (the store's part of the rule in backends/vectorCheck.ts).
    */
   recordChunk(id: string, outcome: ChunkOutcome): Promise<boolean>;
+  /** Counts by code and the first `limit` failed documents of a job (empty when none failed or the job is gone). */
+  failureSummary(id: string, limit: number): Promise<FailureSummary>;
   /** Item results with index in [offset, offset + limit), in order. */
   readResults(scope: Scope, id: string, offset: number, limit: number): Promise<ItemResult[]>;
   /** Deletes one terminal job and its documents now; 'active' (nothing deleted) when it is not terminal. */

@@ -292,8 +292,9 @@ function booleanField(body: Body, key: string): boolean | undefined {
 /** `dimensions`, `keep_alive` and the model `options`, checked for type and passed through. */
 function embedOptionsOf(body: Body, truncate: boolean): PassThroughEmbedOptions {
   const { dimensions, keep_alive: keepAlive, options: modelOptions } = body;
-  if (dimensions !== undefined && dimensions !== null && (typeof dimensions !== 'number' || !Number.isInteger(dimensions) || dimensions < 1)) {
-    throw new CompatError('INVALID_OPTIONS', 'dimensions must be a positive integer', { param: 'dimensions' });
+  if (dimensions !== undefined && dimensions !== null && (typeof dimensions !== 'number' || !Number.isInteger(dimensions) || dimensions < 1 || dimensions > 65536)) {
+    // The batch schema's bound: a node ignoring an absurd value must not turn it into a 502.
+    throw new CompatError('INVALID_OPTIONS', 'dimensions must be an integer from 1 to 65536', { param: 'dimensions' });
   }
   if (keepAlive !== undefined && keepAlive !== null && typeof keepAlive !== 'string' && typeof keepAlive !== 'number') {
     throw new CompatError('INVALID_OPTIONS', 'keep_alive must be a duration string (e.g. "5m") or a number of seconds', { param: 'keep_alive' });

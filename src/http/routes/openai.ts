@@ -114,8 +114,8 @@ function encodingFormat(value: unknown): 'float' | 'base64' {
 
 function dimensionsField(value: unknown): number | undefined {
   if (value === undefined || value === null) return undefined;
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) {
-    throw new CompatError('INVALID_OPTIONS', 'dimensions must be a positive integer', { param: 'dimensions' });
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > 65536) {
+    throw new CompatError('INVALID_OPTIONS', 'dimensions must be an integer from 1 to 65536', { param: 'dimensions' });
   }
   return value;
 }

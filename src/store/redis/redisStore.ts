@@ -17,7 +17,8 @@ import type { ChunkOutcome, ItemResult, JobCounters, JobRecord, NewJob, RetryJob
 import { statesLeadingTo, type JobStatus } from '../../jobs/state.js';
 import { cacheKey, cacheKeyPrefix } from '../cacheKey.js';
 import type { CachePolicy } from '../sqlite/embeddingCache.js';
-import type { Admission, AdmissionPolicy, CacheStats, JobStore, ListQuery, TransitionPatch } from '../types.js';
+import type { ItemErrorCode } from '../../backends/errors.js';
+import type { Admission, AdmissionPolicy, CacheStats, FailureSummary, JobStore, ListQuery, TransitionPatch } from '../types.js';
 import { vectorToBlob } from '../vectorBlob.js';
 import { guarded } from './faults.js';
 import { DEFAULT_PREFIX, RedisKeys } from './keys.js';
@@ -168,6 +169,25 @@ export class RedisJobStore implements JobStore {
       args.push(outcome.failed.length);
       for (const item of outcome.failed) args.push(item.index, item.code, item.error);
       return (await RECORD_CHUNK.run(this.redis, args)) === 1;
+    });
+  }
+
+  failureSummary(id: string, limit: number): Promise<FailureSummary> {
+    return guarded(async () => {
+    const [errs, job] = await Promise.all([this.redis.hgetall(this.keys.job(id, ':err')), this.redis.hmget(this.keys.job(id), 'failCode', 'failed')]);
+    const counts: Record<string, number> = {};
+    const first: { index: number; code: ItemErrorCode; error: string }[] = [];
+    for (const [field, value] of Object.entries(errs)) {
+      const cut = value.indexOf('\n');
+      const code = (cut < 0 ? value : value.slice(0, cut)) as ItemErrorCode;
+      counts[code] = (counts[code] ?? 0) + 1;
+      first.push({ index: Number(field), code, error: cut < 0 ? '' : value.slice(cut + 1) });
+    }
+    // Documents failed by the job's own failure (state 4) share its code.
+    const byJob = Number(job[1] ?? 0) - first.length;
+    if (job[0] && byJob > 0) counts[job[0]] = (counts[job[0]] ?? 0) + byJob;
+    first.sort((a, b) => a.index - b.index);
+    return { counts, first: first.slice(0, limit) };
     });
   }
 

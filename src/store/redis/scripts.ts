@@ -161,24 +161,35 @@ local function pending(i) return redis.call('GETRANGE', state_key, i, i) == '0' 
 
 local n_done = tonumber(ARGV[6])
 local pos = 7
+-- A vector of another length than the job's (fixed by its first) fails INVALID_VECTOR instead.
+local dims = tonumber(redis.call('HGET', job, 'dims') or '')
+if not dims and n_done > 0 then dims = tonumber(ARGV[5]) end
+local fails = {}
 for _ = 1, n_done do
   local i, flag, blob = tonumber(ARGV[pos]), ARGV[pos + 1], ARGV[pos + 2]
   pos = pos + 3
   local c = flag == '1' and '2' or '1'
-  local k = each_copy(i, function(j)
-    if pending(j) then
-      redis.call('SETRANGE', state_key, j, c)
-      redis.call('HSET', jk(id, ':vec'), j, blob)
-      done = done + 1
-    end
-  end)
-  if k and max_bytes > 0 then cache_put(k, flag, blob, now) end
+  if dims and #blob ~= dims * 4 then
+    fails[#fails + 1] = {i, 'INVALID_VECTOR\nThe backend returned ' .. (#blob / 4) .. ' dimensions where this job\'s vectors have ' .. dims}
+  else
+    local k = each_copy(i, function(j)
+      if pending(j) then
+        redis.call('SETRANGE', state_key, j, c)
+        redis.call('HSET', jk(id, ':vec'), j, blob)
+        done = done + 1
+      end
+    end)
+    if k and max_bytes > 0 then cache_put(k, flag, blob, now) end
+  end
 end
 local n_failed = tonumber(ARGV[pos])
 pos = pos + 1
 for _ = 1, n_failed do
-  local i, reason = tonumber(ARGV[pos]), ARGV[pos + 1] .. '\n' .. ARGV[pos + 2]
+  fails[#fails + 1] = {tonumber(ARGV[pos]), ARGV[pos + 1] .. '\n' .. ARGV[pos + 2]}
   pos = pos + 3
+end
+for _, f in ipairs(fails) do
+  local i, reason = f[1], f[2]
   each_copy(i, function(j)
     if pending(j) then
       redis.call('SETRANGE', state_key, j, '3')
@@ -189,7 +200,7 @@ for _ = 1, n_failed do
 end
 if done > 0 then redis.call('HINCRBY', job, 'completed', done) end
 if failed > 0 then redis.call('HINCRBY', job, 'failed', failed) end
-if n_done > 0 and redis.call('HGET', job, 'dims') == '' then redis.call('HSET', job, 'dims', ARGV[5]) end
+if done > 0 and redis.call('HGET', job, 'dims') == '' then redis.call('HSET', job, 'dims', dims) end
 if max_bytes > 0 then cache_trim(max_bytes) end
 return 1
 `, [1]);

@@ -10,7 +10,8 @@ import Database from 'better-sqlite3';
 import type { Database as DB, Statement, Transaction } from 'better-sqlite3';
 import type { ChunkOutcome, ItemResult, JobCounters, JobRecord, NewJob, RetryJob, Scope } from '../../jobs/model.js';
 import { statesLeadingTo, type JobStatus } from '../../jobs/state.js';
-import type { Admission, AdmissionPolicy, CacheStats, JobStore, ListQuery, TransitionPatch } from '../types.js';
+import type { ItemErrorCode } from '../../backends/errors.js';
+import type { Admission, AdmissionPolicy, CacheStats, FailureSummary, JobStore, ListQuery, TransitionPatch } from '../types.js';
 import { vectorToBlob } from '../vectorBlob.js';
 import { cacheKey, cacheKeyPrefix } from '../cacheKey.js';
 import { StoreError } from '../errors.js';
@@ -317,7 +318,13 @@ export class SqliteJobStore implements JobStore {
       let failed = 0;
       let dimensions = row.dimensions;
       const cached: CacheEntry[] = [];
+      const failures = [...outcome.failed];
       for (const item of outcome.done) {
+        dimensions ??= item.vector.length;
+        if (item.vector.length !== dimensions) {
+          failures.push({ index: item.index, code: 'INVALID_VECTOR', error: `The backend returned ${item.vector.length} dimensions where this job's vectors have ${dimensions}` });
+          continue;
+        }
         const blob = vectorToBlob(item.vector);
         const truncated = item.truncated ? 1 : 0;
         done += this.stmt.markDone.run(blob, truncated, row.seq, item.index).changes;
@@ -325,9 +332,8 @@ export class SqliteJobStore implements JobStore {
         // Identical texts elsewhere in this job are done too.
         if (doc?.dup) done += this.stmt.markDoneByKey.run(blob, truncated, row.seq, doc.key).changes;
         if (doc?.key) cached.push({ key: doc.key, vector: blob, truncated: item.truncated });
-        dimensions ??= item.vector.length;
       }
-      for (const item of outcome.failed) {
+      for (const item of failures) {
         failed += this.stmt.markFailed.run(item.code, item.error, row.seq, item.index).changes;
         const doc = keys.get(item.index);
         if (doc?.dup) failed += this.stmt.markFailedByKey.run(item.code, item.error, row.seq, doc.key).changes;
@@ -353,6 +359,15 @@ export class SqliteJobStore implements JobStore {
   async cacheStats(): Promise<CacheStats> {
     if (this.walReset) await this.walReset;
     return classified(() => ({ enabled: this.cache.enabled, max_bytes: this.cache.policy.maxBytes, ...this.cache.stats() }));
+  }
+
+  async failureSummary(id: string, limit: number): Promise<FailureSummary> {
+    const job = this.stmt.getProgressRow.get(id) as { seq: number } | undefined;
+    if (!job) return { counts: {}, first: [] };
+    const counts: Record<string, number> = {};
+    for (const row of this.stmt.failureCounts.all(job.seq) as { code: string; n: number }[]) counts[row.code] = row.n;
+    const first = this.stmt.firstFailures.all(job.seq, limit) as { index: number; code: ItemErrorCode; error: string }[];
+    return { counts, first };
   }
 
   async readResults(scope: Scope, id: string, offset: number, limit: number): Promise<ItemResult[]> {
@@ -633,6 +648,8 @@ function prepareStatements(db: DB) {
                         WHERE job_seq = ? AND cache_key = ? AND state = ${DOC_PENDING}`),
     markDone: s(`UPDATE documents SET state = ${DOC_DONE}, vector = ?, truncated = ?
                  WHERE job_seq = ? AND idx = ? AND state = ${DOC_PENDING}`),
+    failureCounts: s(`SELECT code, COUNT(*) AS n FROM documents WHERE job_seq = ? AND state = ${DOC_FAILED} GROUP BY code`),
+    firstFailures: s(`SELECT idx AS "index", code, error FROM documents WHERE job_seq = ? AND state = ${DOC_FAILED} ORDER BY idx LIMIT ?`),
     markFailed: s(`UPDATE documents SET state = ${DOC_FAILED}, code = ?, error = ?
                    WHERE job_seq = ? AND idx = ? AND state = ${DOC_PENDING}`),
     addProgress: s(`UPDATE jobs SET completed_items = completed_items + ?, failed_items = failed_items + ?,
