@@ -39,6 +39,13 @@ export const API_ERRORS = {
   INPUT_REJECTED: 400,
   BACKEND_UNAVAILABLE: 503,
   BACKEND_TIMEOUT: 504,
+  // Job control (issue 15): idempotency keys, priorities, scheduled jobs and dependencies.
+  INVALID_IDEMPOTENCY_KEY: 400,
+  IDEMPOTENCY_CONFLICT: 409,
+  INVALID_PRIORITY: 400,
+  INVALID_RUN_AT: 400,
+  INVALID_DEPENDENCY: 400,
+  JOB_NOT_CHANGEABLE: 409,
 } as const;
 
 export type ApiErrorCode = keyof typeof API_ERRORS;

@@ -23,6 +23,11 @@ import { GatewayMetrics } from './metrics.js';
 import { RedisJobStore } from './store/redis/redisStore.js';
 import { openSqliteStore } from './store/sqlite/sqliteStore.js';
 import type { JobStore } from './store/types.js';
+import type { ControlStore } from './store/control.js';
+import { RedisControlStore } from './store/redis/controlStore.js';
+import { SqliteControlStore } from './store/sqlite/controlStore.js';
+import { BackgroundTasks } from './jobs/background.js';
+import { JobScheduling } from './jobs/scheduling.js';
 
 export class SelfReferenceError extends Error {}
 
@@ -46,13 +51,16 @@ export async function startGateway(config: Config, logger: PinoLogger): Promise<
     onHealthChange: (url, healthy, error) =>
       healthy ? logger.info({ backend: url }, 'backend is healthy') : logger.warn({ backend: url, error }, 'backend is unavailable'),
   });
-  const { store, events, scheduler, catalog } = await openExecution(config, pool, metrics, logger).catch(async (error: unknown) => {
+  const { store, events, scheduler, catalog, control } = await openExecution(config, pool, metrics, logger).catch(async (error: unknown) => {
     await pool.close();
     throw error;
   });
-  const manager = new JobManager(store, scheduler, events, catalog, config, logger);
+  const manager = new JobManager(store, scheduler, events, catalog, config, logger, control);
+  // Job control's timers (scheduled-job promoter, sweeps): one tracked place, bounded stop.
+  const background = new BackgroundTasks(logger);
   let app: FastifyInstance | undefined;
   const closeAll = async (): Promise<void> => {
+    await background.stop();
     manager.stop();
     await app?.close();
     await scheduler.stop();
@@ -64,6 +72,7 @@ export async function startGateway(config: Config, logger: PinoLogger): Promise<
     await pool.start();
     await scheduler.start();
     await manager.start();
+    new JobScheduling(store, control, manager).start(background);
     metrics.watch({ pool, scheduler, manager });
     app = await buildApp({ manager, pool, scheduler, logger, config, metrics });
     await app.listen({ host: config.host, port: config.port });
@@ -84,6 +93,7 @@ interface Execution {
   readonly events: JobEvents;
   readonly scheduler: JobScheduler;
   readonly catalog: ModelCatalog;
+  readonly control: ControlStore;
 }
 
 /** The store, job events and scheduler of the mode `config.redisUrl` selects. */
@@ -95,7 +105,7 @@ async function openExecution(config: Config, pool: BackendPool, metrics: Gateway
     });
     const events = new InProcessJobEvents();
     const scheduler = new Scheduler(store, pool, events, { ...config, chunkObserver: metrics }, logger);
-    return { store, events, scheduler, catalog: pool };
+    return { store, events, scheduler, catalog: pool, control: new SqliteControlStore(store.database) };
   }
   const url = config.redisUrl;
   const client = connectRedis(url, 'command', logger, 'store', config.redisPrefix);
@@ -108,8 +118,10 @@ async function openExecution(config: Config, pool: BackendPool, metrics: Gateway
     await Promise.all([events.close(), store.close()]);
     throw error;
   }
-  const scheduler = new DistributedScheduler(store, pool, events, { ...config, redisUrl: url, chunkObserver: metrics }, logger);
-  return { store, events, scheduler, catalog: scheduler };
+  const control = new RedisControlStore(client, store.keys);
+  const priorityOf = async (id: string) => (await control.controls([id])).get(id)?.priority;
+  const scheduler = new DistributedScheduler(store, pool, events, { ...config, redisUrl: url, chunkObserver: metrics, priorityOf }, logger);
+  return { store, events, scheduler, catalog: scheduler, control };
 }
 
 /** The default port is Ollama's: refuse a backend that turns out to be this very gateway. */

@@ -18,6 +18,10 @@ import { SqliteJobStore } from '../src/store/sqlite/sqliteStore.js';
 import type { JobStore } from '../src/store/types.js';
 import { vectorToBlob } from '../src/store/vectorBlob.js';
 import { testClient, testRedis } from './redisServer.js';
+import type { ControlStore, JobControl } from '../src/store/control.js';
+import { RedisControlStore } from '../src/store/redis/controlStore.js';
+import { RedisKeys } from '../src/store/redis/keys.js';
+import { SqliteControlStore } from '../src/store/sqlite/controlStore.js';
 
 interface Opened {
   readonly store: JobStore;
@@ -208,8 +212,8 @@ function conformance(h: Harness): void {
     test('every transition the state machine allows is applied, every other one refused; terminal states are final', async (t) => {
       const { store } = await h.open(t);
       const inState = async (status: JobStatus): Promise<string> => {
-        const job = await admit(store, makeJob(['x'], { status: status === 'pending' ? 'pending' : 'running' }));
-        if (status !== 'pending' && status !== 'running') await finish(store, job.id, status);
+        const job = await admit(store, makeJob(['x'], { status: status === 'pending' || status === 'scheduled' ? status : 'running' }));
+        if (status !== 'pending' && status !== 'running' && status !== 'scheduled') await finish(store, job.id, status);
         return job.id;
       };
       for (const from of JOB_STATUSES) {
@@ -752,3 +756,111 @@ describe('Redis store: keys, expiry and memory', { skip: 'skip' in redisServer ?
     assert.ok(ratio <= 1.5, report);
   });
 });
+
+// ---- job control (issue 15): scheduled jobs in the JobStore, and the ControlStore port -------------
+
+interface ControlOpened {
+  readonly store: JobStore;
+  readonly control: ControlStore;
+  /** The same data opened again, as after a restart or from another gateway. */
+  another(): Promise<{ store: JobStore; control: ControlStore }>;
+}
+
+function controlConformance(name: string, skip: string | undefined, open: (t: TestContext) => Promise<ControlOpened>): void {
+  const controlRecord = (jobId: string, extra: Partial<JobControl> = {}): JobControl => ({
+    jobId, owner: 'alice', priority: 'normal', runAt: null, dependsOn: [], documentsFrom: null, template: null, createdAt: Date.now(), ...extra,
+  });
+  describe(`Job control conformance: ${name}`, { skip }, () => {
+    nodeTest('a scheduled job is stored, listed and counted, active (not purgeable, not resumed), and leaves by the table', async (t) => {
+      const { store } = await open(t);
+      const job = await admit(store, makeJob(['a', 'b', 'c'], { status: 'scheduled' }));
+      assert.equal(job.status, 'scheduled');
+      assert.equal(job.startedAt, null);
+      assert.deepEqual((await store.list(ALICE, { limit: 10, status: 'scheduled' })).jobs.map((j) => j.id), [job.id]);
+      assert.equal((await store.counters(ADMIN_SCOPE)).storedJobs, 1);
+      assert.equal(await store.purge(ALICE, job.id), 'active');
+      assert.deepEqual((await store.unfinishedJobs()).map((j) => j.id), [], 'the promoter releases it, not the resume');
+      assert.deepEqual(await store.pendingDocuments(job.id, 0, 3), [], 'no documents handed out while scheduled');
+      const at = Date.now();
+      const released = await store.transition(job.id, 'running', { at });
+      assert.equal(released?.startedAt, at);
+      const other = await admit(store, makeJob(['x', 'y'], { status: 'scheduled' }));
+      const failedJob = await store.transition(other.id, 'failed', { at, expiresAt: at + 60_000, error: { code: 'DEPENDENCY_FAILED', error: 'parent p failed' } });
+      assert.equal(failedJob?.failedItems, 2);
+      assert.deepEqual((await store.readResults(ALICE, other.id, 0, 2)).map((r) => (r.state === 'failed' ? r.code : r.state)), ['DEPENDENCY_FAILED', 'DEPENDENCY_FAILED']);
+    });
+
+    nodeTest('control records: kept, read in bulk, priority changed, deleted; the same from another instance', async (t) => {
+      const { control, another } = await open(t);
+      const a = randomUUID();
+      const b = randomUUID();
+      await control.putControl(controlRecord(a, { priority: 'high', runAt: 1_900_000_000_000, dependsOn: [b], template: 'nightly' }));
+      await control.putControl(controlRecord(b));
+      const other = (await another()).control;
+      const both = await other.controls([a, b, randomUUID()]);
+      assert.deepEqual([...both.keys()].sort(), [a, b].sort());
+      assert.deepEqual(both.get(a), controlRecord(a, { priority: 'high', runAt: 1_900_000_000_000, dependsOn: [b], template: 'nightly', createdAt: both.get(a)!.createdAt }));
+      assert.equal(await other.setPriority(a, 'low'), true);
+      assert.equal((await control.controls([a])).get(a)?.priority, 'low');
+      assert.equal(await control.setPriority(randomUUID(), 'low'), false, 'no record, nothing changed');
+      assert.deepEqual((await control.controlledJobIds()).sort(), [a, b].sort());
+      await control.deleteControl(a);
+      assert.deepEqual(await control.controlledJobIds(), [b]);
+      assert.equal((await control.controls([a])).size, 0);
+    });
+
+    nodeTest('idempotency answers: the first one kept wins, per owner and key, until it expires', async (t) => {
+      const { control, another } = await open(t);
+      const now = Date.now();
+      const first = { fingerprint: 'f1', statusCode: 200, body: '{"job_id":"1"}', expiresAt: now + 60_000 };
+      const second = { fingerprint: 'f2', statusCode: 200, body: '{"job_id":"2"}', expiresAt: now + 60_000 };
+      assert.deepEqual(await control.keepIdempotentAnswer('alice', 'k', first, now), first);
+      const other = (await another()).control;
+      assert.deepEqual(await other.keepIdempotentAnswer('alice', 'k', second, now), first, 'a racing second answer gets the first');
+      assert.deepEqual(await other.idempotentAnswer('alice', 'k', now), first);
+      assert.equal(await control.idempotentAnswer('bob', 'k', now), undefined, 'keys are per owner');
+      assert.equal(await control.idempotentAnswer('alice', 'k:other', now), undefined);
+      const short = { ...first, expiresAt: now + 1 };
+      await control.keepIdempotentAnswer('alice', 'short', short, now);
+      assert.equal(await control.idempotentAnswer('alice', 'short', now + 2), undefined, 'expired answers are not answered');
+      assert.deepEqual(await control.keepIdempotentAnswer('alice', 'short', second, now + 2), second, 'an expired key can be used again');
+      await control.sweepIdempotency(now + 120_000);
+      assert.equal(await control.idempotentAnswer('alice', 'k', now + 120_000), undefined);
+    });
+  });
+}
+
+controlConformance('sqlite', undefined, async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sollol-control-'));
+  const file = path.join(dir, 'sollol.db');
+  const stores: SqliteJobStore[] = [];
+  const openOne = () => {
+    const store = new SqliteJobStore(new Database(file), { maxBytes: 0 });
+    stores.push(store);
+    return { store, control: new SqliteControlStore(store.database) };
+  };
+  t.after(async () => {
+    for (const store of stores) await store.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  return { ...openOne(), another: async () => openOne() };
+});
+
+controlConformance('redis', 'skip' in redisServer ? redisServer.skip : undefined, async (t) => {
+  const opened = await openRedis(t, 0);
+  const control = new RedisControlStore(opened.client, new RedisKeys(opened.prefix));
+  return {
+    store: opened.store,
+    control,
+    another: async () => {
+      const store = (await opened.another()) as RedisJobStore;
+      return { store, control: new RedisControlStore(testClientFor(t), store.keys) };
+    },
+  };
+});
+
+function testClientFor(t: TestContext): Redis {
+  const client = testClient(redisUrl);
+  t.after(() => client.quit());
+  return client;
+}

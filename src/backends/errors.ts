@@ -11,6 +11,8 @@ export const ITEM_ERROR_CODES = [
   'MODEL_NOT_FOUND',
   'CANCELLED',
   'GATEWAY_RESTARTED',
+  // A parent in depends_on failed or was cancelled (job-level; every item of the child fails with it).
+  'DEPENDENCY_FAILED',
 ] as const;
 
 export type ItemErrorCode = (typeof ITEM_ERROR_CODES)[number];

@@ -23,6 +23,7 @@
  */
 import { Queue, type JobsOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
+import { priorityStride, type Priority } from '../jobs/priority.js';
 import { RedisKeys } from '../store/redis/keys.js';
 
 export const QUEUE_NAME = 'chunks';
@@ -68,6 +69,8 @@ export interface ChunkPlan {
   readonly chunkSize: number;
   readonly ttlMs: number;
   readonly pendingTimeoutMs: number;
+  /** The job's priority: its chunks' priorities are spaced by priorityStride (jobs/priority.ts). */
+  readonly priority?: Priority;
 }
 
 const CHUNK_OPTIONS: JobsOptions = {
@@ -104,7 +107,8 @@ export class ChunkQueue {
         ttlMs: plan.ttlMs,
         pendingTimeoutMs: plan.pendingTimeoutMs,
       };
-      const priority = Math.min(PRIORITY_LIMIT, base + k);
+      // Weighted: chunk k of a high job at base + k, of a normal one at base + 4k, of a low one at base + 16k.
+      const priority = Math.min(PRIORITY_LIMIT, base + priorityStride(plan.priority) * k);
       jobs.push({ name: 'chunk', data, opts: { ...CHUNK_OPTIONS, jobId: chunkJobId(plan.jobId, k), priority } });
     }
     // addBulk is one MULTI; keep each one bounded for jobs cut into very many chunks.

@@ -17,6 +17,7 @@ import { canonicalModel } from '../backends/modelNames.js';
 import type { BackendPool } from '../backends/pool.js';
 import { ADMIN_SCOPE, type JobRecord } from '../jobs/model.js';
 import { terminalPatch } from '../jobs/lifecycle.js';
+import type { Priority } from '../jobs/priority.js';
 import type { Logger } from '../logger.js';
 import type { ChunkObserver } from '../metrics.js';
 import type { JobStore } from '../store/types.js';
@@ -42,6 +43,8 @@ export interface DistributedSchedulerOptions {
   /** How long `stop()` lets chunks in progress finish. @defaultValue 5000 */
   readonly stopGraceMs?: number;
   readonly chunkObserver?: ChunkObserver;
+  /** A job's priority when the record handed to `add` does not carry it (a pending job started by watch()). */
+  readonly priorityOf?: (jobId: string) => Promise<Priority | undefined>;
 }
 
 const WATCH_INTERVAL_MS = 1000;
@@ -103,7 +106,8 @@ export class DistributedScheduler implements JobScheduler {
     const { chunkSize, jobTtlMs, pendingTimeoutMs } = this.options;
     for (let attempt = 1; ; attempt++) {
       try {
-        await this.queue!.enqueue({ jobId: job.id, totalItems: job.totalItems, chunkSize, ttlMs: jobTtlMs, pendingTimeoutMs });
+        const priority = job.priority ?? (await this.options.priorityOf?.(job.id));
+        await this.queue!.enqueue({ jobId: job.id, totalItems: job.totalItems, chunkSize, ttlMs: jobTtlMs, pendingTimeoutMs, ...(priority ? { priority } : {}) });
         return;
       } catch (error) {
         if (this.stopping || attempt >= ENQUEUE_ATTEMPTS) throw error;

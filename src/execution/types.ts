@@ -5,6 +5,7 @@
  * factory picks one by `config.redisUrl`; nothing above this port knows which.
  */
 import type { JobRecord } from '../jobs/model.js';
+import type { Priority } from '../jobs/priority.js';
 
 /** Whether a job for a model can run now, must wait for a backend, or names an unknown model. */
 export type ModelAvailability = 'served' | 'no-backend' | 'unknown-model';
@@ -22,6 +23,8 @@ export interface JobScheduler {
   /** Takes an admitted job (pending or running); a resumed job goes on where it was. */
   add(job: JobRecord): void;
   modelAvailability(model: string): ModelAvailability;
+  /** A running job's new priority (PATCH /api/batch/jobs/{id}): its share of the slots from now on. */
+  setPriority?(id: string, priority: Priority): void;
   load(): SchedulerLoad;
   start(): void | Promise<void>;
   /** Stops taking work, lets chunks in flight finish for a grace period, then aborts them. */

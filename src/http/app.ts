@@ -18,6 +18,8 @@ import { installAuth } from './auth.js';
 import { frameworkErrorHandler } from './compatErrors.js';
 import { clientErrorHandler, sendError, toApiError } from './errorHandler.js';
 import { installDocumentLimit } from './limits.js';
+import { installIdempotency } from './idempotency.js';
+import { jobControlRoutes } from './routes/jobControl.js';
 import { installRateLimit } from './rateLimit.js';
 import { batchRoutes } from './routes/batch.js';
 import { metricsRoutes } from './routes/metrics.js';
@@ -76,6 +78,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   installAuth(app, config.apiKeys);
   await installRateLimit(app, config.rateLimitPerMinute, config.apiKeys.length > 0);
   installDocumentLimit(app, config.maxDocumentChars);
+  if (deps.manager.control) installIdempotency(app, deps.manager.control);
   app.setErrorHandler((error: FastifyError, request, reply) => {
     const apiError = toApiError(error, request);
     if (apiError.statusCode >= 500) request.log.error({ err: error, url: request.url }, 'request failed');
@@ -96,6 +99,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
 
   await app.register(batchRoutes, { manager: deps.manager, enabled: config.batchProcessing, maxBatchDocuments: config.maxBatchDocuments });
   await app.register(resultRoutes, { manager: deps.manager, enabled: config.batchProcessing });
+  await app.register(jobControlRoutes, { manager: deps.manager });
   await app.register(systemRoutes, {
     manager: deps.manager,
     pool: deps.pool,

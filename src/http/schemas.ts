@@ -1,5 +1,6 @@
 /** JSON schemas of the Batch API: validation at the edge, and the source of /openapi.json. */
 import { JOB_STATUSES } from '../jobs/state.js';
+import { jobControlProperties } from './jobControl.js';
 
 export const METADATA_MAX_BYTES = 16 * 1024;
 
@@ -27,6 +28,7 @@ export function submitBodySchema(maxDocuments: number) {
           keep_alive: { type: ['string', 'number'], description: 'How long the backend keeps the model loaded' },
         },
       },
+      ...jobControlProperties,
     },
   } as const;
 }
@@ -71,6 +73,10 @@ export const jobStatusSchema = {
     dimensions: { type: 'integer' },
     errors: { type: 'array', items: { type: 'object', additionalProperties: true } },
     retry_of: { type: 'string' },
+    priority: { type: 'string' },
+    run_at: { type: 'string' },
+    depends_on: { type: 'array', items: { type: 'string' } },
+    template: { type: 'string' },
   },
 } as const;
 

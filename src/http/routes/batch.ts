@@ -5,6 +5,7 @@ import { ApiError } from '../../errors.js';
 import type { JobManager, SubmitRequest } from '../../jobs/manager.js';
 import type { JobStatus } from '../../jobs/state.js';
 import type { EmbedOptions } from '../../backends/types.js';
+import { controlFromBody, type JobControlBody } from '../jobControl.js';
 import { scopeOf } from '../scope.js';
 import { errorSchema, jobIdParams, jobStatusSchema, listQuerySchema, METADATA_MAX_BYTES, submitBodySchema } from '../schemas.js';
 import { MAX_JSON_DEPTH, nestedDeeperThan } from '../validation.js';
@@ -15,7 +16,7 @@ export interface BatchRouteOptions {
   readonly maxBatchDocuments: number;
 }
 
-interface SubmitBody {
+interface SubmitBody extends JobControlBody {
   model: string;
   documents: string[];
   metadata?: Record<string, unknown>;
@@ -70,11 +71,13 @@ function toSubmitRequest(body: SubmitBody): SubmitRequest {
   if (body.metadata !== undefined && Buffer.byteLength(JSON.stringify(body.metadata)) > METADATA_MAX_BYTES) {
     throw new ApiError('INVALID_METADATA', `Field 'metadata' is over ${METADATA_MAX_BYTES / 1024} KiB when serialized`);
   }
+  const control = controlFromBody(body);
   return {
     model: body.model,
     documents: body.documents,
     metadata: body.metadata ?? {},
     options: toEmbedOptions(body.options ?? {}),
+    ...(control ? { control } : {}),
   };
 }
 

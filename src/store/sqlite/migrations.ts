@@ -81,6 +81,29 @@ const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE documents ADD COLUMN dup INTEGER NOT NULL DEFAULT 0;
   `,
+  // 5: job control (store/control.ts): priority, run_at, dependencies per job; Idempotency-Key answers.
+  `
+  CREATE TABLE job_control (
+    job_id TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    priority TEXT NOT NULL,
+    run_at INTEGER,
+    depends_on TEXT NOT NULL DEFAULT '[]',
+    documents_from TEXT,
+    template TEXT,
+    created_at INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  CREATE TABLE idempotency_keys (
+    owner TEXT NOT NULL,
+    key TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    status_code INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    expires_at INTEGER NOT NULL,
+    PRIMARY KEY (owner, key)
+  ) WITHOUT ROWID;
+  CREATE INDEX idempotency_expires ON idempotency_keys(expires_at);
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

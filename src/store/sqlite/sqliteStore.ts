@@ -96,7 +96,7 @@ export class SqliteJobStore implements JobStore {
       return this.db.transaction((): Admission | 'not-found' | 'active' => {
         const old = this.stmt.getJob.get(of) as JobRow | undefined;
         if (!old || !visible(scope, old.owner)) return 'not-found';
-        if (old.status === 'pending' || old.status === 'running') return 'active';
+        if (old.status === 'pending' || old.status === 'running' || old.status === 'scheduled') return 'active';
         if (old.expires_at !== null && old.expires_at <= policy.now) return 'not-found';
         const overCap = this.ownerOverCap(job.owner, policy);
         if (overCap) return overCap;
@@ -308,7 +308,7 @@ export class SqliteJobStore implements JobStore {
     return this.db.transaction(() => {
       const row = this.stmt.getJob.get(id) as JobRow | undefined;
       if (!row || !visible(scope, row.owner)) return 'not-found' as const;
-      if (row.status === 'pending' || row.status === 'running') return 'active' as const;
+      if (row.status === 'pending' || row.status === 'running' || row.status === 'scheduled') return 'active' as const;
       this.stmt.deleteJob.run(row.seq);
       return 'purged' as const;
     })();
@@ -355,6 +355,11 @@ export class SqliteJobStore implements JobStore {
   async storedBytes(): Promise<number> {
     const pragma = (name: string): number => this.db.pragma(name, { simple: true }) as number;
     return (pragma('page_count') - pragma('freelist_count')) * pragma('page_size');
+  }
+
+  /** The connection, for the job-control tables on the same file (controlStore.ts). */
+  get database(): DB {
+    return this.db;
   }
 
   attachCheckpointer(checkpointer: Checkpointer): void {

@@ -1,0 +1,57 @@
+/**
+ * The job-control port: what job control (priorities, scheduled jobs, dependencies,
+ * idempotency keys) keeps beside the jobs, in the same store as the jobs (SQLite tables of
+ * migration 5, or Redis keys under the deployment's prefix). It is a port of its own so the
+ * JobStore stays about documents and vectors, and every job type gets job control the same way.
+ */
+import type { Priority } from '../jobs/priority.js';
+
+/** Where a child job takes its documents from (`documents_from`). */
+export interface DocumentsFrom {
+  readonly jobId: string;
+  /** The item field: `embedding` parents have none to give; generate `response`, chat `message.content`. */
+  readonly field: string;
+}
+
+/** A job's control record, written before the job is admitted and deleted with it. */
+export interface JobControl {
+  readonly jobId: string;
+  readonly owner: string;
+  readonly priority: Priority;
+  /** Epoch ms: held `scheduled` until then; null = no delay. */
+  readonly runAt: number | null;
+  /** Parents that must complete first. */
+  readonly dependsOn: readonly string[];
+  readonly documentsFrom: DocumentsFrom | null;
+  /** The template this job is a run of, if any. */
+  readonly template: string | null;
+  readonly createdAt: number;
+}
+
+/** What the first call with an Idempotency-Key answered. */
+export interface IdempotentAnswer {
+  /** sha256 (hex) of the method, route and body: a different body under the same key conflicts. */
+  readonly fingerprint: string;
+  readonly statusCode: number;
+  readonly body: string;
+  /** Epoch ms. */
+  readonly expiresAt: number;
+}
+
+export interface ControlStore {
+  putControl(control: JobControl): Promise<void>;
+  /** The control records of these jobs that have one. */
+  controls(jobIds: readonly string[]): Promise<Map<string, JobControl>>;
+  /** false when the job has no control record. */
+  setPriority(jobId: string, priority: Priority): Promise<boolean>;
+  deleteControl(jobId: string): Promise<void>;
+  /** Every job id with a control record (the sweep drops those whose job is gone). */
+  controlledJobIds(): Promise<string[]>;
+
+  /** The stored answer for (owner, key), unless it has expired at `now`. */
+  idempotentAnswer(owner: string, key: string, now: number): Promise<IdempotentAnswer | undefined>;
+  /** Keeps the answer unless one is already kept for (owner, key) and not expired; returns the kept one. */
+  keepIdempotentAnswer(owner: string, key: string, answer: IdempotentAnswer, now: number): Promise<IdempotentAnswer>;
+  /** Drops expired answers; returns how many. */
+  sweepIdempotency(now: number): Promise<number>;
+}

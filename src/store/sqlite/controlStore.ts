@@ -1,0 +1,114 @@
+/** The job-control port (store/control.ts) on the embedded store's SQLite file: tables of migration 5. */
+import type { Database as DB, Statement } from 'better-sqlite3';
+import type { Priority } from '../../jobs/priority.js';
+import type { ControlStore, DocumentsFrom, IdempotentAnswer, JobControl } from '../control.js';
+
+interface ControlRow {
+  job_id: string;
+  owner: string;
+  priority: string;
+  run_at: number | null;
+  depends_on: string;
+  documents_from: string | null;
+  template: string | null;
+  created_at: number;
+}
+
+interface AnswerRow {
+  fingerprint: string;
+  status_code: number;
+  body: string;
+  expires_at: number;
+}
+
+export class SqliteControlStore implements ControlStore {
+  private readonly stmt: ReturnType<typeof prepare>;
+
+  constructor(private readonly db: DB) {
+    this.stmt = prepare(db);
+  }
+
+  async putControl(c: JobControl): Promise<void> {
+    this.stmt.putControl.run({
+      job_id: c.jobId,
+      owner: c.owner,
+      priority: c.priority,
+      run_at: c.runAt,
+      depends_on: JSON.stringify(c.dependsOn),
+      documents_from: c.documentsFrom ? JSON.stringify(c.documentsFrom) : null,
+      template: c.template,
+      created_at: c.createdAt,
+    });
+  }
+
+  async controls(jobIds: readonly string[]): Promise<Map<string, JobControl>> {
+    const out = new Map<string, JobControl>();
+    for (const id of jobIds) {
+      const row = this.stmt.getControl.get(id) as ControlRow | undefined;
+      if (row) out.set(id, fromRow(row));
+    }
+    return out;
+  }
+
+  async setPriority(jobId: string, priority: Priority): Promise<boolean> {
+    return this.stmt.setPriority.run(priority, jobId).changes > 0;
+  }
+
+  async deleteControl(jobId: string): Promise<void> {
+    this.stmt.deleteControl.run(jobId);
+  }
+
+  async controlledJobIds(): Promise<string[]> {
+    return (this.stmt.controlIds.all() as { job_id: string }[]).map((r) => r.job_id);
+  }
+
+  async idempotentAnswer(owner: string, key: string, now: number): Promise<IdempotentAnswer | undefined> {
+    const row = this.stmt.getAnswer.get(owner, key) as AnswerRow | undefined;
+    return row && row.expires_at > now ? answerFromRow(row) : undefined;
+  }
+
+  async keepIdempotentAnswer(owner: string, key: string, answer: IdempotentAnswer, now: number): Promise<IdempotentAnswer> {
+    return this.db.transaction((): IdempotentAnswer => {
+      const row = this.stmt.getAnswer.get(owner, key) as AnswerRow | undefined;
+      if (row && row.expires_at > now) return answerFromRow(row);
+      this.stmt.putAnswer.run(owner, key, answer.fingerprint, answer.statusCode, answer.body, answer.expiresAt);
+      return answer;
+    })();
+  }
+
+  async sweepIdempotency(now: number): Promise<number> {
+    return this.stmt.sweepAnswers.run(now).changes;
+  }
+}
+
+function fromRow(row: ControlRow): JobControl {
+  return {
+    jobId: row.job_id,
+    owner: row.owner,
+    priority: row.priority as Priority,
+    runAt: row.run_at,
+    dependsOn: JSON.parse(row.depends_on) as string[],
+    documentsFrom: row.documents_from ? (JSON.parse(row.documents_from) as DocumentsFrom) : null,
+    template: row.template,
+    createdAt: row.created_at,
+  };
+}
+
+function answerFromRow(row: AnswerRow): IdempotentAnswer {
+  return { fingerprint: row.fingerprint, statusCode: row.status_code, body: row.body, expiresAt: row.expires_at };
+}
+
+function prepare(db: DB) {
+  const s = (sql: string): Statement => db.prepare(sql);
+  return {
+    putControl: s(`INSERT OR REPLACE INTO job_control (job_id, owner, priority, run_at, depends_on, documents_from, template, created_at)
+                   VALUES (@job_id, @owner, @priority, @run_at, @depends_on, @documents_from, @template, @created_at)`),
+    getControl: s(`SELECT * FROM job_control WHERE job_id = ?`),
+    setPriority: s(`UPDATE job_control SET priority = ? WHERE job_id = ?`),
+    deleteControl: s(`DELETE FROM job_control WHERE job_id = ?`),
+    controlIds: s(`SELECT job_id FROM job_control`),
+    getAnswer: s(`SELECT fingerprint, status_code, body, expires_at FROM idempotency_keys WHERE owner = ? AND key = ?`),
+    putAnswer: s(`INSERT OR REPLACE INTO idempotency_keys (owner, key, fingerprint, status_code, body, expires_at) VALUES (?, ?, ?, ?, ?, ?)`),
+    sweepAnswers: s(`DELETE FROM idempotency_keys WHERE expires_at <= ?`),
+  };
+}
