@@ -64,6 +64,14 @@ export interface Config {
   readonly maxStoreBytes: number;
   /** Flags accepted for compatibility that do nothing; the CLI says so once. */
   readonly ignoredFlags: readonly string[];
+  /** Hosts (`host` or `host:port`) a `callback_url` may name; empty = webhooks refused. */
+  readonly webhookAllowHosts: readonly string[];
+  /** Signs webhooks of owners without a keys-file `webhook_secret`. */
+  readonly webhookSecret: string | undefined;
+  /** How long a webhook delivery is retried (exponential backoff) before it is given up. */
+  readonly webhookRetryForMs: number;
+  /** The first retry's delay; each next one doubles it. */
+  readonly webhookRetryBaseMs: number;
 }
 
 /** The defaults, in one place (DESIGN.md section 3). */
@@ -97,6 +105,8 @@ export const DEFAULTS = {
   maxActiveJobsPerKey: 100,
   maxDocumentChars: 100_000,
   maxStoreGb: 10,
+  webhookRetryForSeconds: 3600,
+  webhookRetryBaseSeconds: 1,
 } as const;
 
 /** Raw option values as they come from the command line (strings, booleans, lists). */
@@ -131,6 +141,10 @@ export interface RawOptions {
   maxActiveJobsPerKey?: string;
   maxDocumentChars?: string;
   maxStoreGb?: string;
+  autobatchInterval?: string;
+  /** Comma lists or repeated flags. */
+  webhookAllowHosts?: string[];
+  webhookSecret?: string;
 }
 
 export class ConfigError extends Error {
@@ -170,7 +184,7 @@ export function resolveConfig(flags: RawOptions, env: Env = process.env): Config
     redisUrl: redisUrlOption(pick(flags.redis, 'SOLLOL_REDIS_URL')),
     redisPrefix: redisPrefixOption(pick(flags.redisPrefix, 'SOLLOL_REDIS_PREFIX') ?? DEFAULTS.redisPrefix),
     chunkLockMs: 1000 * numberOption('SOLLOL_CHUNK_LOCK', env.SOLLOL_CHUNK_LOCK, DEFAULTS.chunkLockSeconds, 0.5),
-    autobatchIntervalMs: 1000 * numberOption('SOLLOL_AUTOBATCH_INTERVAL', env.SOLLOL_AUTOBATCH_INTERVAL, DEFAULTS.autobatchIntervalSeconds, 0.01),
+    autobatchIntervalMs: 1000 * numberOption(flags.autobatchInterval !== undefined ? '--autobatch-interval' : 'SOLLOL_AUTOBATCH_INTERVAL', pick(flags.autobatchInterval, 'SOLLOL_AUTOBATCH_INTERVAL'), DEFAULTS.autobatchIntervalSeconds, 0.01),
     chunkSize: intOption('--chunk-size', pick(flags.chunkSize, 'SOLLOL_CHUNK_SIZE'), DEFAULTS.chunkSize, 1, 4096),
     bodyLimitBytes: Math.round(1024 * 1024 * numberOption('--body-limit-mb', pick(flags.bodyLimitMb, 'SOLLOL_BODY_LIMIT_MB'), DEFAULTS.bodyLimitMb, 0.001)),
     backendTimeoutMs: 1000 * numberOption('--backend-timeout', pick(flags.backendTimeout, 'SOLLOL_BACKEND_TIMEOUT'), DEFAULTS.backendTimeoutSeconds, 0.01),
@@ -186,6 +200,10 @@ export function resolveConfig(flags: RawOptions, env: Env = process.env): Config
     maxDocumentChars: intOption('--max-document-chars', pick(flags.maxDocumentChars, 'SOLLOL_MAX_DOCUMENT_CHARS'), DEFAULTS.maxDocumentChars, 1, 100_000_000),
     maxStoreBytes: Math.round(1024 ** 3 * numberOption('--max-store-gb', pick(flags.maxStoreGb, 'SOLLOL_MAX_STORE_GB'), DEFAULTS.maxStoreGb, 0)),
     ignoredFlags: flags.rayWorkers !== undefined ? ['--ray-workers'] : [],
+    webhookAllowHosts: Object.freeze((flags.webhookAllowHosts ?? [env.SOLLOL_WEBHOOK_ALLOW_HOSTS ?? '']).flatMap(splitList).map((h) => h.toLowerCase())),
+    webhookSecret: webhookSecretOption(pick(flags.webhookSecret, 'SOLLOL_WEBHOOK_SECRET')),
+    webhookRetryForMs: 1000 * numberOption('SOLLOL_WEBHOOK_RETRY_FOR', env.SOLLOL_WEBHOOK_RETRY_FOR, DEFAULTS.webhookRetryForSeconds, 0),
+    webhookRetryBaseMs: 1000 * numberOption('SOLLOL_WEBHOOK_RETRY_BASE', env.SOLLOL_WEBHOOK_RETRY_BASE, DEFAULTS.webhookRetryBaseSeconds, 0.01),
   };
   if (flags.rayWorkers !== undefined) intOption('--ray-workers', flags.rayWorkers, 0, 0, 1024);
   return Object.freeze(config);
@@ -320,6 +338,12 @@ function redisUrlOption(raw: string | undefined): string | undefined {
 
 function redisPrefixOption(raw: string): string {
   if (raw === '' || /[\s*?[\]]/.test(raw)) throw new ConfigError(`--redis-prefix must be non-empty, without spaces or glob characters, got ${JSON.stringify(raw)}`);
+  return raw;
+}
+
+function webhookSecretOption(raw: string | undefined): string | undefined {
+  if (raw === undefined) return undefined;
+  if (raw.length < 16) throw new ConfigError(`--webhook-secret must be at least 16 characters (got ${raw.length})`);
   return raw;
 }
 

@@ -46,6 +46,8 @@ export const API_ERRORS = {
   INVALID_RUN_AT: 400,
   INVALID_DEPENDENCY: 400,
   JOB_NOT_CHANGEABLE: 409,
+  INVALID_CALLBACK_URL: 400,
+  WEBHOOK_NOT_ALLOWED: 400,
 } as const;
 
 export type ApiErrorCode = keyof typeof API_ERRORS;

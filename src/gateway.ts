@@ -28,6 +28,7 @@ import { RedisControlStore } from './store/redis/controlStore.js';
 import { SqliteControlStore } from './store/sqlite/controlStore.js';
 import { BackgroundTasks } from './jobs/background.js';
 import { JobScheduling } from './jobs/scheduling.js';
+import { Webhooks } from './jobs/webhooks.js';
 
 export class SelfReferenceError extends Error {}
 
@@ -58,8 +59,17 @@ export async function startGateway(config: Config, logger: PinoLogger): Promise<
   const manager = new JobManager(store, scheduler, events, catalog, config, logger, control);
   // Job control's timers (scheduled-job promoter, sweeps): one tracked place, bounded stop.
   const background = new BackgroundTasks(logger);
+  const secrets = new Map(config.apiKeys.filter((k) => k.webhookSecret !== undefined).map((k) => [k.owner, k.webhookSecret!]));
+  const webhooks = new Webhooks(store, control, {
+    allowHosts: config.webhookAllowHosts,
+    secretFor: (owner) => secrets.get(owner) ?? config.webhookSecret,
+    retryForMs: config.webhookRetryForMs,
+    retryBaseMs: config.webhookRetryBaseMs,
+  }, logger);
+  manager.webhooks = webhooks;
   let app: FastifyInstance | undefined;
   const closeAll = async (): Promise<void> => {
+    webhooks.stop();
     await background.stop();
     manager.stop();
     await app?.close();
@@ -73,6 +83,7 @@ export async function startGateway(config: Config, logger: PinoLogger): Promise<
     await scheduler.start();
     await manager.start();
     new JobScheduling(store, control, manager).start(background);
+    webhooks.start(background);
     metrics.watch({ pool, scheduler, manager });
     app = await buildApp({ manager, pool, scheduler, logger, config, metrics });
     await app.listen({ host: config.host, port: config.port });

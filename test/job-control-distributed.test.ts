@@ -17,4 +17,5 @@ if ('skip' in server) {
     await server.stop();
   });
   await import('./job-control.test.js');
+  await import('./webhooks.test.js');
 }

@@ -809,6 +809,29 @@ function controlConformance(name: string, skip: string | undefined, open: (t: Te
       assert.equal((await control.controls([a])).size, 0);
     });
 
+    nodeTest('webhooks: kept with their attempts, listed while open, claimed by one caller at a time', async (t) => {
+      const { control, another } = await open(t);
+      const id = randomUUID();
+      const now = Date.now();
+      await control.putWebhook({ jobId: id, owner: 'alice', url: 'http://127.0.0.1:1/h', state: 'waiting', attempts: [], nextAttemptAt: 0, firstAttemptAt: null, createdAt: now });
+      const other = (await another()).control;
+      assert.deepEqual((await other.openWebhooks(10)).map((w) => w.jobId), [id]);
+      const claimed = await control.claimWebhook(id, now, now + 30_000);
+      assert.equal(claimed?.nextAttemptAt, now + 30_000);
+      assert.deepEqual(claimed?.attempts, []);
+      assert.equal(await other.claimWebhook(id, now + 1, now + 30_000), undefined, 'leased: nobody else takes it');
+      await control.putWebhook({ ...claimed!, state: 'retrying', attempts: [{ at: now, statusCode: 500 }], firstAttemptAt: now, nextAttemptAt: now + 100 });
+      assert.equal(await other.claimWebhook(id, now + 50, now + 30_000), undefined, 'not due yet');
+      const again = await other.claimWebhook(id, now + 100, now + 30_000);
+      assert.deepEqual(again?.attempts, [{ at: now, statusCode: 500 }]);
+      await other.putWebhook({ ...again!, state: 'delivered', attempts: [...again!.attempts, { at: now + 100, statusCode: 200 }] });
+      assert.deepEqual(await control.openWebhooks(10), [], 'a delivered webhook is no longer open');
+      assert.equal((await control.webhooks([id])).get(id)?.state, 'delivered');
+      await control.putControl(controlRecord(id));
+      await control.deleteControl(id);
+      assert.equal((await control.webhooks([id])).size, 0, 'deleted with the control record');
+    });
+
     nodeTest('idempotency answers: the first one kept wins, per owner and key, until it expires', async (t) => {
       const { control, another } = await open(t);
       const now = Date.now();

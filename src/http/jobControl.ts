@@ -12,6 +12,7 @@ export const MAX_DEPENDS_ON = 100;
 export const jobControlProperties = {
   priority: { type: 'string', enum: [...PRIORITIES], description: 'low, normal (default) or high: high jobs get 4x the slots of normal ones, normal 4x low ones' },
   run_at: { type: 'string', minLength: 1, maxLength: 64, description: 'ISO 8601 time with an offset (e.g. 2026-12-01T10:00:00+01:00): the job stays scheduled until then' },
+  callback_url: { type: 'string', minLength: 1, maxLength: 2048, description: 'POSTed {job_id, status, progress, completed_at}, signed, when the job ends; its host must be in --webhook-allow-hosts' },
   depends_on: {
     type: 'array',
     maxItems: MAX_DEPENDS_ON,
@@ -24,11 +25,12 @@ export interface JobControlBody {
   priority?: SubmitControl['priority'];
   run_at?: string;
   depends_on?: string[];
+  callback_url?: string;
 }
 
 /** The body's job control, or undefined when it asks for none. */
 export function controlFromBody(body: JobControlBody): SubmitControl | undefined {
-  if (body.priority === undefined && body.run_at === undefined && body.depends_on === undefined) return undefined;
+  if (body.priority === undefined && body.run_at === undefined && body.depends_on === undefined && body.callback_url === undefined) return undefined;
   let runAt: number | undefined;
   if (body.run_at !== undefined) {
     runAt = parseRunAt(body.run_at);
@@ -40,5 +42,6 @@ export function controlFromBody(body: JobControlBody): SubmitControl | undefined
     ...(body.priority !== undefined ? { priority: body.priority } : {}),
     ...(runAt !== undefined ? { runAt } : {}),
     ...(body.depends_on !== undefined ? { dependsOn: body.depends_on } : {}),
+    ...(body.callback_url !== undefined ? { callbackUrl: body.callback_url } : {}),
   };
 }

@@ -77,6 +77,8 @@ export const jobStatusSchema = {
     run_at: { type: 'string' },
     depends_on: { type: 'array', items: { type: 'string' } },
     template: { type: 'string' },
+    callback_url: { type: 'string' },
+    webhook: { type: 'object', additionalProperties: true },
   },
 } as const;
 

@@ -27,6 +27,7 @@ export function submitValidationError(error: ErrorObject, body: unknown): ApiErr
   if (path.startsWith('/options')) return optionsError(error);
   if (path === '/priority') return new ApiError('INVALID_PRIORITY', "Field 'priority' must be one of low, normal, high");
   if (path === '/run_at') return new ApiError('INVALID_RUN_AT', "Field 'run_at' must be an ISO 8601 time with an offset, e.g. 2026-12-01T10:00:00+01:00");
+  if (path === '/callback_url') return new ApiError('INVALID_CALLBACK_URL', "Field 'callback_url' must be a URL of at most 2048 characters");
   if (path.startsWith('/depends_on')) return new ApiError('INVALID_DEPENDENCY', "Field 'depends_on' must be an array of at most 100 job ids");
   return new ApiError('INVALID_BODY', `Field '${path.slice(1)}' ${error.message ?? 'is invalid'}`);
 }
@@ -39,7 +40,7 @@ function rootError(error: ErrorObject): ApiError {
   }
   if (error.keyword === 'additionalProperties') {
     const extra = (error.params as { additionalProperty: string }).additionalProperty;
-    return new ApiError('INVALID_BODY', `Unknown field '${extra}'; expected model, documents, metadata, options, priority, run_at, depends_on`);
+    return new ApiError('INVALID_BODY', `Unknown field '${extra}'; expected model, documents, metadata, options, priority, run_at, depends_on, callback_url`);
   }
   return new ApiError('INVALID_BODY', 'Request body must be a JSON object with model and documents');
 }

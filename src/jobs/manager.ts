@@ -17,6 +17,7 @@ import { statusView, type JobStatusView } from './view.js';
 import type { ControlStore, JobControl } from '../store/control.js';
 import { DEFAULT_PRIORITY, type Priority } from './priority.js';
 import { controlView, mustHold, type SubmitControl } from './scheduling.js';
+import { Webhooks, webhookView } from './webhooks.js';
 
 export interface SubmitRequest {
   readonly model: string;
@@ -68,6 +69,9 @@ export class JobManager {
     /** Job control (priorities, scheduled jobs, dependencies); absent: every job runs at once at normal priority. */
     readonly control?: ControlStore,
   ) {}
+
+  /** Set by the gateway: checks callback_url (webhooks.ts); absent: webhooks refused. */
+  webhooks: Webhooks | undefined;
 
   /** Resumes jobs a previous process left unfinished, then starts the TTL sweep. */
   async start(): Promise<void> {
@@ -142,6 +146,10 @@ export class JobManager {
   /** Checks the parents (visible to the caller, not finished badly) and keeps the control record before admission. */
   private async prepareControl(scope: Scope, id: string, owner: string, request: SubmitControl, now: number): Promise<JobControl> {
     if (!this.control) throw new ApiError('BAD_REQUEST', 'Job control is not available in this gateway');
+    if (request.callbackUrl !== undefined) {
+      if (!this.webhooks) throw new ApiError('WEBHOOK_NOT_ALLOWED', 'Webhooks are off on this gateway');
+      this.webhooks.check(owner, request.callbackUrl);
+    }
     for (const parent of request.dependsOn ?? []) {
       const job = UUID_PATTERN.test(parent) ? await this.store.get(scope, parent.toLowerCase()) : undefined;
       if (!job) throw new ApiError('INVALID_DEPENDENCY', `depends_on: job ${parent} not found`);
@@ -157,6 +165,7 @@ export class JobManager {
       createdAt: now,
     };
     await this.control.putControl(control);
+    if (request.callbackUrl !== undefined) await this.control.putWebhook(Webhooks.waiting(id, owner, request.callbackUrl, now));
     return control;
   }
 
@@ -293,14 +302,16 @@ export class JobManager {
   async status(scope: Scope, id: string): Promise<JobStatusView> {
     const job = await this.job(scope, id);
     const control = (await this.controlsOf([job.id])).get(job.id);
-    return { ...statusView(job, Date.now()), ...controlView(control) };
+    const webhook = this.control ? (await this.control.webhooks([job.id])).get(job.id) : undefined;
+    return { ...statusView(job, Date.now()), ...controlView(control), ...webhookView(webhook) };
   }
 
   async list(scope: Scope, query: { limit: number; status?: JobStatus }): Promise<{ jobs: JobStatusView[]; total: number }> {
     const { jobs, total } = await this.store.list(scope, query);
     const now = Date.now();
     const controls = await this.controlsOf(jobs.map((j) => j.id));
-    return { jobs: jobs.map((j) => ({ ...statusView(j, now), ...controlView(controls.get(j.id)) })), total };
+    const webhooks = this.control && jobs.length > 0 ? await this.control.webhooks(jobs.map((j) => j.id)) : new Map();
+    return { jobs: jobs.map((j) => ({ ...statusView(j, now), ...controlView(controls.get(j.id)), ...webhookView(webhooks.get(j.id)) })), total };
   }
 
   async cancel(scope: Scope, id: string): Promise<{ job_id: string; cancelled: true; message: string }> {

@@ -22,6 +22,7 @@ export interface SubmitControl {
   readonly runAt?: number;
   readonly dependsOn?: readonly string[];
   readonly template?: string;
+  readonly callbackUrl?: string;
 }
 
 /** Most scheduled jobs one promoter tick looks at (oldest first). */

@@ -38,7 +38,43 @@ export interface IdempotentAnswer {
   readonly expiresAt: number;
 }
 
+/** One POST of a webhook. */
+export interface WebhookAttempt {
+  /** Epoch ms. */
+  readonly at: number;
+  /** The receiver's HTTP status; null when it could not be reached. */
+  readonly statusCode: number | null;
+  readonly error?: string;
+}
+
+/**
+ * A job's webhook: `waiting` until the job is terminal, then `retrying` (due at `nextAttemptAt`)
+ * until a 2xx answer (`delivered`) or the retry time is over (`failed`).
+ */
+export interface Webhook {
+  readonly jobId: string;
+  readonly owner: string;
+  readonly url: string;
+  readonly state: 'waiting' | 'retrying' | 'delivered' | 'failed';
+  readonly attempts: readonly WebhookAttempt[];
+  /** Epoch ms; a claim moves it to the end of the claimer's lease. */
+  readonly nextAttemptAt: number;
+  readonly firstAttemptAt: number | null;
+  readonly createdAt: number;
+}
+
 export interface ControlStore {
+  putWebhook(webhook: Webhook): Promise<void>;
+  webhooks(jobIds: readonly string[]): Promise<Map<string, Webhook>>;
+  /** Webhooks still `waiting` or `retrying`, oldest first. */
+  openWebhooks(limit: number): Promise<Webhook[]>;
+  /**
+   * Takes an open webhook that is due (`nextAttemptAt <= now`) for one attempt, atomically: its
+   * `nextAttemptAt` becomes `leaseUntil` so no other gateway sends it meanwhile. Undefined when
+   * it is not due or not open (another gateway took it).
+   */
+  claimWebhook(jobId: string, now: number, leaseUntil: number): Promise<Webhook | undefined>;
+
   putControl(control: JobControl): Promise<void>;
   /** The control records of these jobs that have one. */
   controls(jobIds: readonly string[]): Promise<Map<string, JobControl>>;

@@ -1,7 +1,31 @@
 /** The job-control port (store/control.ts) on the embedded store's SQLite file: tables of migration 5. */
 import type { Database as DB, Statement } from 'better-sqlite3';
 import type { Priority } from '../../jobs/priority.js';
-import type { ControlStore, DocumentsFrom, IdempotentAnswer, JobControl } from '../control.js';
+import type { ControlStore, DocumentsFrom, IdempotentAnswer, JobControl, Webhook, WebhookAttempt } from '../control.js';
+
+interface WebhookRow {
+  job_id: string;
+  owner: string;
+  url: string;
+  state: string;
+  attempts: string;
+  next_attempt_at: number;
+  first_attempt_at: number | null;
+  created_at: number;
+}
+
+function webhookFromRow(row: WebhookRow): Webhook {
+  return {
+    jobId: row.job_id,
+    owner: row.owner,
+    url: row.url,
+    state: row.state as Webhook['state'],
+    attempts: JSON.parse(row.attempts) as WebhookAttempt[],
+    nextAttemptAt: row.next_attempt_at,
+    firstAttemptAt: row.first_attempt_at,
+    createdAt: row.created_at,
+  };
+}
 
 interface ControlRow {
   job_id: string;
@@ -56,10 +80,39 @@ export class SqliteControlStore implements ControlStore {
 
   async deleteControl(jobId: string): Promise<void> {
     this.stmt.deleteControl.run(jobId);
+    this.stmt.deleteWebhook.run(jobId);
   }
 
   async controlledJobIds(): Promise<string[]> {
     return (this.stmt.controlIds.all() as { job_id: string }[]).map((r) => r.job_id);
+  }
+
+  async putWebhook(w: Webhook): Promise<void> {
+    this.stmt.putWebhook.run({
+      job_id: w.jobId, owner: w.owner, url: w.url, state: w.state, attempts: JSON.stringify(w.attempts),
+      next_attempt_at: w.nextAttemptAt, first_attempt_at: w.firstAttemptAt, created_at: w.createdAt,
+    });
+  }
+
+  async webhooks(jobIds: readonly string[]): Promise<Map<string, Webhook>> {
+    const out = new Map<string, Webhook>();
+    for (const id of jobIds) {
+      const row = this.stmt.getWebhook.get(id) as WebhookRow | undefined;
+      if (row) out.set(id, webhookFromRow(row));
+    }
+    return out;
+  }
+
+  async openWebhooks(limit: number): Promise<Webhook[]> {
+    return (this.stmt.openWebhooks.all(limit) as WebhookRow[]).map(webhookFromRow);
+  }
+
+  async claimWebhook(jobId: string, now: number, leaseUntil: number): Promise<Webhook | undefined> {
+    return this.db.transaction((): Webhook | undefined => {
+      const changed = this.stmt.claimWebhook.run(leaseUntil, jobId, now).changes;
+      if (changed === 0) return undefined;
+      return webhookFromRow(this.stmt.getWebhook.get(jobId) as WebhookRow);
+    })();
   }
 
   async idempotentAnswer(owner: string, key: string, now: number): Promise<IdempotentAnswer | undefined> {
@@ -110,5 +163,11 @@ function prepare(db: DB) {
     getAnswer: s(`SELECT fingerprint, status_code, body, expires_at FROM idempotency_keys WHERE owner = ? AND key = ?`),
     putAnswer: s(`INSERT OR REPLACE INTO idempotency_keys (owner, key, fingerprint, status_code, body, expires_at) VALUES (?, ?, ?, ?, ?, ?)`),
     sweepAnswers: s(`DELETE FROM idempotency_keys WHERE expires_at <= ?`),
+    putWebhook: s(`INSERT OR REPLACE INTO webhooks (job_id, owner, url, state, attempts, next_attempt_at, first_attempt_at, created_at)
+                   VALUES (@job_id, @owner, @url, @state, @attempts, @next_attempt_at, @first_attempt_at, @created_at)`),
+    getWebhook: s(`SELECT * FROM webhooks WHERE job_id = ?`),
+    deleteWebhook: s(`DELETE FROM webhooks WHERE job_id = ?`),
+    openWebhooks: s(`SELECT * FROM webhooks WHERE state IN ('waiting', 'retrying') ORDER BY created_at LIMIT ?`),
+    claimWebhook: s(`UPDATE webhooks SET next_attempt_at = ? WHERE job_id = ? AND state IN ('waiting', 'retrying') AND next_attempt_at <= ?`),
   };
 }

@@ -103,6 +103,17 @@ const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (owner, key)
   ) WITHOUT ROWID;
   CREATE INDEX idempotency_expires ON idempotency_keys(expires_at);
+  CREATE TABLE webhooks (
+    job_id TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    url TEXT NOT NULL,
+    state TEXT NOT NULL,
+    attempts TEXT NOT NULL DEFAULT '[]',
+    next_attempt_at INTEGER NOT NULL,
+    first_attempt_at INTEGER,
+    created_at INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  CREATE INDEX webhooks_open ON webhooks(state, created_at) WHERE state IN ('waiting', 'retrying');
   `,
 ];
 
