@@ -29,6 +29,10 @@ import { SqliteControlStore } from './store/sqlite/controlStore.js';
 import { BackgroundTasks } from './jobs/background.js';
 import { JobScheduling } from './jobs/scheduling.js';
 import { Webhooks } from './jobs/webhooks.js';
+import { Templates } from './jobs/templates.js';
+import { Autobatch } from './jobs/autobatch.js';
+import { embedRunner } from './http/routes/templates.js';
+import { ApiError } from './errors.js';
 
 export class SelfReferenceError extends Error {}
 
@@ -67,6 +71,21 @@ export async function startGateway(config: Config, logger: PinoLogger): Promise<
     retryBaseMs: config.webhookRetryBaseMs,
   }, logger);
   manager.webhooks = webhooks;
+  const templates = new Templates(control, { embed: embedRunner(manager) }, (owner, url) => webhooks.check(owner, url), logger);
+  const autobatch = new Autobatch(control, {
+    intervalMs: config.autobatchIntervalMs,
+    maxBatchDocuments: config.maxBatchDocuments,
+    checkTarget: async (scope, target) => {
+      if ('template' in target) await templates.get(scope, target.template);
+      else if (scheduler.modelAvailability(target.model) === 'unknown-model') {
+        throw new ApiError('MODEL_NOT_FOUND', `Model '${target.model}' is not served by any backend`);
+      }
+    },
+    submit: async (scope, target, documents, metadata) =>
+      'template' in target
+        ? (await templates.run(scope, target.template, { documents }, { metadata })).job_id
+        : (await manager.submit(scope, { model: target.model, documents, metadata, options: { truncate: true } })).job_id,
+  }, logger);
   let app: FastifyInstance | undefined;
   const closeAll = async (): Promise<void> => {
     webhooks.stop();
@@ -84,8 +103,10 @@ export async function startGateway(config: Config, logger: PinoLogger): Promise<
     await manager.start();
     new JobScheduling(store, control, manager).start(background);
     webhooks.start(background);
+    templates.start(background);
+    autobatch.start(background);
     metrics.watch({ pool, scheduler, manager });
-    app = await buildApp({ manager, pool, scheduler, logger, config, metrics });
+    app = await buildApp({ manager, pool, scheduler, logger, config, metrics, templates, autobatch });
     await app.listen({ host: config.host, port: config.port });
     await refuseSelf(pool);
   } catch (error) {

@@ -18,4 +18,5 @@ if ('skip' in server) {
   });
   await import('./job-control.test.js');
   await import('./webhooks.test.js');
+  await import('./templates-autobatch.test.js');
 }

@@ -20,6 +20,10 @@ import { clientErrorHandler, sendError, toApiError } from './errorHandler.js';
 import { installDocumentLimit } from './limits.js';
 import { installIdempotency } from './idempotency.js';
 import { jobControlRoutes } from './routes/jobControl.js';
+import { templateRoutes } from './routes/templates.js';
+import { autobatchRoutes } from './routes/autobatch.js';
+import type { Templates } from '../jobs/templates.js';
+import type { Autobatch } from '../jobs/autobatch.js';
 import { installRateLimit } from './rateLimit.js';
 import { batchRoutes } from './routes/batch.js';
 import { metricsRoutes } from './routes/metrics.js';
@@ -36,6 +40,10 @@ export interface AppDependencies {
   readonly logger: PinoLogger;
   /** Serves GET /metrics when given. */
   readonly metrics?: GatewayMetrics;
+  /** Serves /api/batch/templates when given. */
+  readonly templates?: Templates;
+  /** Serves /api/autobatch when given. */
+  readonly autobatch?: Autobatch;
   readonly config: {
     readonly batchProcessing: boolean;
     readonly maxBatchDocuments: number;
@@ -100,6 +108,8 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   await app.register(batchRoutes, { manager: deps.manager, enabled: config.batchProcessing, maxBatchDocuments: config.maxBatchDocuments });
   await app.register(resultRoutes, { manager: deps.manager, enabled: config.batchProcessing });
   await app.register(jobControlRoutes, { manager: deps.manager });
+  if (deps.templates) await app.register(templateRoutes, { templates: deps.templates, maxBatchDocuments: config.maxBatchDocuments });
+  if (deps.autobatch) await app.register(autobatchRoutes, { autobatch: deps.autobatch, maxBatchDocuments: config.maxBatchDocuments });
   await app.register(systemRoutes, {
     manager: deps.manager,
     pool: deps.pool,

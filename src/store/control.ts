@@ -63,7 +63,65 @@ export interface Webhook {
   readonly createdAt: number;
 }
 
+/** A named job recipe (templates.ts); `schedule` makes it run by itself. */
+export interface Template {
+  readonly owner: string;
+  readonly name: string;
+  readonly jobType: string;
+  readonly model: string;
+  readonly options: Readonly<Record<string, unknown>>;
+  readonly metadata: Readonly<Record<string, unknown>>;
+  readonly priority: Priority;
+  readonly callbackUrl: string | null;
+  /** A cron expression (five or six fields, UTC). */
+  readonly schedule: string | null;
+  /** The fixed input of scheduled runs (`documents` for embed jobs). */
+  readonly input: Readonly<Record<string, unknown>> | null;
+  readonly createdAt: number;
+  /** Epoch ms of the next scheduled run; null without a schedule. */
+  readonly nextRunAt: number | null;
+}
+
+/** Documents queued by one POST /api/autobatch/documents. */
+export interface AutobatchEntry {
+  readonly owner: string;
+  /** `model:<name>` or `template:<name>`. */
+  readonly target: string;
+  readonly documents: readonly string[];
+  readonly metadata: Readonly<Record<string, unknown>> | null;
+  readonly queuedAt: number;
+}
+
+/** One flush of one owner's target: the jobs its documents became. */
+export interface AutobatchFlush {
+  readonly owner: string;
+  readonly target: string;
+  readonly jobIds: readonly string[];
+  readonly documents: number;
+  readonly flushedAt: number;
+}
+
 export interface ControlStore {
+  /** false (nothing written) when the owner already has a template of that name. */
+  putTemplate(template: Template): Promise<boolean>;
+  /** One owner's templates, or everyone's (null), by name. */
+  templates(owner: string | null): Promise<Template[]>;
+  template(owner: string, name: string): Promise<Template | undefined>;
+  deleteTemplate(owner: string, name: string): Promise<boolean>;
+  /** Templates with a schedule whose next run is due. */
+  dueTemplates(now: number): Promise<Template[]>;
+  /** Moves a template's next run from `expected` to `next`, atomically; false when another caller did first. */
+  advanceTemplate(owner: string, name: string, expected: number, next: number | null): Promise<boolean>;
+
+  queueAutobatch(entry: AutobatchEntry): Promise<void>;
+  /** Queued documents per owner (null: everyone) and target. */
+  autobatchQueued(owner: string | null): Promise<{ owner: string; target: string; documents: number; oldestAt: number }[]>;
+  /** Removes and returns the entries of (owner, target) queued before `before`, oldest first. */
+  takeAutobatch(owner: string, target: string, before: number): Promise<AutobatchEntry[]>;
+  addAutobatchFlush(flush: AutobatchFlush): Promise<void>;
+  /** Newest first. */
+  autobatchHistory(owner: string | null, limit: number): Promise<AutobatchFlush[]>;
+
   putWebhook(webhook: Webhook): Promise<void>;
   webhooks(jobIds: readonly string[]): Promise<Map<string, Webhook>>;
   /** Webhooks still `waiting` or `retrying`, oldest first. */

@@ -81,7 +81,7 @@ function toSubmitRequest(body: SubmitBody): SubmitRequest {
   };
 }
 
-function toEmbedOptions(raw: NonNullable<SubmitBody['options']>): EmbedOptions {
+export function toEmbedOptions(raw: NonNullable<SubmitBody['options']>): EmbedOptions {
   return {
     truncate: raw.truncate ?? true,
     ...(raw.dimensions !== undefined ? { dimensions: raw.dimensions } : {}),

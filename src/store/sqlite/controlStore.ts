@@ -1,7 +1,30 @@
 /** The job-control port (store/control.ts) on the embedded store's SQLite file: tables of migration 5. */
 import type { Database as DB, Statement } from 'better-sqlite3';
 import type { Priority } from '../../jobs/priority.js';
-import type { ControlStore, DocumentsFrom, IdempotentAnswer, JobControl, Webhook, WebhookAttempt } from '../control.js';
+import type { AutobatchEntry, AutobatchFlush, ControlStore, DocumentsFrom, IdempotentAnswer, JobControl, Template, Webhook, WebhookAttempt } from '../control.js';
+
+interface TemplateRow {
+  body: string;
+  next_run_at: number | null;
+}
+
+const templateFromRow = (row: TemplateRow): Template => ({ ...(JSON.parse(row.body) as Template), nextRunAt: row.next_run_at });
+
+interface QueueRow {
+  owner: string;
+  target: string;
+  documents: string;
+  metadata: string | null;
+  queued_at: number;
+}
+
+interface FlushRow {
+  owner: string;
+  target: string;
+  job_ids: string;
+  documents: number;
+  flushed_at: number;
+}
 
 interface WebhookRow {
   job_id: string;
@@ -115,6 +138,63 @@ export class SqliteControlStore implements ControlStore {
     })();
   }
 
+  async putTemplate(t: Template): Promise<boolean> {
+    const { nextRunAt, ...body } = t;
+    return this.stmt.putTemplate.run(t.owner, t.name, JSON.stringify(body), nextRunAt).changes > 0;
+  }
+
+  async templates(owner: string | null): Promise<Template[]> {
+    return (this.stmt.templates.all({ owner }) as TemplateRow[]).map(templateFromRow);
+  }
+
+  async template(owner: string, name: string): Promise<Template | undefined> {
+    const row = this.stmt.template.get(owner, name) as TemplateRow | undefined;
+    return row ? templateFromRow(row) : undefined;
+  }
+
+  async deleteTemplate(owner: string, name: string): Promise<boolean> {
+    return this.stmt.deleteTemplate.run(owner, name).changes > 0;
+  }
+
+  async dueTemplates(now: number): Promise<Template[]> {
+    return (this.stmt.dueTemplates.all(now) as TemplateRow[]).map(templateFromRow);
+  }
+
+  async advanceTemplate(owner: string, name: string, expected: number, next: number | null): Promise<boolean> {
+    return this.stmt.advanceTemplate.run(next, owner, name, expected).changes > 0;
+  }
+
+  async queueAutobatch(e: AutobatchEntry): Promise<void> {
+    this.stmt.queueAutobatch.run(e.owner, e.target, JSON.stringify(e.documents), e.documents.length, e.metadata ? JSON.stringify(e.metadata) : null, e.queuedAt);
+  }
+
+  async autobatchQueued(owner: string | null): Promise<{ owner: string; target: string; documents: number; oldestAt: number }[]> {
+    return (this.stmt.autobatchQueued.all({ owner }) as { owner: string; target: string; documents: number; oldest_at: number }[]).map((r) => ({
+      owner: r.owner, target: r.target, documents: r.documents, oldestAt: r.oldest_at,
+    }));
+  }
+
+  async takeAutobatch(owner: string, target: string, before: number): Promise<AutobatchEntry[]> {
+    return this.db.transaction((): AutobatchEntry[] => {
+      const rows = this.stmt.autobatchEntries.all(owner, target, before) as QueueRow[];
+      this.stmt.deleteAutobatchEntries.run(owner, target, before);
+      return rows.map((r) => ({
+        owner: r.owner, target: r.target, documents: JSON.parse(r.documents) as string[],
+        metadata: r.metadata ? (JSON.parse(r.metadata) as Record<string, unknown>) : null, queuedAt: r.queued_at,
+      }));
+    })();
+  }
+
+  async addAutobatchFlush(f: AutobatchFlush): Promise<void> {
+    this.stmt.addFlush.run(f.owner, f.target, JSON.stringify(f.jobIds), f.documents, f.flushedAt);
+  }
+
+  async autobatchHistory(owner: string | null, limit: number): Promise<AutobatchFlush[]> {
+    return (this.stmt.history.all({ owner, limit }) as FlushRow[]).map((r) => ({
+      owner: r.owner, target: r.target, jobIds: JSON.parse(r.job_ids) as string[], documents: r.documents, flushedAt: r.flushed_at,
+    }));
+  }
+
   async idempotentAnswer(owner: string, key: string, now: number): Promise<IdempotentAnswer | undefined> {
     const row = this.stmt.getAnswer.get(owner, key) as AnswerRow | undefined;
     return row && row.expires_at > now ? answerFromRow(row) : undefined;
@@ -167,6 +247,21 @@ function prepare(db: DB) {
                    VALUES (@job_id, @owner, @url, @state, @attempts, @next_attempt_at, @first_attempt_at, @created_at)`),
     getWebhook: s(`SELECT * FROM webhooks WHERE job_id = ?`),
     deleteWebhook: s(`DELETE FROM webhooks WHERE job_id = ?`),
+    putTemplate: s(`INSERT OR IGNORE INTO templates (owner, name, body, next_run_at) VALUES (?, ?, ?, ?)`),
+    templates: s(`SELECT body, next_run_at FROM templates WHERE (@owner IS NULL OR owner = @owner) ORDER BY name, owner`),
+    template: s(`SELECT body, next_run_at FROM templates WHERE owner = ? AND name = ?`),
+    deleteTemplate: s(`DELETE FROM templates WHERE owner = ? AND name = ?`),
+    dueTemplates: s(`SELECT body, next_run_at FROM templates WHERE next_run_at IS NOT NULL AND next_run_at <= ? ORDER BY next_run_at`),
+    advanceTemplate: s(`UPDATE templates SET next_run_at = ? WHERE owner = ? AND name = ? AND next_run_at = ?`),
+    queueAutobatch: s(`INSERT INTO autobatch_queue (owner, target, documents, count, metadata, queued_at) VALUES (?, ?, ?, ?, ?, ?)`),
+    autobatchQueued: s(`SELECT owner, target, SUM(count) AS documents, MIN(queued_at) AS oldest_at FROM autobatch_queue
+                        WHERE (@owner IS NULL OR owner = @owner) GROUP BY owner, target ORDER BY owner, target`),
+    autobatchEntries: s(`SELECT owner, target, documents, metadata, queued_at FROM autobatch_queue
+                         WHERE owner = ? AND target = ? AND queued_at < ? ORDER BY seq`),
+    deleteAutobatchEntries: s(`DELETE FROM autobatch_queue WHERE owner = ? AND target = ? AND queued_at < ?`),
+    addFlush: s(`INSERT INTO autobatch_history (owner, target, job_ids, documents, flushed_at) VALUES (?, ?, ?, ?, ?)`),
+    history: s(`SELECT owner, target, job_ids, documents, flushed_at FROM autobatch_history
+                WHERE (@owner IS NULL OR owner = @owner) ORDER BY seq DESC LIMIT @limit`),
     openWebhooks: s(`SELECT * FROM webhooks WHERE state IN ('waiting', 'retrying') ORDER BY created_at LIMIT ?`),
     claimWebhook: s(`UPDATE webhooks SET next_attempt_at = ? WHERE job_id = ? AND state IN ('waiting', 'retrying') AND next_attempt_at <= ?`),
   };

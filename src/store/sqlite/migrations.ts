@@ -114,6 +114,33 @@ const MIGRATIONS: readonly string[] = [
     created_at INTEGER NOT NULL
   ) WITHOUT ROWID;
   CREATE INDEX webhooks_open ON webhooks(state, created_at) WHERE state IN ('waiting', 'retrying');
+  CREATE TABLE templates (
+    owner TEXT NOT NULL,
+    name TEXT NOT NULL,
+    body TEXT NOT NULL,
+    next_run_at INTEGER,
+    PRIMARY KEY (owner, name)
+  ) WITHOUT ROWID;
+  CREATE INDEX templates_due ON templates(next_run_at) WHERE next_run_at IS NOT NULL;
+  CREATE TABLE autobatch_queue (
+    seq INTEGER PRIMARY KEY,
+    owner TEXT NOT NULL,
+    target TEXT NOT NULL,
+    documents TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    metadata TEXT,
+    queued_at INTEGER NOT NULL
+  );
+  CREATE INDEX autobatch_queue_target ON autobatch_queue(owner, target, queued_at);
+  CREATE TABLE autobatch_history (
+    seq INTEGER PRIMARY KEY,
+    owner TEXT NOT NULL,
+    target TEXT NOT NULL,
+    job_ids TEXT NOT NULL,
+    documents INTEGER NOT NULL,
+    flushed_at INTEGER NOT NULL
+  );
+  CREATE INDEX autobatch_history_owner ON autobatch_history(owner, seq);
   `,
 ];
 
