@@ -18,7 +18,7 @@ import { SqliteJobStore } from '../src/store/sqlite/sqliteStore.js';
 import type { JobStore } from '../src/store/types.js';
 import { vectorToBlob } from '../src/store/vectorBlob.js';
 import { testClient, testRedis } from './redisServer.js';
-import type { ControlStore, JobControl } from '../src/store/control.js';
+import type { ControlStore, JobControl, Template } from '../src/store/control.js';
 import { RedisControlStore } from '../src/store/redis/controlStore.js';
 import { RedisKeys } from '../src/store/redis/keys.js';
 import { SqliteControlStore } from '../src/store/sqlite/controlStore.js';
@@ -830,6 +830,54 @@ function controlConformance(name: string, skip: string | undefined, open: (t: Te
       await control.putControl(controlRecord(id));
       await control.deleteControl(id);
       assert.equal((await control.webhooks([id])).size, 0, 'deleted with the control record');
+    });
+
+    nodeTest('templates: one per owner and name, listed by name, due runs advanced once (compare-and-set), deleted', async (t) => {
+      const { control, another } = await open(t);
+      const now = Date.now();
+      const tpl = (owner: string, name: string, nextRunAt: number | null): Template => ({
+        owner, name, jobType: 'embed', model: MODEL, options: {}, metadata: { a: 1 }, priority: 'low', callbackUrl: null,
+        schedule: nextRunAt === null ? null : '* * * * *', input: nextRunAt === null ? null : { documents: ['x'] }, createdAt: now, nextRunAt,
+      });
+      assert.equal(await control.putTemplate(tpl('alice', 'b', null)), true);
+      assert.equal(await control.putTemplate(tpl('alice', 'a', now - 10)), true);
+      assert.equal(await control.putTemplate(tpl('bob', 'a', now + 60_000)), true);
+      assert.equal(await control.putTemplate(tpl('alice', 'a', null)), false, 'the name is taken');
+      const other = (await another()).control;
+      assert.deepEqual((await other.templates('alice')).map((x) => x.name), ['a', 'b']);
+      assert.equal((await other.templates(null)).length, 3);
+      assert.deepEqual(await other.template('alice', 'a'), tpl('alice', 'a', now - 10));
+      assert.deepEqual((await control.dueTemplates(now)).map((x) => `${x.owner}/${x.name}`), ['alice/a']);
+      assert.equal(await control.advanceTemplate('alice', 'a', now - 10, now + 50_000), true);
+      assert.equal(await other.advanceTemplate('alice', 'a', now - 10, now + 50_000), false, 'the run was claimed once');
+      assert.deepEqual(await control.dueTemplates(now), []);
+      assert.equal((await other.template('alice', 'a'))?.nextRunAt, now + 50_000);
+      assert.equal(await control.deleteTemplate('alice', 'a'), true);
+      assert.equal(await control.deleteTemplate('alice', 'a'), false);
+      assert.equal(await control.template('alice', 'a'), undefined);
+      assert.deepEqual((await control.dueTemplates(now + 100_000)).map((x) => `${x.owner}/${x.name}`), ['bob/a']);
+    });
+
+    nodeTest('autobatch: entries queued per owner and target, taken once up to a boundary, flushes listed newest first', async (t) => {
+      const { control, another } = await open(t);
+      const entry = (owner: string, target: string, documents: string[], queuedAt: number) => ({ owner, target, documents, metadata: null, queuedAt });
+      await control.queueAutobatch(entry('alice', 'model:m', ['a', 'b'], 1000));
+      await control.queueAutobatch({ ...entry('alice', 'model:m', ['c'], 1500), metadata: { k: 1 } });
+      await control.queueAutobatch(entry('alice', 'model:m', ['late'], 2500));
+      await control.queueAutobatch(entry('bob', 'template:t', ['x'], 1200));
+      const other = (await another()).control;
+      assert.deepEqual(await other.autobatchQueued('alice'), [{ owner: 'alice', target: 'model:m', documents: 4, oldestAt: 1000 }]);
+      assert.equal((await other.autobatchQueued(null)).length, 2);
+      const taken = await control.takeAutobatch('alice', 'model:m', 2000);
+      assert.deepEqual(taken.map((e) => e.documents), [['a', 'b'], ['c']]);
+      assert.deepEqual(taken[1]?.metadata, { k: 1 });
+      assert.deepEqual(await other.takeAutobatch('alice', 'model:m', 2000), [], 'taken once');
+      assert.deepEqual(await other.autobatchQueued('alice'), [{ owner: 'alice', target: 'model:m', documents: 1, oldestAt: 2500 }]);
+      await control.addAutobatchFlush({ owner: 'alice', target: 'model:m', jobIds: ['j1', 'j2'], documents: 3, flushedAt: 2000 });
+      await control.addAutobatchFlush({ owner: 'bob', target: 'template:t', jobIds: ['j3'], documents: 1, flushedAt: 2100 });
+      assert.deepEqual(await other.autobatchHistory('alice', 10), [{ owner: 'alice', target: 'model:m', jobIds: ['j1', 'j2'], documents: 3, flushedAt: 2000 }]);
+      assert.deepEqual((await other.autobatchHistory(null, 10)).map((f) => f.jobIds), [['j3'], ['j1', 'j2']]);
+      assert.equal((await other.autobatchHistory(null, 1)).length, 1);
     });
 
     nodeTest('idempotency answers: the first one kept wins, per owner and key, until it expires', async (t) => {
