@@ -6,6 +6,8 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { ITEM_TEXT_FIELDS } from '../src/jobs/itemFields.js';
+import { simVector } from '../src/sim/index.js';
 import { MODEL, call, docs, startSim, startTestGateway, submit, waitFor, waitForStatus } from './helpers.js';
 
 const KEY_A = 'alice-key-0123456789abcdef';
@@ -196,4 +198,38 @@ test('depends_on: a cancelled or failed parent fails the child with DEPENDENCY_F
   assert.equal(gc.status, 'failed', 'the failure goes down the chain');
   assert.match(gc.errors[0].error, new RegExp(child.body.job_id));
   assert.equal(node.stats().embedCalls, 0, 'nothing of the chain was embedded');
+});
+
+test('documents_from: a job type without text results is refused; a text field fills the child from the completed parent, its failed items failed with their index', async (t) => {
+  const node = await startSim(t, { maxInputChars: 500 });
+  const { url } = await startTestGateway(t, { backend: [node.url], chunkSize: '4' });
+  const parentDocs = docs(5, 'parent');
+  parentDocs[2] = 'x'.repeat(2000);
+  const parent = await embed(url, { model: MODEL, documents: parentDocs, options: { truncate: false }, run_at: inSeconds(1) });
+  const refused = await embed(url, { model: MODEL, documents_from: { job_id: parent.body.job_id, field: 'response' } });
+  assert.equal(refused.status, 400);
+  assert.equal(refused.body.code, 'INVALID_DEPENDENCY');
+  assert.match(refused.body.detail, /embed job has no text field 'response'/);
+  const both = await embed(url, { model: MODEL, documents: ['a'], documents_from: { job_id: parent.body.job_id, field: 'response' } });
+  assert.equal(both.body.code, 'INVALID_BODY');
+  assert.equal((await embed(url, { model: MODEL })).body.code, 'NO_DOCUMENTS');
+
+  // Embedding items have no text; this branch has no generate or chat jobs, so a text field is
+  // registered on embed items for the test, standing in for generate's `response`.
+  ITEM_TEXT_FIELDS.embed = { test_text: (item) => (item.state === 'done' ? `summary of item ${item.index}` : undefined) };
+  t.after(() => (ITEM_TEXT_FIELDS.embed = {}));
+  const child = await embed(url, { model: MODEL, documents_from: { job_id: parent.body.job_id, field: 'test_text' } });
+  assert.equal(child.status, 200, JSON.stringify(child.body));
+  assert.equal(child.body.status, 'scheduled');
+  assert.equal(child.body.total_items, 0, 'documents come when the parent completes');
+  assert.deepEqual(child.body.depends_on, [parent.body.job_id]);
+  const done = await waitForStatus(url, child.body.job_id, ['completed', 'failed']);
+  assert.equal(done.status, 'completed');
+  assert.deepEqual(done.progress, { total_items: 5, completed_items: 4, failed_items: 1, percent: 100 });
+  const results = (await call(`${url}/api/batch/results/${child.body.job_id}`)).body;
+  assert.deepEqual(results.errors.map((e: { index: number; code: string }) => [e.index, e.code]), [[2, 'DEPENDENCY_FAILED']]);
+  assert.match(results.errors[0].error, new RegExp(`Item 2 of parent job ${parent.body.job_id} failed \\(INPUT_REJECTED`));
+  const expected = [0, 1, 3, 4].map((i) => `summary of item ${i}`);
+  const got = results.results.filter((r: { embedding: number[] | null }) => r.embedding !== null).map((r: { embedding: number[] }) => r.embedding.map(Math.fround));
+  assert.deepEqual(got, expected.map((text) => Array.from(simVector(MODEL, text, 768))), 'the child embedded the parent items\' texts, in order');
 });

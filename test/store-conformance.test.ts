@@ -790,6 +790,23 @@ function controlConformance(name: string, skip: string | undefined, open: (t: Te
       assert.deepEqual((await store.readResults(ALICE, other.id, 0, 2)).map((r) => (r.state === 'failed' ? r.code : r.state)), ['DEPENDENCY_FAILED', 'DEPENDENCY_FAILED']);
     });
 
+    nodeTest('documents_from: a scheduled job without documents is filled once, texts pending and parent failures failed by index', async (t) => {
+      const { store, control } = await open(t);
+      const job = await admit(store, makeJob([], { status: 'scheduled' }));
+      assert.equal(job.totalItems, 0);
+      const filled = await control.fillScheduledDocuments(job.id, [{ text: 'a' }, { code: 'DEPENDENCY_FAILED', error: 'Item 1 of parent p failed' }, { text: 'c' }]);
+      assert.equal(filled, true);
+      assert.equal(await control.fillScheduledDocuments(job.id, [{ text: 'again' }]), false, 'only once');
+      const after = await store.get(ALICE, job.id);
+      assert.deepEqual([after?.totalItems, after?.failedItems, after?.completedItems], [3, 1, 0]);
+      await store.transition(job.id, 'running', { at: Date.now() });
+      assert.deepEqual(await store.pendingDocuments(job.id, 0, 3), [{ index: 0, text: 'a' }, { index: 2, text: 'c' }]);
+      const items = await store.readResults(ALICE, job.id, 0, 3);
+      assert.deepEqual(items[1], { index: 1, state: 'failed', code: 'DEPENDENCY_FAILED', error: 'Item 1 of parent p failed' });
+      const running = await admit(store, makeJob([], { status: 'running' }));
+      assert.equal(await control.fillScheduledDocuments(running.id, [{ text: 'x' }]), false, 'not scheduled: refused');
+    });
+
     nodeTest('control records: kept, read in bulk, priority changed, deleted; the same from another instance', async (t) => {
       const { control, another } = await open(t);
       const a = randomUUID();

@@ -13,6 +13,13 @@ export const jobControlProperties = {
   priority: { type: 'string', enum: [...PRIORITIES], description: 'low, normal (default) or high: high jobs get 4x the slots of normal ones, normal 4x low ones' },
   run_at: { type: 'string', minLength: 1, maxLength: 64, description: 'ISO 8601 time with an offset (e.g. 2026-12-01T10:00:00+01:00): the job stays scheduled until then' },
   callback_url: { type: 'string', minLength: 1, maxLength: 2048, description: 'POSTed {job_id, status, progress, completed_at}, signed, when the job ends; its host must be in --webhook-allow-hosts' },
+  documents_from: {
+    type: 'object',
+    required: ['job_id', 'field'],
+    additionalProperties: false,
+    properties: { job_id: { type: 'string', minLength: 1, maxLength: 64 }, field: { type: 'string', minLength: 1, maxLength: 100 } },
+    description: "Instead of documents: the items of a parent job's results, e.g. {job_id, field: 'response'} of a generate job; the job waits for the parent",
+  },
   depends_on: {
     type: 'array',
     maxItems: MAX_DEPENDS_ON,
@@ -26,11 +33,12 @@ export interface JobControlBody {
   run_at?: string;
   depends_on?: string[];
   callback_url?: string;
+  documents_from?: { job_id: string; field: string };
 }
 
 /** The body's job control, or undefined when it asks for none. */
 export function controlFromBody(body: JobControlBody): SubmitControl | undefined {
-  if (body.priority === undefined && body.run_at === undefined && body.depends_on === undefined && body.callback_url === undefined) return undefined;
+  if (body.priority === undefined && body.run_at === undefined && body.depends_on === undefined && body.callback_url === undefined && body.documents_from === undefined) return undefined;
   let runAt: number | undefined;
   if (body.run_at !== undefined) {
     runAt = parseRunAt(body.run_at);
@@ -43,5 +51,6 @@ export function controlFromBody(body: JobControlBody): SubmitControl | undefined
     ...(runAt !== undefined ? { runAt } : {}),
     ...(body.depends_on !== undefined ? { dependsOn: body.depends_on } : {}),
     ...(body.callback_url !== undefined ? { callbackUrl: body.callback_url } : {}),
+    ...(body.documents_from !== undefined ? { documentsFrom: { jobId: body.documents_from.job_id, field: body.documents_from.field } } : {}),
   };
 }

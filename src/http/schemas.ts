@@ -7,7 +7,8 @@ export const METADATA_MAX_BYTES = 16 * 1024;
 export function submitBodySchema(maxDocuments: number) {
   return {
     type: 'object',
-    required: ['model', 'documents'],
+    // documents, or documents_from (job control): the route checks that exactly one is there.
+    required: ['model'],
     additionalProperties: false,
     properties: {
       model: { type: 'string', minLength: 1, maxLength: 200, description: 'Model to embed with, e.g. nomic-embed-text' },

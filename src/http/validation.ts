@@ -40,7 +40,7 @@ function rootError(error: ErrorObject): ApiError {
   }
   if (error.keyword === 'additionalProperties') {
     const extra = (error.params as { additionalProperty: string }).additionalProperty;
-    return new ApiError('INVALID_BODY', `Unknown field '${extra}'; expected model, documents, metadata, options, priority, run_at, depends_on, callback_url`);
+    return new ApiError('INVALID_BODY', `Unknown field '${extra}'; expected model, documents, metadata, options, priority, run_at, depends_on, documents_from, callback_url`);
   }
   return new ApiError('INVALID_BODY', 'Request body must be a JSON object with model and documents');
 }

@@ -18,6 +18,7 @@ import type { ControlStore, JobControl } from '../store/control.js';
 import { DEFAULT_PRIORITY, type Priority } from './priority.js';
 import { controlView, mustHold, type SubmitControl } from './scheduling.js';
 import { Webhooks, webhookView } from './webhooks.js';
+import { documentsFromItems, knownTextFields, textAccessor } from './itemFields.js';
 
 export interface SubmitRequest {
   readonly model: string;
@@ -150,6 +151,14 @@ export class JobManager {
       if (!this.webhooks) throw new ApiError('WEBHOOK_NOT_ALLOWED', 'Webhooks are off on this gateway');
       this.webhooks.check(owner, request.callbackUrl);
     }
+    const from = request.documentsFrom;
+    if (from) {
+      const parent = UUID_PATTERN.test(from.jobId) ? await this.store.get(scope, from.jobId.toLowerCase()) : undefined;
+      if (!parent) throw new ApiError('INVALID_DEPENDENCY', `documents_from: job ${from.jobId} not found`);
+      if (!textAccessor(parent.type, from.field)) {
+        throw new ApiError('INVALID_DEPENDENCY', `documents_from: a ${parent.type} job has no text field '${from.field}' to take documents from (text fields: ${knownTextFields()})`);
+      }
+    }
     for (const parent of request.dependsOn ?? []) {
       const job = UUID_PATTERN.test(parent) ? await this.store.get(scope, parent.toLowerCase()) : undefined;
       if (!job) throw new ApiError('INVALID_DEPENDENCY', `depends_on: job ${parent} not found`);
@@ -159,8 +168,8 @@ export class JobManager {
       owner,
       priority: request.priority ?? DEFAULT_PRIORITY,
       runAt: request.runAt ?? null,
-      dependsOn: [...new Set((request.dependsOn ?? []).map((p) => p.toLowerCase()))],
-      documentsFrom: null,
+      dependsOn: [...new Set([...(request.dependsOn ?? []), ...(from ? [from.jobId] : [])].map((p) => p.toLowerCase()))],
+      documentsFrom: from ? { jobId: from.jobId.toLowerCase(), field: from.field } : null,
       template: request.template ?? null,
       createdAt: now,
     };
@@ -181,6 +190,8 @@ export class JobManager {
   async release(id: string): Promise<JobRecord | undefined> {
     const record = await this.store.get(ADMIN_SCOPE, id);
     if (!record || record.status !== 'scheduled') return undefined;
+    const held = (await this.controlsOf([id])).get(id);
+    if (held?.documentsFrom && record.totalItems === 0) await this.fillFromParent(id, held.documentsFrom);
     const to = this.scheduler.modelAvailability(record.model) === 'served' ? 'running' : 'pending';
     const job = await this.store.transition(id, to, { at: Date.now() });
     if (!job) return undefined;
@@ -188,6 +199,15 @@ export class JobManager {
     this.scheduler.add(withPriority(job, control));
     this.log.info({ job_id: id, status: job.status }, 'scheduled job released');
     return job;
+  }
+
+  /** documents_from: the completed parent's items in that field become the child's documents; its failed items fail theirs. */
+  private async fillFromParent(id: string, from: { jobId: string; field: string }): Promise<void> {
+    const parent = await this.store.get(ADMIN_SCOPE, from.jobId);
+    const accessor = parent ? textAccessor(parent.type, from.field) : undefined;
+    if (!parent || !accessor) return;
+    const items = await this.store.readResults(ADMIN_SCOPE, parent.id, 0, parent.totalItems);
+    await this.control!.fillScheduledDocuments(id, documentsFromItems(parent.id, from.field, items, accessor));
   }
 
   /** Fails a scheduled job whose parent failed or was cancelled (DEPENDENCY_FAILED). */

@@ -23,6 +23,8 @@ export interface SubmitControl {
   readonly dependsOn?: readonly string[];
   readonly template?: string;
   readonly callbackUrl?: string;
+  /** The child's documents come from this parent's results (it waits for the parent, as with depends_on). */
+  readonly documentsFrom?: { readonly jobId: string; readonly field: string };
 }
 
 /** Most scheduled jobs one promoter tick looks at (oldest first). */

@@ -5,6 +5,7 @@
  * JobStore stays about documents and vectors, and every job type gets job control the same way.
  */
 import type { Priority } from '../jobs/priority.js';
+import type { FilledDocument } from '../jobs/itemFields.js';
 
 /** Where a child job takes its documents from (`documents_from`). */
 export interface DocumentsFrom {
@@ -102,6 +103,12 @@ export interface AutobatchFlush {
 }
 
 export interface ControlStore {
+  /**
+   * Gives a `scheduled` job admitted without documents (documents_from) its documents, in
+   * order: texts to process, or items failed at once with their code. False (nothing written)
+   * when the job is not scheduled or already has documents.
+   */
+  fillScheduledDocuments(jobId: string, documents: readonly FilledDocument[]): Promise<boolean>;
   /** false (nothing written) when the owner already has a template of that name. */
   putTemplate(template: Template): Promise<boolean>;
   /** One owner's templates, or everyone's (null), by name. */

@@ -18,7 +18,7 @@ export interface BatchRouteOptions {
 
 interface SubmitBody extends JobControlBody {
   model: string;
-  documents: string[];
+  documents?: string[];
   metadata?: Record<string, unknown>;
   options?: { truncate?: boolean; dimensions?: number; keep_alive?: string | number };
 }
@@ -71,10 +71,14 @@ function toSubmitRequest(body: SubmitBody): SubmitRequest {
   if (body.metadata !== undefined && Buffer.byteLength(JSON.stringify(body.metadata)) > METADATA_MAX_BYTES) {
     throw new ApiError('INVALID_METADATA', `Field 'metadata' is over ${METADATA_MAX_BYTES / 1024} KiB when serialized`);
   }
+  if (body.documents === undefined && body.documents_from === undefined) throw new ApiError('NO_DOCUMENTS', 'No documents provided');
+  if (body.documents !== undefined && body.documents_from !== undefined) {
+    throw new ApiError('INVALID_BODY', "Give either 'documents' or 'documents_from', not both");
+  }
   const control = controlFromBody(body);
   return {
     model: body.model,
-    documents: body.documents,
+    documents: body.documents ?? [],
     metadata: body.metadata ?? {},
     options: toEmbedOptions(body.options ?? {}),
     ...(control ? { control } : {}),

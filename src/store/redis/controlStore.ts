@@ -16,6 +16,8 @@
  */
 import type { Redis } from 'ioredis';
 import type { Priority } from '../../jobs/priority.js';
+import type { FilledDocument } from '../../jobs/itemFields.js';
+import { FILL_DOCUMENTS } from './fillScript.js';
 import type { AutobatchEntry, AutobatchFlush, ControlStore, IdempotentAnswer, JobControl, Template, Webhook } from '../control.js';
 import type { RedisKeys } from './keys.js';
 
@@ -165,6 +167,12 @@ export class RedisControlStore implements ControlStore {
 
   private key(kind: string, ...parts: string[]): string {
     return `${this.keys.prefix}${kind}${parts.map((p) => `:${enc(p)}`).join('')}`;
+  }
+
+  async fillScheduledDocuments(jobId: string, documents: readonly FilledDocument[]): Promise<boolean> {
+    const args: (string | number)[] = [this.keys.prefix, jobId];
+    for (const doc of documents) args.push(...('text' in doc ? ['t', doc.text] : ['f', `${doc.code}\n${doc.error}`]));
+    return (await FILL_DOCUMENTS.run(this.redis, args)) === 1;
   }
 
   async putTemplate(t: Template): Promise<boolean> {

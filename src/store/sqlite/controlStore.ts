@@ -1,6 +1,8 @@
 /** The job-control port (store/control.ts) on the embedded store's SQLite file: tables of migration 5. */
 import type { Database as DB, Statement } from 'better-sqlite3';
 import type { Priority } from '../../jobs/priority.js';
+import type { FilledDocument } from '../../jobs/itemFields.js';
+import { DOC_FAILED, DOC_PENDING } from './rows.js';
 import type { AutobatchEntry, AutobatchFlush, ControlStore, DocumentsFrom, IdempotentAnswer, JobControl, Template, Webhook, WebhookAttempt } from '../control.js';
 
 interface TemplateRow {
@@ -138,6 +140,23 @@ export class SqliteControlStore implements ControlStore {
     })();
   }
 
+  async fillScheduledDocuments(jobId: string, documents: readonly FilledDocument[]): Promise<boolean> {
+    return this.db.transaction((): boolean => {
+      const job = this.stmt.jobForFill.get(jobId) as { seq: number; status: string; total_items: number } | undefined;
+      if (!job || job.status !== 'scheduled' || job.total_items !== 0) return false;
+      let failed = 0;
+      documents.forEach((doc, idx) => {
+        if ('text' in doc) this.stmt.fillPending.run(job.seq, idx, doc.text);
+        else {
+          this.stmt.fillFailed.run(job.seq, idx, doc.code, doc.error);
+          failed++;
+        }
+      });
+      this.stmt.fillTotals.run(documents.length, failed, job.seq);
+      return true;
+    })();
+  }
+
   async putTemplate(t: Template): Promise<boolean> {
     const { nextRunAt, ...body } = t;
     return this.stmt.putTemplate.run(t.owner, t.name, JSON.stringify(body), nextRunAt).changes > 0;
@@ -247,6 +266,10 @@ function prepare(db: DB) {
                    VALUES (@job_id, @owner, @url, @state, @attempts, @next_attempt_at, @first_attempt_at, @created_at)`),
     getWebhook: s(`SELECT * FROM webhooks WHERE job_id = ?`),
     deleteWebhook: s(`DELETE FROM webhooks WHERE job_id = ?`),
+    jobForFill: s(`SELECT seq, status, total_items FROM jobs WHERE id = ?`),
+    fillPending: s(`INSERT INTO documents (job_seq, idx, state, text) VALUES (?, ?, ${DOC_PENDING}, ?)`),
+    fillFailed: s(`INSERT INTO documents (job_seq, idx, state, code, error) VALUES (?, ?, ${DOC_FAILED}, ?, ?)`),
+    fillTotals: s(`UPDATE jobs SET total_items = ?, failed_items = failed_items + ? WHERE seq = ?`),
     putTemplate: s(`INSERT OR IGNORE INTO templates (owner, name, body, next_run_at) VALUES (?, ?, ?, ?)`),
     templates: s(`SELECT body, next_run_at FROM templates WHERE (@owner IS NULL OR owner = @owner) ORDER BY name, owner`),
     template: s(`SELECT body, next_run_at FROM templates WHERE owner = ? AND name = ?`),
