@@ -97,8 +97,10 @@ test('autobatch: queued documents wait for the flush the answer names, survive a
   assert.equal(q1.body.queued, 3);
   assert.equal(Date.parse(q1.body.flush_at) % 3_600_000, 0, 'the flush at the next multiple of the interval');
   assert.ok(Date.parse(q1.body.flush_at) > Date.now());
-  const q2 = await call(`${first.url}/api/autobatch/documents`, { body: { model: MODEL, documents: d2 } });
+  const q2 = await call(`${first.url}/api/autobatch/documents`, { body: { model: MODEL, documents: d2 }, headers: { 'idempotency-key': 'q2' } });
   assert.equal(q2.body.queued_for_target, 5);
+  const q2again = await call(`${first.url}/api/autobatch/documents`, { body: { model: MODEL, documents: d2 }, headers: { 'idempotency-key': 'q2' } });
+  assert.deepEqual(q2again.body, q2.body, 'a retried queue call is answered, not queued again');
   await call(`${first.url}/api/autobatch/documents`, { body: { template: 'ab-tpl', documents: ['t0', 't1'] } });
   const status = (await call(`${first.url}/api/autobatch`)).body;
   assert.equal(status.interval_seconds, 3600);
@@ -160,4 +162,15 @@ test('autobatch: over --max-batch-documents a flush makes several jobs; owners a
   }, "bob's flush");
   assert.equal(bob[0].documents, 1);
   assert.notDeepEqual(bob[0].job_ids, alice[0].job_ids);
+});
+
+test('OpenAPI describes the job-control routes', async (t) => {
+  const node = await startSim(t);
+  const { url } = await startTestGateway(t, { backend: [node.url] });
+  const spec = (await call(`${url}/openapi.json`)).body;
+  assert.ok(spec.paths['/api/batch/jobs/{job_id}'].patch, 'PATCH priority');
+  for (const path of ['/api/batch/templates', '/api/batch/templates/{name}/run', '/api/autobatch/documents']) assert.ok(spec.paths[path]?.post, path);
+  for (const path of ['/api/batch/templates', '/api/batch/templates/{name}', '/api/autobatch', '/api/autobatch/history']) assert.ok(spec.paths[path]?.get, path);
+  const submit = spec.paths['/api/batch/embed'].post.requestBody.content['application/json'].schema.properties;
+  for (const field of ['priority', 'run_at', 'depends_on', 'documents_from', 'callback_url']) assert.ok(submit[field], field);
 });
