@@ -233,3 +233,22 @@ test('documents_from: a job type without text results is refused; a text field f
   const got = results.results.filter((r: { embedding: number[] | null }) => r.embedding !== null).map((r: { embedding: number[] }) => r.embedding.map(Math.fround));
   assert.deepEqual(got, expected.map((text) => Array.from(simVector(MODEL, text, 768))), 'the child embedded the parent items\' texts, in order');
 });
+
+test('PATCH priority takes effect on a running job: raised to high, it finishes while a low job beside it barely moves', async (t) => {
+  const node = await startSim(t, { delayPerCallMs: 5, serial: true });
+  const { url } = await startTestGateway(t, { backend: [node.url], chunkSize: '10', workers: '1' });
+  const done = async (id: string): Promise<number> => (await call(`${url}/api/batch/jobs/${id}`)).body.progress.completed_items;
+  const other = await embed(url, { model: MODEL, documents: docs(3000, 'other'), priority: 'low' });
+  const raised = await embed(url, { model: MODEL, documents: docs(400, 'raised'), priority: 'low' });
+  const patched = await call(`${url}/api/batch/jobs/${raised.body.job_id}`, { method: 'PATCH', body: { priority: 'high' } });
+  assert.equal(patched.body.priority, 'high');
+  const otherAtPatch = await done(other.body.job_id);
+  await waitForStatus(url, raised.body.job_id, ['completed']);
+  const otherAtEnd = (await call(`${url}/api/batch/jobs/${other.body.job_id}`)).body;
+  assert.equal(otherAtEnd.status, 'running');
+  // At equal priority the two would have shared the slots 1:1 (about 400 documents each); high vs low is 16:1
+  // (the slack covers chunks in flight and, in distributed mode, those run while the queue is reordered).
+  const share = otherAtEnd.progress.completed_items - otherAtPatch;
+  assert.ok(share <= 400 / 16 + 75, `the low job did ${share} documents while the raised one finished`);
+  await call(`${url}/api/batch/jobs/${other.body.job_id}`, { method: 'DELETE' });
+});

@@ -140,6 +140,29 @@ export class ChunkQueue {
     return removed;
   }
 
+  /**
+   * A job's new priority (PATCH): its chunks still waiting get priorities from the head of the
+   * queue on, spaced by the new stride, as if enqueued now; chunks in progress are left alone.
+   */
+  async reprioritize(jobId: string, totalItems: number, priority: Priority): Promise<number> {
+    const chunkSize = Number(await this.connection.hget(this.keys.job(jobId), 'chunkSize'));
+    if (!(chunkSize > 0)) return 0;
+    const chunks = Math.ceil(totalItems / chunkSize);
+    const waiting = [];
+    for (let k0 = 0; k0 < chunks; k0 += 500) {
+      const found = await Promise.all(Array.from({ length: Math.min(500, chunks - k0) }, async (_, i) => {
+        const chunk = await this.queue.getJob(chunkJobId(jobId, k0 + i));
+        return chunk && (await chunk.getState()) === 'prioritized' ? chunk : undefined;
+      }));
+      waiting.push(...found.filter((c) => c !== undefined));
+    }
+    const base = await this.virtualTime();
+    const stride = priorityStride(priority);
+    // A chunk taken by a worker meanwhile refuses the change: it is running, which is fine.
+    await Promise.all(waiting.map((chunk, n) => chunk.changePriority({ priority: Math.min(PRIORITY_LIMIT, base + stride * n) }).catch(() => undefined)));
+    return waiting.length;
+  }
+
   /** Chunks waiting to be worked (waiting, prioritized, delayed for a retry). */
   async waitingChunks(): Promise<number> {
     const counts = await this.queue.getJobCounts('waiting', 'prioritized', 'delayed');

@@ -170,6 +170,16 @@ export class DistributedScheduler implements JobScheduler {
     }
   }
 
+  /** PATCH priority: the job's chunks still queued move to the new priority's places (bullQueue.ts). */
+  setPriority(id: string, priority: Priority): void {
+    this.track((async () => {
+      const job = await this.store.get(ADMIN_SCOPE, id);
+      if (!job || !this.queue || job.status !== 'running') return;
+      const moved = await this.queue.reprioritize(id, job.totalItems, priority);
+      this.log.debug({ job_id: id, priority, moved }, 'queued chunks reprioritized');
+    })());
+  }
+
   /** A cancelled job's chunks still waiting leave the queue (workers skip any that remain). */
   private async dropQueued(jobId: string): Promise<void> {
     const job = await this.store.get(ADMIN_SCOPE, jobId);
