@@ -42,6 +42,7 @@ export const API_ERRORS = {
   // Job control (issue 15): idempotency keys, priorities, scheduled jobs and dependencies.
   INVALID_IDEMPOTENCY_KEY: 400,
   IDEMPOTENCY_CONFLICT: 409,
+  IDEMPOTENCY_IN_PROGRESS: 409,
   INVALID_PRIORITY: 400,
   INVALID_RUN_AT: 400,
   INVALID_DEPENDENCY: 400,

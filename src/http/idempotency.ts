@@ -5,7 +5,9 @@
  * (method, route, body) gets that very answer again, same job_id, marked
  * `Idempotent-Replayed: true`; the same key with another request is 409 IDEMPOTENCY_CONFLICT.
  * A refused or failed call keeps nothing, so it can be retried under the same key.
- * Concurrent calls with one key in this process are answered one after the other.
+ * Concurrent calls with one key are answered one after the other: in this process by a lock,
+ * across gateways on one store by a reservation kept before the call runs (a second call waits
+ * for the first one's answer, up to IN_PROGRESS_WAIT_MS, then is told 409 IDEMPOTENCY_IN_PROGRESS).
  */
 import { createHash } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
@@ -16,10 +18,14 @@ import { scopeOf } from './scope.js';
 export const IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000;
 const HEADER = 'idempotency-key';
 const KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
+/** A reservation outlives any call (a dead gateway's frees the key after this). */
+const RESERVATION_MS = 120_000;
+const IN_PROGRESS_WAIT_MS = 30_000;
+const IN_PROGRESS_POLL_MS = 100;
 
 declare module 'fastify' {
   interface FastifyRequest {
-    sollolIdempotency: { owner: string; key: string; fingerprint: string; release: () => void; replayed: boolean } | null;
+    sollolIdempotency: { owner: string; key: string; fingerprint: string; release: () => void; replayed: boolean; reserved: boolean } | null;
   }
 }
 
@@ -66,9 +72,26 @@ export function installIdempotency(app: FastifyInstance, store: ControlStore): v
       resolve();
     })));
     const print = fingerprint(request.method, pathOf(request), request.body);
-    request.sollolIdempotency = { owner, key, fingerprint: print, release, replayed: false };
-    const kept = await store.idempotentAnswer(owner, key, Date.now());
-    if (!kept) return;
+    const state = { owner, key, fingerprint: print, release, replayed: false, reserved: false };
+    request.sollolIdempotency = state;
+    let kept;
+    for (const deadline = Date.now() + IN_PROGRESS_WAIT_MS; ; ) {
+      const now = Date.now();
+      const answer = await store.reserveIdempotency(owner, key, print, now, now + RESERVATION_MS);
+      if (answer === 'reserved') {
+        state.reserved = true;
+        return;
+      }
+      // Another gateway runs the same key's first call now: wait for its answer.
+      if (answer.statusCode !== 0 || answer.fingerprint !== print) {
+        kept = answer;
+        break;
+      }
+      if (Date.now() > deadline) {
+        throw new ApiError('IDEMPOTENCY_IN_PROGRESS', `A call with Idempotency-Key '${key}' is still running; retry later to get its answer`, { 'retry-after': '5' });
+      }
+      await new Promise((resolve) => setTimeout(resolve, IN_PROGRESS_POLL_MS));
+    }
     if (kept.fingerprint !== print) {
       throw new ApiError(
         'IDEMPOTENCY_CONFLICT',
@@ -81,7 +104,13 @@ export function installIdempotency(app: FastifyInstance, store: ControlStore): v
 
   app.addHook('onSend', async (request, reply, payload) => {
     const state = request.sollolIdempotency;
-    if (!state || state.replayed || reply.statusCode < 200 || reply.statusCode >= 300 || typeof payload !== 'string') return payload;
+    if (!state || state.replayed || !state.reserved) return payload;
+    if (reply.statusCode < 200 || reply.statusCode >= 300 || typeof payload !== 'string') {
+      state.reserved = false;
+      await store.releaseIdempotency(state.owner, state.key, state.fingerprint);
+      return payload;
+    }
+    state.reserved = false;
     const now = Date.now();
     const kept = await store.keepIdempotentAnswer(
       state.owner,
@@ -93,7 +122,13 @@ export function installIdempotency(app: FastifyInstance, store: ControlStore): v
     return kept.body;
   });
 
-  const done = async (request: FastifyRequest): Promise<void> => request.sollolIdempotency?.release();
+  const done = async (request: FastifyRequest): Promise<void> => {
+    const state = request.sollolIdempotency;
+    if (!state) return;
+    // An answer that never reached onSend (the client went away): the key is free again.
+    if (state.reserved) await store.releaseIdempotency(state.owner, state.key, state.fingerprint).catch(() => undefined);
+    state.release();
+  };
   app.addHook('onResponse', done);
   app.addHook('onRequestAbort', done);
 }

@@ -151,7 +151,15 @@ export interface ControlStore {
 
   /** The stored answer for (owner, key), unless it has expired at `now`. */
   idempotentAnswer(owner: string, key: string, now: number): Promise<IdempotentAnswer | undefined>;
-  /** Keeps the answer unless one is already kept for (owner, key) and not expired; returns the kept one. */
+  /**
+   * Before a call runs: when nothing unexpired is kept for (owner, key), keeps a reservation
+   * (`statusCode` 0, expiring at `leaseUntil`) and answers 'reserved'; else answers what is kept
+   * (a final answer, or another caller's reservation).
+   */
+  reserveIdempotency(owner: string, key: string, fingerprint: string, now: number, leaseUntil: number): Promise<IdempotentAnswer | 'reserved'>;
+  /** Drops our reservation (the call failed: the key may be used again). */
+  releaseIdempotency(owner: string, key: string, fingerprint: string): Promise<void>;
+  /** Keeps the answer unless a final one (not a reservation) is already kept and not expired; returns the kept one. */
   keepIdempotentAnswer(owner: string, key: string, answer: IdempotentAnswer, now: number): Promise<IdempotentAnswer>;
   /** Drops expired answers; returns how many. */
   sweepIdempotency(now: number): Promise<number>;

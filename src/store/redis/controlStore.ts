@@ -84,6 +84,31 @@ return out`;
 
 const enc = encodeURIComponent;
 
+/** KEYS: answer; ARGV: answer JSON, expiresAt, now. Keeps it unless a final unexpired answer is there (returned). */
+const KEEP_ANSWER = `
+local raw = redis.call('GET', KEYS[1])
+if raw then
+  local a = cjson.decode(raw)
+  if tonumber(a.statusCode) ~= 0 and tonumber(a.expiresAt) > tonumber(ARGV[3]) then return raw end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[2])
+return false`;
+
+/** KEYS: answer; ARGV: reservation JSON, leaseUntil, now. Reserves unless something unexpired is kept (returned). */
+const RESERVE_ANSWER = `
+local raw = redis.call('GET', KEYS[1])
+if raw and tonumber(cjson.decode(raw).expiresAt) > tonumber(ARGV[3]) then return raw end
+redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[2])
+return false`;
+
+/** KEYS: answer; ARGV: fingerprint. Drops it if it is that caller's reservation. */
+const RELEASE_ANSWER = `
+local raw = redis.call('GET', KEYS[1])
+if not raw then return 0 end
+local a = cjson.decode(raw)
+if tonumber(a.statusCode) == 0 and a.fingerprint == ARGV[1] then redis.call('DEL', KEYS[1]) return 1 end
+return 0`;
+
 export class RedisControlStore implements ControlStore {
   constructor(
     private readonly redis: Redis,
@@ -261,10 +286,18 @@ export class RedisControlStore implements ControlStore {
   }
 
   async keepIdempotentAnswer(owner: string, key: string, answer: IdempotentAnswer, now: number): Promise<IdempotentAnswer> {
-    const redisKey = this.answerKey(owner, key);
-    const set = await this.redis.set(redisKey, JSON.stringify(answer), 'PXAT', answer.expiresAt, 'NX');
-    if (set === 'OK') return answer;
-    return (await this.idempotentAnswer(owner, key, now)) ?? answer;
+    const raw = (await this.redis.eval(KEEP_ANSWER, 1, this.answerKey(owner, key), JSON.stringify(answer), answer.expiresAt, now)) as string | null;
+    return raw ? (JSON.parse(raw) as IdempotentAnswer) : answer;
+  }
+
+  async reserveIdempotency(owner: string, key: string, fingerprint: string, now: number, leaseUntil: number): Promise<IdempotentAnswer | 'reserved'> {
+    const reservation: IdempotentAnswer = { fingerprint, statusCode: 0, body: '', expiresAt: leaseUntil };
+    const raw = (await this.redis.eval(RESERVE_ANSWER, 1, this.answerKey(owner, key), JSON.stringify(reservation), leaseUntil, now)) as string | null;
+    return raw ? (JSON.parse(raw) as IdempotentAnswer) : 'reserved';
+  }
+
+  async releaseIdempotency(owner: string, key: string, fingerprint: string): Promise<void> {
+    await this.redis.eval(RELEASE_ANSWER, 1, this.answerKey(owner, key), fingerprint);
   }
 
   /** Redis expires the answers itself. */

@@ -222,10 +222,23 @@ export class SqliteControlStore implements ControlStore {
   async keepIdempotentAnswer(owner: string, key: string, answer: IdempotentAnswer, now: number): Promise<IdempotentAnswer> {
     return this.db.transaction((): IdempotentAnswer => {
       const row = this.stmt.getAnswer.get(owner, key) as AnswerRow | undefined;
-      if (row && row.expires_at > now) return answerFromRow(row);
+      if (row && row.expires_at > now && row.status_code !== 0) return answerFromRow(row);
       this.stmt.putAnswer.run(owner, key, answer.fingerprint, answer.statusCode, answer.body, answer.expiresAt);
       return answer;
     })();
+  }
+
+  async reserveIdempotency(owner: string, key: string, fingerprint: string, now: number, leaseUntil: number): Promise<IdempotentAnswer | 'reserved'> {
+    return this.db.transaction((): IdempotentAnswer | 'reserved' => {
+      const row = this.stmt.getAnswer.get(owner, key) as AnswerRow | undefined;
+      if (row && row.expires_at > now) return answerFromRow(row);
+      this.stmt.putAnswer.run(owner, key, fingerprint, 0, '', leaseUntil);
+      return 'reserved';
+    })();
+  }
+
+  async releaseIdempotency(owner: string, key: string, fingerprint: string): Promise<void> {
+    this.stmt.releaseAnswer.run(owner, key, fingerprint);
   }
 
   async sweepIdempotency(now: number): Promise<number> {
@@ -262,6 +275,7 @@ function prepare(db: DB) {
     getAnswer: s(`SELECT fingerprint, status_code, body, expires_at FROM idempotency_keys WHERE owner = ? AND key = ?`),
     putAnswer: s(`INSERT OR REPLACE INTO idempotency_keys (owner, key, fingerprint, status_code, body, expires_at) VALUES (?, ?, ?, ?, ?, ?)`),
     sweepAnswers: s(`DELETE FROM idempotency_keys WHERE expires_at <= ?`),
+    releaseAnswer: s(`DELETE FROM idempotency_keys WHERE owner = ? AND key = ? AND fingerprint = ? AND status_code = 0`),
     putWebhook: s(`INSERT OR REPLACE INTO webhooks (job_id, owner, url, state, attempts, next_attempt_at, first_attempt_at, created_at)
                    VALUES (@job_id, @owner, @url, @state, @attempts, @next_attempt_at, @first_attempt_at, @created_at)`),
     getWebhook: s(`SELECT * FROM webhooks WHERE job_id = ?`),
