@@ -75,6 +75,14 @@ export interface Config {
    * before they are aborted and the connections closed (the scheduler's stop grace too).
    */
   readonly stopGraceMs: number;
+  /** Hosts (`host` or `host:port`) a `callback_url` may name; empty = webhooks refused. */
+  readonly webhookAllowHosts: readonly string[];
+  /** Signs webhooks of owners without a keys-file `webhook_secret`. */
+  readonly webhookSecret: string | undefined;
+  /** How long a webhook delivery is retried (exponential backoff) before it is given up. */
+  readonly webhookRetryForMs: number;
+  /** The first retry's delay; each next one doubles it. */
+  readonly webhookRetryBaseMs: number;
 }
 
 /** The defaults, in one place (DESIGN.md section 3). */
@@ -113,6 +121,8 @@ export const DEFAULTS = {
   requestTimeoutSeconds: 60,
   headersTimeoutSeconds: 20,
   shutdownGraceSeconds: 5,
+  webhookRetryForSeconds: 3600,
+  webhookRetryBaseSeconds: 1,
 } as const;
 
 /** Raw option values as they come from the command line (strings, booleans, lists). */
@@ -149,6 +159,10 @@ export interface RawOptions {
   maxStoreGb?: string;
   requestTimeout?: string;
   shutdownGrace?: string;
+  autobatchInterval?: string;
+  /** Comma lists or repeated flags. */
+  webhookAllowHosts?: string[];
+  webhookSecret?: string;
 }
 
 export class ConfigError extends Error {
@@ -190,7 +204,7 @@ export function resolveConfig(flags: RawOptions, env: Env = process.env): Config
     redisPrefix: redisPrefixOption(pick(flags.redisPrefix, 'SOLLOL_REDIS_PREFIX') ?? DEFAULTS.redisPrefix),
     chunkLockMs: 1000 * numberOption('SOLLOL_CHUNK_LOCK', env.SOLLOL_CHUNK_LOCK, DEFAULTS.chunkLockSeconds, 0.5),
     reconcileIntervalMs: 1000 * numberOption('SOLLOL_RECONCILE_INTERVAL', env.SOLLOL_RECONCILE_INTERVAL, DEFAULTS.reconcileIntervalSeconds, 0.05),
-    autobatchIntervalMs: 1000 * numberOption('SOLLOL_AUTOBATCH_INTERVAL', env.SOLLOL_AUTOBATCH_INTERVAL, DEFAULTS.autobatchIntervalSeconds, 0.01),
+    autobatchIntervalMs: 1000 * numberOption(flags.autobatchInterval !== undefined ? '--autobatch-interval' : 'SOLLOL_AUTOBATCH_INTERVAL', pick(flags.autobatchInterval, 'SOLLOL_AUTOBATCH_INTERVAL'), DEFAULTS.autobatchIntervalSeconds, 0.01),
     chunkSize: intOption('--chunk-size', pick(flags.chunkSize, 'SOLLOL_CHUNK_SIZE'), DEFAULTS.chunkSize, 1, 4096),
     bodyLimitBytes: Math.round(1024 * 1024 * numberOption('--body-limit-mb', pick(flags.bodyLimitMb, 'SOLLOL_BODY_LIMIT_MB'), DEFAULTS.bodyLimitMb, 0.001)),
     backendTimeoutMs: 1000 * numberOption('--backend-timeout', pick(flags.backendTimeout, 'SOLLOL_BACKEND_TIMEOUT'), DEFAULTS.backendTimeoutSeconds, 0.01),
@@ -209,6 +223,10 @@ export function resolveConfig(flags: RawOptions, env: Env = process.env): Config
     requestTimeoutMs,
     headersTimeoutMs: Math.min(requestTimeoutMs, 1000 * numberOption('SOLLOL_HEADERS_TIMEOUT', env.SOLLOL_HEADERS_TIMEOUT, DEFAULTS.headersTimeoutSeconds, 0.01)),
     stopGraceMs: 1000 * numberOption('--shutdown-grace', pick(flags.shutdownGrace, 'SOLLOL_SHUTDOWN_GRACE'), DEFAULTS.shutdownGraceSeconds, 0),
+    webhookAllowHosts: Object.freeze((flags.webhookAllowHosts ?? [env.SOLLOL_WEBHOOK_ALLOW_HOSTS ?? '']).flatMap(splitList).map((h) => h.toLowerCase())),
+    webhookSecret: webhookSecretOption(pick(flags.webhookSecret, 'SOLLOL_WEBHOOK_SECRET')),
+    webhookRetryForMs: 1000 * numberOption('SOLLOL_WEBHOOK_RETRY_FOR', env.SOLLOL_WEBHOOK_RETRY_FOR, DEFAULTS.webhookRetryForSeconds, 0),
+    webhookRetryBaseMs: 1000 * numberOption('SOLLOL_WEBHOOK_RETRY_BASE', env.SOLLOL_WEBHOOK_RETRY_BASE, DEFAULTS.webhookRetryBaseSeconds, 0.01),
   };
   if (flags.rayWorkers !== undefined) intOption('--ray-workers', flags.rayWorkers, 0, 0, 1024);
   return Object.freeze(config);
@@ -343,6 +361,12 @@ function redisUrlOption(raw: string | undefined): string | undefined {
 
 function redisPrefixOption(raw: string): string {
   if (raw === '' || /[\s*?[\]]/.test(raw)) throw new ConfigError(`--redis-prefix must be non-empty, without spaces or glob characters, got ${JSON.stringify(raw)}`);
+  return raw;
+}
+
+function webhookSecretOption(raw: string | undefined): string | undefined {
+  if (raw === undefined) return undefined;
+  if (raw.length < 16) throw new ConfigError(`--webhook-secret must be at least 16 characters (got ${raw.length})`);
   return raw;
 }
 

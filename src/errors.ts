@@ -43,6 +43,20 @@ export const API_ERRORS = {
   BACKEND_TIMEOUT: 504,
   // A node answered with something that is not a valid vector (NaN, null, mixed lengths...).
   INVALID_VECTOR: 502,
+  // Job control (issue 15): idempotency keys, priorities, scheduled jobs and dependencies.
+  INVALID_IDEMPOTENCY_KEY: 400,
+  IDEMPOTENCY_CONFLICT: 409,
+  IDEMPOTENCY_IN_PROGRESS: 409,
+  INVALID_PRIORITY: 400,
+  INVALID_RUN_AT: 400,
+  INVALID_DEPENDENCY: 400,
+  JOB_NOT_CHANGEABLE: 409,
+  INVALID_CALLBACK_URL: 400,
+  WEBHOOK_NOT_ALLOWED: 400,
+  INVALID_TEMPLATE: 400,
+  INVALID_SCHEDULE: 400,
+  TEMPLATE_NOT_FOUND: 404,
+  TEMPLATE_EXISTS: 409,
 } as const;
 
 export type ApiErrorCode = keyof typeof API_ERRORS;

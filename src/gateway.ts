@@ -26,6 +26,16 @@ import { GatewayMetrics } from './metrics.js';
 import { RedisJobStore } from './store/redis/redisStore.js';
 import { openSqliteStore } from './store/sqlite/sqliteStore.js';
 import type { JobStore } from './store/types.js';
+import type { ControlStore } from './store/control.js';
+import { RedisControlStore } from './store/redis/controlStore.js';
+import { SqliteControlStore } from './store/sqlite/controlStore.js';
+import { BackgroundTasks } from './jobs/background.js';
+import { JobScheduling } from './jobs/scheduling.js';
+import { Webhooks } from './jobs/webhooks.js';
+import { Templates } from './jobs/templates.js';
+import { Autobatch } from './jobs/autobatch.js';
+import { embedRunner } from './http/routes/templates.js';
+import { ApiError } from './errors.js';
 
 export class SelfReferenceError extends Error {}
 
@@ -49,13 +59,40 @@ export async function startGateway(config: Config, logger: PinoLogger): Promise<
     onHealthChange: (url, healthy, error) =>
       healthy ? logger.info({ backend: url }, 'backend is healthy') : logger.warn({ backend: url, error }, 'backend is unavailable'),
   });
-  const { store, events, scheduler, catalog, sharedRateLimit } = await openExecution(config, pool, metrics, logger).catch(async (error: unknown) => {
+  const { store, events, scheduler, catalog, sharedRateLimit, control } = await openExecution(config, pool, metrics, logger).catch(async (error: unknown) => {
     await pool.close();
     throw error;
   });
-  const manager = new JobManager(store, scheduler, events, catalog, config, logger);
+  const manager = new JobManager(store, scheduler, events, catalog, config, logger, control);
+  // Job control's timers (scheduled-job promoter, sweeps): one tracked place, bounded stop.
+  const background = new BackgroundTasks(logger);
+  const secrets = new Map(config.apiKeys.filter((k) => k.webhookSecret !== undefined).map((k) => [k.owner, k.webhookSecret!]));
+  const webhooks = new Webhooks(store, control, {
+    allowHosts: config.webhookAllowHosts,
+    secretFor: (owner) => secrets.get(owner) ?? config.webhookSecret,
+    retryForMs: config.webhookRetryForMs,
+    retryBaseMs: config.webhookRetryBaseMs,
+  }, logger);
+  manager.webhooks = webhooks;
+  const templates = new Templates(control, { embed: embedRunner(manager) }, (owner, url) => webhooks.check(owner, url), logger);
+  const autobatch = new Autobatch(control, {
+    intervalMs: config.autobatchIntervalMs,
+    maxBatchDocuments: config.maxBatchDocuments,
+    checkTarget: async (scope, target) => {
+      if ('template' in target) await templates.get(scope, target.template);
+      else if (scheduler.modelAvailability(target.model) === 'unknown-model') {
+        throw new ApiError('MODEL_NOT_FOUND', `Model '${target.model}' is not served by any backend`);
+      }
+    },
+    submit: async (scope, target, documents, metadata) =>
+      'template' in target
+        ? (await templates.run(scope, target.template, { documents }, { metadata })).job_id
+        : (await manager.submit(scope, { model: target.model, documents, metadata, options: { truncate: true } })).job_id,
+  }, logger);
   let app: FastifyInstance | undefined;
   const closeAll = async (): Promise<void> => {
+    webhooks.stop();
+    await background.stop();
     manager.stop();
     // Stop dispatching first: no new chunk starts, those in flight get the grace period.
     const schedulerStopped = scheduler.stop();
@@ -77,8 +114,12 @@ export async function startGateway(config: Config, logger: PinoLogger): Promise<
     await pool.start();
     await scheduler.start();
     await manager.start();
+    new JobScheduling(store, control, manager).start(background);
+    webhooks.start(background);
+    templates.start(background);
+    autobatch.start(background);
     metrics.watch({ pool, scheduler, manager });
-    app = await buildApp({ manager, pool, scheduler, logger, config, metrics, ...(sharedRateLimit ? { sharedRateLimit } : {}) });
+    app = await buildApp({ manager, pool, scheduler, logger, config, metrics, templates, autobatch, ...(sharedRateLimit ? { sharedRateLimit } : {}) });
     await app.listen({ host: config.host, port: config.port });
     await refuseSelf(pool);
     warnUnreachable(pool, logger);
@@ -100,6 +141,7 @@ interface Execution {
   readonly catalog: ModelCatalog;
   /** Distributed mode: where the rate limit is counted. */
   readonly sharedRateLimit?: SharedRateLimit;
+  readonly control: ControlStore;
 }
 
 /** The store, job events and scheduler of the mode `config.redisUrl` selects. */
@@ -111,7 +153,7 @@ async function openExecution(config: Config, pool: BackendPool, metrics: Gateway
     });
     const events = new InProcessJobEvents();
     const scheduler = new Scheduler(store, pool, events, { ...config, chunkObserver: metrics }, logger);
-    return { store, events, scheduler, catalog: pool };
+    return { store, events, scheduler, catalog: pool, control: new SqliteControlStore(store.database) };
   }
   const url = config.redisUrl;
   const client = connectRedis(url, 'command', logger, 'store', config.redisPrefix);
@@ -124,8 +166,10 @@ async function openExecution(config: Config, pool: BackendPool, metrics: Gateway
     await Promise.all([events.close(), store.close()]);
     throw error;
   }
-  const scheduler = new DistributedScheduler(store, pool, events, { ...config, redisUrl: url, chunkObserver: metrics }, logger);
-  return { store, events, scheduler, catalog: scheduler, sharedRateLimit: { redis: client, prefix: config.redisPrefix } };
+  const control = new RedisControlStore(client, store.keys);
+  const priorityOf = async (id: string) => (await control.controls([id])).get(id)?.priority;
+  const scheduler = new DistributedScheduler(store, pool, events, { ...config, redisUrl: url, chunkObserver: metrics, priorityOf }, logger);
+  return { store, events, scheduler, catalog: scheduler, control, sharedRateLimit: { redis: client, prefix: config.redisPrefix } };
 }
 
 /**

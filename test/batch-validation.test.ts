@@ -39,7 +39,7 @@ describe('batch submit validation', () => {
     ['unknown option', { body: { model: MODEL, documents: ['a'], options: { temperature: 1 } } }, 400, 'INVALID_OPTIONS', /temperature/],
     ['bad dimensions', { body: { model: MODEL, documents: ['a'], options: { dimensions: 0 } } }, 400, 'INVALID_OPTIONS', /dimensions/],
     ['truncate not boolean', { body: { model: MODEL, documents: ['a'], options: { truncate: 'yes' } } }, 400, 'INVALID_OPTIONS', /truncate/],
-    ['unknown top-level field', { body: { model: MODEL, documents: ['a'], priority: 5 } }, 400, 'INVALID_BODY', /priority/],
+    ['unknown top-level field', { body: { model: MODEL, documents: ['a'], colour: 5 } }, 400, 'INVALID_BODY', /colour/],
     ['unknown model', { body: { model: 'no-such-model', documents: ['a'] } }, 400, 'MODEL_NOT_FOUND', /nomic-embed-text/],
     ['body over the limit', { body: { model: MODEL, documents: ['x'.repeat(600_000), 'y'.repeat(600_000)] } }, 413, 'BODY_TOO_LARGE'],
   ];

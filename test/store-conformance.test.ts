@@ -18,6 +18,10 @@ import { SqliteJobStore } from '../src/store/sqlite/sqliteStore.js';
 import type { JobStore } from '../src/store/types.js';
 import { vectorToBlob } from '../src/store/vectorBlob.js';
 import { testClient, testRedis } from './redisServer.js';
+import type { ControlStore, JobControl, Template } from '../src/store/control.js';
+import { RedisControlStore } from '../src/store/redis/controlStore.js';
+import { RedisKeys } from '../src/store/redis/keys.js';
+import { SqliteControlStore } from '../src/store/sqlite/controlStore.js';
 
 interface Opened {
   readonly store: JobStore;
@@ -236,8 +240,8 @@ function conformance(h: Harness): void {
     test('every transition the state machine allows is applied, every other one refused; terminal states are final', async (t) => {
       const { store } = await h.open(t);
       const inState = async (status: JobStatus): Promise<string> => {
-        const job = await admit(store, makeJob(['x'], { status: status === 'pending' ? 'pending' : 'running' }));
-        if (status !== 'pending' && status !== 'running') await finish(store, job.id, status);
+        const job = await admit(store, makeJob(['x'], { status: status === 'pending' || status === 'scheduled' ? status : 'running' }));
+        if (status !== 'pending' && status !== 'running' && status !== 'scheduled') await finish(store, job.id, status);
         return job.id;
       };
       for (const from of JOB_STATUSES) {
@@ -780,3 +784,212 @@ describe('Redis store: keys, expiry and memory', { skip: 'skip' in redisServer ?
     assert.ok(ratio <= 1.5, report);
   });
 });
+
+// ---- job control (issue 15): scheduled jobs in the JobStore, and the ControlStore port -------------
+
+interface ControlOpened {
+  readonly store: JobStore;
+  readonly control: ControlStore;
+  /** The same data opened again, as after a restart or from another gateway. */
+  another(): Promise<{ store: JobStore; control: ControlStore }>;
+}
+
+function controlConformance(name: string, skip: string | undefined, open: (t: TestContext) => Promise<ControlOpened>): void {
+  const controlRecord = (jobId: string, extra: Partial<JobControl> = {}): JobControl => ({
+    jobId, owner: 'alice', priority: 'normal', runAt: null, dependsOn: [], documentsFrom: null, template: null, createdAt: Date.now(), ...extra,
+  });
+  describe(`Job control conformance: ${name}`, { skip }, () => {
+    nodeTest('a scheduled job is stored, listed and counted, active (not purgeable, not resumed), and leaves by the table', async (t) => {
+      const { store } = await open(t);
+      const job = await admit(store, makeJob(['a', 'b', 'c'], { status: 'scheduled' }));
+      assert.equal(job.status, 'scheduled');
+      assert.equal(job.startedAt, null);
+      assert.deepEqual((await store.list(ALICE, { limit: 10, status: 'scheduled' })).jobs.map((j) => j.id), [job.id]);
+      assert.equal((await store.counters(ADMIN_SCOPE)).storedJobs, 1);
+      assert.equal(await store.purge(ALICE, job.id), 'active');
+      assert.deepEqual((await store.unfinishedJobs()).map((j) => j.id), [], 'the promoter releases it, not the resume');
+      assert.deepEqual(await store.pendingDocuments(job.id, 0, 3), [], 'no documents handed out while scheduled');
+      const at = Date.now();
+      const released = await store.transition(job.id, 'running', { at });
+      assert.equal(released?.startedAt, at);
+      const other = await admit(store, makeJob(['x', 'y'], { status: 'scheduled' }));
+      const failedJob = await store.transition(other.id, 'failed', { at, expiresAt: at + 60_000, error: { code: 'DEPENDENCY_FAILED', error: 'parent p failed' } });
+      assert.equal(failedJob?.failedItems, 2);
+      assert.deepEqual((await store.readResults(ALICE, other.id, 0, 2)).map((r) => (r.state === 'failed' ? r.code : r.state)), ['DEPENDENCY_FAILED', 'DEPENDENCY_FAILED']);
+    });
+
+    nodeTest('documents_from: a scheduled job without documents is filled once, texts pending and parent failures failed by index', async (t) => {
+      const { store, control } = await open(t);
+      const job = await admit(store, makeJob([], { status: 'scheduled' }));
+      assert.equal(job.totalItems, 0);
+      const filled = await control.fillScheduledDocuments(job.id, [{ text: 'a' }, { code: 'DEPENDENCY_FAILED', error: 'Item 1 of parent p failed' }, { text: 'c' }]);
+      assert.equal(filled, true);
+      assert.equal(await control.fillScheduledDocuments(job.id, [{ text: 'again' }]), false, 'only once');
+      const after = await store.get(ALICE, job.id);
+      assert.deepEqual([after?.totalItems, after?.failedItems, after?.completedItems], [3, 1, 0]);
+      await store.transition(job.id, 'running', { at: Date.now() });
+      assert.deepEqual(await store.pendingDocuments(job.id, 0, 3), [{ index: 0, text: 'a' }, { index: 2, text: 'c' }]);
+      const items = await store.readResults(ALICE, job.id, 0, 3);
+      assert.deepEqual(items[1], { index: 1, state: 'failed', code: 'DEPENDENCY_FAILED', error: 'Item 1 of parent p failed' });
+      const running = await admit(store, makeJob([], { status: 'running' }));
+      assert.equal(await control.fillScheduledDocuments(running.id, [{ text: 'x' }]), false, 'not scheduled: refused');
+    });
+
+    nodeTest('control records: kept, read in bulk, priority changed, deleted; the same from another instance', async (t) => {
+      const { control, another } = await open(t);
+      const a = randomUUID();
+      const b = randomUUID();
+      await control.putControl(controlRecord(a, { priority: 'high', runAt: 1_900_000_000_000, dependsOn: [b], template: 'nightly' }));
+      await control.putControl(controlRecord(b));
+      const other = (await another()).control;
+      const both = await other.controls([a, b, randomUUID()]);
+      assert.deepEqual([...both.keys()].sort(), [a, b].sort());
+      assert.deepEqual(both.get(a), controlRecord(a, { priority: 'high', runAt: 1_900_000_000_000, dependsOn: [b], template: 'nightly', createdAt: both.get(a)!.createdAt }));
+      assert.equal(await other.setPriority(a, 'low'), true);
+      assert.equal((await control.controls([a])).get(a)?.priority, 'low');
+      assert.equal(await control.setPriority(randomUUID(), 'low'), false, 'no record, nothing changed');
+      assert.deepEqual((await control.controlledJobIds()).sort(), [a, b].sort());
+      await control.deleteControl(a);
+      assert.deepEqual(await control.controlledJobIds(), [b]);
+      assert.equal((await control.controls([a])).size, 0);
+    });
+
+    nodeTest('webhooks: kept with their attempts, listed while open, claimed by one caller at a time', async (t) => {
+      const { control, another } = await open(t);
+      const id = randomUUID();
+      const now = Date.now();
+      await control.putWebhook({ jobId: id, owner: 'alice', url: 'http://127.0.0.1:1/h', state: 'waiting', attempts: [], nextAttemptAt: 0, firstAttemptAt: null, createdAt: now });
+      const other = (await another()).control;
+      assert.deepEqual((await other.openWebhooks(10)).map((w) => w.jobId), [id]);
+      const claimed = await control.claimWebhook(id, now, now + 30_000);
+      assert.equal(claimed?.nextAttemptAt, now + 30_000);
+      assert.deepEqual(claimed?.attempts, []);
+      assert.equal(await other.claimWebhook(id, now + 1, now + 30_000), undefined, 'leased: nobody else takes it');
+      await control.putWebhook({ ...claimed!, state: 'retrying', attempts: [{ at: now, statusCode: 500 }], firstAttemptAt: now, nextAttemptAt: now + 100 });
+      assert.equal(await other.claimWebhook(id, now + 50, now + 30_000), undefined, 'not due yet');
+      const again = await other.claimWebhook(id, now + 100, now + 30_000);
+      assert.deepEqual(again?.attempts, [{ at: now, statusCode: 500 }]);
+      await other.putWebhook({ ...again!, state: 'delivered', attempts: [...again!.attempts, { at: now + 100, statusCode: 200 }] });
+      assert.deepEqual(await control.openWebhooks(10), [], 'a delivered webhook is no longer open');
+      assert.equal((await control.webhooks([id])).get(id)?.state, 'delivered');
+      await control.putControl(controlRecord(id));
+      await control.deleteControl(id);
+      assert.equal((await control.webhooks([id])).size, 0, 'deleted with the control record');
+    });
+
+    nodeTest('templates: one per owner and name, listed by name, due runs advanced once (compare-and-set), deleted', async (t) => {
+      const { control, another } = await open(t);
+      const now = Date.now();
+      const tpl = (owner: string, name: string, nextRunAt: number | null): Template => ({
+        owner, name, jobType: 'embed', model: MODEL, options: {}, metadata: { a: 1 }, priority: 'low', callbackUrl: null,
+        schedule: nextRunAt === null ? null : '* * * * *', input: nextRunAt === null ? null : { documents: ['x'] }, createdAt: now, nextRunAt,
+      });
+      assert.equal(await control.putTemplate(tpl('alice', 'b', null)), true);
+      assert.equal(await control.putTemplate(tpl('alice', 'a', now - 10)), true);
+      assert.equal(await control.putTemplate(tpl('bob', 'a', now + 60_000)), true);
+      assert.equal(await control.putTemplate(tpl('alice', 'a', null)), false, 'the name is taken');
+      const other = (await another()).control;
+      assert.deepEqual((await other.templates('alice')).map((x) => x.name), ['a', 'b']);
+      assert.equal((await other.templates(null)).length, 3);
+      assert.deepEqual(await other.template('alice', 'a'), tpl('alice', 'a', now - 10));
+      assert.deepEqual((await control.dueTemplates(now)).map((x) => `${x.owner}/${x.name}`), ['alice/a']);
+      assert.equal(await control.advanceTemplate('alice', 'a', now - 10, now + 50_000), true);
+      assert.equal(await other.advanceTemplate('alice', 'a', now - 10, now + 50_000), false, 'the run was claimed once');
+      assert.deepEqual(await control.dueTemplates(now), []);
+      assert.equal((await other.template('alice', 'a'))?.nextRunAt, now + 50_000);
+      assert.equal(await control.deleteTemplate('alice', 'a'), true);
+      assert.equal(await control.deleteTemplate('alice', 'a'), false);
+      assert.equal(await control.template('alice', 'a'), undefined);
+      assert.deepEqual((await control.dueTemplates(now + 100_000)).map((x) => `${x.owner}/${x.name}`), ['bob/a']);
+    });
+
+    nodeTest('autobatch: entries queued per owner and target, taken once up to a boundary, flushes listed newest first', async (t) => {
+      const { control, another } = await open(t);
+      const entry = (owner: string, target: string, documents: string[], queuedAt: number) => ({ owner, target, documents, metadata: null, queuedAt });
+      await control.queueAutobatch(entry('alice', 'model:m', ['a', 'b'], 1000));
+      await control.queueAutobatch({ ...entry('alice', 'model:m', ['c'], 1500), metadata: { k: 1 } });
+      await control.queueAutobatch(entry('alice', 'model:m', ['late'], 2500));
+      await control.queueAutobatch(entry('bob', 'template:t', ['x'], 1200));
+      const other = (await another()).control;
+      assert.deepEqual(await other.autobatchQueued('alice'), [{ owner: 'alice', target: 'model:m', documents: 4, oldestAt: 1000 }]);
+      assert.equal((await other.autobatchQueued(null)).length, 2);
+      const taken = await control.takeAutobatch('alice', 'model:m', 2000);
+      assert.deepEqual(taken.map((e) => e.documents), [['a', 'b'], ['c']]);
+      assert.deepEqual(taken[1]?.metadata, { k: 1 });
+      assert.deepEqual(await other.takeAutobatch('alice', 'model:m', 2000), [], 'taken once');
+      assert.deepEqual(await other.autobatchQueued('alice'), [{ owner: 'alice', target: 'model:m', documents: 1, oldestAt: 2500 }]);
+      await control.addAutobatchFlush({ owner: 'alice', target: 'model:m', jobIds: ['j1', 'j2'], documents: 3, flushedAt: 2000 });
+      await control.addAutobatchFlush({ owner: 'bob', target: 'template:t', jobIds: ['j3'], documents: 1, flushedAt: 2100 });
+      assert.deepEqual(await other.autobatchHistory('alice', 10), [{ owner: 'alice', target: 'model:m', jobIds: ['j1', 'j2'], documents: 3, flushedAt: 2000 }]);
+      assert.deepEqual((await other.autobatchHistory(null, 10)).map((f) => f.jobIds), [['j3'], ['j1', 'j2']]);
+      assert.equal((await other.autobatchHistory(null, 1)).length, 1);
+    });
+
+    nodeTest('idempotency answers: the first one kept wins, per owner and key, until it expires', async (t) => {
+      const { control, another } = await open(t);
+      const now = Date.now();
+      const first = { fingerprint: 'f1', statusCode: 200, body: '{"job_id":"1"}', expiresAt: now + 60_000 };
+      const second = { fingerprint: 'f2', statusCode: 200, body: '{"job_id":"2"}', expiresAt: now + 60_000 };
+      assert.deepEqual(await control.keepIdempotentAnswer('alice', 'k', first, now), first);
+      const other = (await another()).control;
+      assert.deepEqual(await other.keepIdempotentAnswer('alice', 'k', second, now), first, 'a racing second answer gets the first');
+      assert.deepEqual(await other.idempotentAnswer('alice', 'k', now), first);
+      assert.equal(await control.idempotentAnswer('bob', 'k', now), undefined, 'keys are per owner');
+      assert.equal(await control.idempotentAnswer('alice', 'k:other', now), undefined);
+      const short = { ...first, expiresAt: now + 1 };
+      await control.keepIdempotentAnswer('alice', 'short', short, now);
+      assert.equal(await control.idempotentAnswer('alice', 'short', now + 2), undefined, 'expired answers are not answered');
+      assert.deepEqual(await control.keepIdempotentAnswer('alice', 'short', second, now + 2), second, 'an expired key can be used again');
+      const reserved = await control.reserveIdempotency('alice', 'r', 'fr', now, now + 1000);
+      assert.equal(reserved, 'reserved');
+      assert.deepEqual(await other.reserveIdempotency('alice', 'r', 'fr', now, now + 1000), { fingerprint: 'fr', statusCode: 0, body: '', expiresAt: now + 1000 }, 'a second caller sees the reservation');
+      assert.equal(await other.reserveIdempotency('alice', 'r', 'fr', now + 1001, now + 2000), 'reserved', 'an expired reservation frees the key');
+      const final = { fingerprint: 'fr', statusCode: 200, body: '{"job_id":"r"}', expiresAt: now + 60_000 };
+      assert.deepEqual(await control.keepIdempotentAnswer('alice', 'r', final, now), final, 'the answer replaces the reservation');
+      await control.releaseIdempotency('alice', 'r', 'fr');
+      assert.deepEqual(await control.reserveIdempotency('alice', 'r', 'fr', now, now + 1000), final, 'a final answer is not released');
+      assert.equal(await control.reserveIdempotency('alice', 'gone', 'fg', now, now + 1000), 'reserved');
+      await other.releaseIdempotency('alice', 'gone', 'another-fingerprint');
+      assert.notEqual(await control.reserveIdempotency('alice', 'gone', 'fg', now, now + 1000), 'reserved', "only the reserver's release counts");
+      await other.releaseIdempotency('alice', 'gone', 'fg');
+      assert.equal(await control.reserveIdempotency('alice', 'gone', 'fg', now, now + 1000), 'reserved', 'released: free again');
+      await control.sweepIdempotency(now + 120_000);
+      assert.equal(await control.idempotentAnswer('alice', 'k', now + 120_000), undefined);
+    });
+  });
+}
+
+controlConformance('sqlite', undefined, async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sollol-control-'));
+  const file = path.join(dir, 'sollol.db');
+  const stores: SqliteJobStore[] = [];
+  const openOne = () => {
+    const store = new SqliteJobStore(new Database(file), { maxBytes: 0 });
+    stores.push(store);
+    return { store, control: new SqliteControlStore(store.database) };
+  };
+  t.after(async () => {
+    for (const store of stores) await store.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  return { ...openOne(), another: async () => openOne() };
+});
+
+controlConformance('redis', 'skip' in redisServer ? redisServer.skip : undefined, async (t) => {
+  const opened = await openRedis(t, 0);
+  const control = new RedisControlStore(opened.client, new RedisKeys(opened.prefix));
+  return {
+    store: opened.store,
+    control,
+    another: async () => {
+      const store = (await opened.another()) as RedisJobStore;
+      return { store, control: new RedisControlStore(testClientFor(t), store.keys) };
+    },
+  };
+});
+
+function testClientFor(t: TestContext): Redis {
+  const client = testClient(redisUrl);
+  t.after(() => client.quit());
+  return client;
+}

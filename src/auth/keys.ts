@@ -23,6 +23,8 @@ export interface ApiKey {
   readonly hash: Buffer;
   /** Where the key came from, for messages: `--api-key #2`, `keys.txt line 4`. */
   readonly source: string;
+  /** Signs this owner's webhooks (keys file `webhook_secret=<secret>`); else `--webhook-secret`. */
+  readonly webhookSecret?: string;
 }
 
 /** Shortest plain key accepted: a guessable key would make the whole check pointless. */
@@ -86,12 +88,20 @@ export function parseKeyLine(line: string, source: string): ApiKey {
   const [token, ...rest] = line.split(/\s+/);
   let admin = false;
   let name: string | undefined;
+  let webhookSecret: string | undefined;
   for (const field of rest) {
     if (field === 'admin') admin = true;
     else if (field.startsWith('name=')) name = nameField(field.slice('name='.length), source);
-    else throw new KeyConfigError(`${source}: unknown field ${JSON.stringify(field.slice(0, 40))}; expected name=<name> or admin`);
+    else if (field.startsWith('webhook_secret=')) webhookSecret = secretField(field.slice('webhook_secret='.length), source);
+    else throw new KeyConfigError(`${source}: unknown field ${JSON.stringify(field.slice(0, 40))}; expected name=<name>, webhook_secret=<secret> or admin`);
   }
-  return parseKey(token ?? '', { admin, source, ...(name === undefined ? {} : { name }) });
+  const key = parseKey(token ?? '', { admin, source, ...(name === undefined ? {} : { name }) });
+  return webhookSecret === undefined ? key : Object.freeze({ ...key, webhookSecret });
+}
+
+function secretField(secret: string, source: string): string {
+  if (secret.length < MIN_KEY_LENGTH) throw new KeyConfigError(`${source}: webhook_secret must be at least ${MIN_KEY_LENGTH} characters`);
+  return secret;
 }
 
 function nameField(name: string, source: string): string {

@@ -13,6 +13,8 @@ export const ITEM_ERROR_CODES = [
   'GATEWAY_RESTARTED',
   /** The node answered something that is not a valid vector for the call (vectorCheck.ts). */
   'INVALID_VECTOR',
+  // A parent in depends_on failed or was cancelled (job-level; every item of the child fails with it).
+  'DEPENDENCY_FAILED',
 ] as const;
 
 export type ItemErrorCode = (typeof ITEM_ERROR_CODES)[number];

@@ -46,6 +46,9 @@ export function upCommand(): Command {
     .option('--shutdown-grace <seconds>', `on SIGTERM: how long work in flight may finish before it is aborted (env SOLLOL_SHUTDOWN_GRACE; default ${DEFAULTS.shutdownGraceSeconds})`)
     .option('--max-store-gb <gb>', `new jobs are refused while the store is larger; 0 = no cap (env SOLLOL_MAX_STORE_GB; default ${DEFAULTS.maxStoreGb})`)
     .addOption(new Option('--log-level <level>', 'log level (env SOLLOL_LOG_LEVEL)').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
+    .option('--autobatch-interval <seconds>', `how often queued autobatch documents become jobs (env SOLLOL_AUTOBATCH_INTERVAL; default ${DEFAULTS.autobatchIntervalSeconds})`)
+    .option('--webhook-allow-hosts <hosts>', 'hosts (host or host:port, comma list, repeatable) a callback_url may name; default none: webhooks refused (env SOLLOL_WEBHOOK_ALLOW_HOSTS)', collect)
+    .option('--webhook-secret <secret>', 'HMAC-SHA256 secret signing webhooks of keys without their own webhook_secret (env SOLLOL_WEBHOOK_SECRET)')
     .option('--redis <url>', 'distributed mode: jobs in this Redis, chunks on its BullMQ queue for `sollol worker`s (env SOLLOL_REDIS_URL)')
     .option('--redis-prefix <prefix>', `prefix of every Redis key, so deployments can share one Redis (env SOLLOL_REDIS_PREFIX; default ${DEFAULTS.redisPrefix})`)
     .action(async (options: RawOptions) => {

@@ -25,6 +25,7 @@
  */
 import { Queue, type JobsOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
+import { priorityStride, type Priority } from '../jobs/priority.js';
 import { RedisKeys } from '../store/redis/keys.js';
 import { FairClock, priorityOf } from './fairClock.js';
 
@@ -71,6 +72,8 @@ export interface ChunkPlan {
   readonly chunkSize: number;
   readonly ttlMs: number;
   readonly pendingTimeoutMs: number;
+  /** The job's priority: its chunks' priorities are spaced by priorityStride (jobs/priority.ts). */
+  readonly priority?: Priority;
 }
 
 const CHUNK_OPTIONS: JobsOptions = {
@@ -98,11 +101,13 @@ export class ChunkQueue {
     const chunkSize = Number(await this.connection.eval(PLAN_SCRIPT, 1, this.keys.job(plan.jobId), plan.chunkSize));
     if (!(chunkSize > 0)) return 0; // the job is gone (purged, evicted)
     const chunks = Math.ceil(plan.totalItems / chunkSize);
-    const fair = await this.fair.plan(chunks, this.rebaseAt);
+    // Start-time fair queuing weighted by priority: chunk k of the job starts at base + stride·k.
+    const stride = priorityStride(plan.priority);
+    const fair = await this.fair.plan(chunks * stride, this.rebaseAt);
     if (fair.rebased) await this.rebase(fair.epoch);
     const jobs = [];
     for (let k = 0, start = 0; start < plan.totalItems; k++, start += chunkSize) {
-      const virtual = fair.base + k;
+      const virtual = fair.base + stride * k;
       const data: ChunkData = {
         jobId: plan.jobId,
         start,
@@ -173,6 +178,36 @@ export class ChunkQueue {
       if (present.some((n) => n > 0)) return true;
     }
     return false;
+  }
+
+  /**
+   * A job's new priority (PATCH): its chunks still waiting get priorities from the head of the
+   * queue on, spaced by the new stride, as if enqueued now; chunks in progress are left alone.
+   */
+  async changeJobPriority(jobId: string, totalItems: number, priority: Priority): Promise<number> {
+    const chunkSize = Number(await this.connection.hget(this.keys.job(jobId), 'chunkSize'));
+    if (!(chunkSize > 0)) return 0;
+    const chunks = Math.ceil(totalItems / chunkSize);
+    const waiting = [];
+    for (let k0 = 0; k0 < chunks; k0 += 500) {
+      const found = await Promise.all(Array.from({ length: Math.min(500, chunks - k0) }, async (_, i) => {
+        const chunk = await this.queue.getJob(chunkJobId(jobId, k0 + i));
+        return chunk && (await chunk.getState()) === 'prioritized' ? chunk : undefined;
+      }));
+      waiting.push(...found.filter((c) => c !== undefined));
+    }
+    const stride = priorityStride(priority);
+    const fair = await this.fair.plan(waiting.length * stride, this.rebaseAt);
+    if (fair.rebased) await this.rebase(fair.epoch);
+    // A chunk taken by a worker meanwhile refuses the change: it is running, which is fine.
+    await Promise.all(
+      waiting.map(async (chunk, n) => {
+        const virtual = fair.base + stride * n;
+        await chunk.updateData({ ...chunk.data, virtual });
+        await chunk.changePriority({ priority: priorityOf(virtual, fair.epoch) });
+      }).map((p) => p.catch(() => undefined)),
+    );
+    return waiting.length;
   }
 
   /** Chunks waiting to be worked (waiting, prioritized, delayed for a retry). */

@@ -17,6 +17,7 @@ import { canonicalModel } from '../backends/modelNames.js';
 import type { BackendPool } from '../backends/pool.js';
 import { ADMIN_SCOPE, type JobRecord } from '../jobs/model.js';
 import { terminalPatch } from '../jobs/lifecycle.js';
+import type { Priority } from '../jobs/priority.js';
 import type { Logger } from '../logger.js';
 import type { ChunkObserver } from '../metrics.js';
 import type { JobStore } from '../store/types.js';
@@ -45,6 +46,8 @@ export interface DistributedSchedulerOptions {
   readonly chunkObserver?: ChunkObserver;
   /** How often the reconciler looks for stranded running jobs (reconciler.ts). @defaultValue 5000 */
   readonly reconcileIntervalMs?: number;
+  /** A job's priority when the record handed to `add` does not carry it (a pending job started by watch()). */
+  readonly priorityOf?: (jobId: string) => Promise<Priority | undefined>;
 }
 
 /**
@@ -141,7 +144,8 @@ export class DistributedScheduler implements JobScheduler {
     const { chunkSize, jobTtlMs, pendingTimeoutMs } = this.options;
     for (let attempt = 1; ; attempt++) {
       try {
-        await this.queue!.enqueue({ jobId: job.id, totalItems: job.totalItems, chunkSize, ttlMs: jobTtlMs, pendingTimeoutMs });
+        const priority = job.priority ?? (await this.options.priorityOf?.(job.id));
+        await this.queue!.enqueue({ jobId: job.id, totalItems: job.totalItems, chunkSize, ttlMs: jobTtlMs, pendingTimeoutMs, ...(priority ? { priority } : {}) });
         return;
       } catch (error) {
         if (this.stopping || attempt >= ENQUEUE_ATTEMPTS) throw error;
@@ -240,6 +244,16 @@ export class DistributedScheduler implements JobScheduler {
         if (await this.store.transition(job.id, 'failed', terminalPatch(now, this.options.jobTtlMs, error))) this.log.warn({ job_id: job.id }, error.error);
       }
     }
+  }
+
+  /** PATCH priority: the job's chunks still queued move to the new priority's places (bullQueue.ts). */
+  setPriority(id: string, priority: Priority): void {
+    this.track((async () => {
+      const job = await this.store.get(ADMIN_SCOPE, id);
+      if (!job || !this.queue || job.status !== 'running') return;
+      const moved = await this.queue.changeJobPriority(id, job.totalItems, priority);
+      this.log.debug({ job_id: id, priority, moved }, 'queued chunks reprioritized');
+    })());
   }
 
   /** A cancelled job's chunks still waiting leave the queue (workers skip any that remain). */

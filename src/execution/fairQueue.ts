@@ -1,46 +1,71 @@
 /**
- * Round-robin over running jobs: each free slot goes to the next job in turn that has work
- * the slot can serve, so a 20-document job behind a 10,000-document one gets the very next
- * slot instead of waiting for the big one to finish.
+ * Weighted fair sharing over running jobs (stride scheduling): every job has a weight (its
+ * priority's, jobs/priority.ts) and a pass; each free slot goes to the eligible job with the
+ * lowest pass, whose pass then grows by its stride (the inverse of its weight). Jobs of equal
+ * weight take turns (round-robin, ties by arrival), so a 20-document job behind a
+ * 10,000-document one gets the very next slot; a job of weight 4w gets four slots for every
+ * one of a job of weight w while both have work, and since every pick raises the picked
+ * job's pass, no job with work waits forever (no starvation).
+ *
+ * A job that joins, or that had no eligible work for a while, starts at the queue's virtual
+ * time (the lowest pass among the jobs picked so far), so idling banks no credit and a new
+ * job neither jumps far ahead of nor falls behind the others.
  */
-export class FairQueue<T extends { readonly id: string }> {
-  private readonly items: T[] = [];
-  private next = 0;
+import { priorityStride, type Priority } from '../jobs/priority.js';
 
-  add(item: T): void {
-    this.items.push(item);
+interface Entry<T> {
+  readonly item: T;
+  stride: number;
+  pass: number;
+  readonly seq: number;
+}
+
+export class FairQueue<T extends { readonly id: string }> {
+  private readonly entries: Entry<T>[] = [];
+  private virtualTime = 0;
+  private seq = 0;
+
+  add(item: T, priority?: Priority): void {
+    this.entries.push({ item, stride: priorityStride(priority), pass: this.virtualTime, seq: this.seq++ });
   }
 
   remove(id: string): void {
-    const at = this.items.findIndex((i) => i.id === id);
-    if (at < 0) return;
-    this.items.splice(at, 1);
-    if (at < this.next) this.next--;
-    if (this.next >= this.items.length) this.next = 0;
+    const at = this.entries.findIndex((e) => e.item.id === id);
+    if (at >= 0) this.entries.splice(at, 1);
+  }
+
+  /** Changes a queued job's share from its next pick on; false when it is not queued. */
+  setPriority(id: string, priority: Priority): boolean {
+    const entry = this.entries.find((e) => e.item.id === id);
+    if (!entry) return false;
+    entry.stride = priorityStride(priority);
+    return true;
   }
 
   get(id: string): T | undefined {
-    return this.items.find((i) => i.id === id);
+    return this.entries.find((e) => e.item.id === id)?.item;
   }
 
-  /** The next item in turn that `eligible` accepts; the turn moves past it. */
+  /** The eligible item with the lowest pass (ties: the earliest added); its pass moves on by its stride. */
   pick(eligible: (item: T) => boolean): T | undefined {
-    for (let i = 0; i < this.items.length; i++) {
-      const at = (this.next + i) % this.items.length;
-      const item = this.items[at]!;
-      if (eligible(item)) {
-        this.next = (at + 1) % this.items.length;
-        return item;
-      }
+    let best: Entry<T> | undefined;
+    for (const entry of this.entries) {
+      if (!eligible(entry.item)) continue;
+      if (!best || entry.pass < best.pass || (entry.pass === best.pass && entry.seq < best.seq)) best = entry;
     }
-    return undefined;
+    if (!best) return undefined;
+    // No credit for time spent without eligible work.
+    best.pass = Math.max(best.pass, this.virtualTime);
+    this.virtualTime = best.pass;
+    best.pass += best.stride;
+    return best.item;
   }
 
   all(): readonly T[] {
-    return this.items;
+    return this.entries.map((e) => e.item);
   }
 
   get size(): number {
-    return this.items.length;
+    return this.entries.length;
   }
 }

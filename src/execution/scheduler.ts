@@ -17,6 +17,7 @@ import type { Logger } from '../logger.js';
 import type { ChunkObserver } from '../metrics.js';
 import { type JobRecord } from '../jobs/model.js';
 import { terminalPatch } from '../jobs/lifecycle.js';
+import type { Priority } from '../jobs/priority.js';
 import type { JobStore } from '../store/types.js';
 import { ActiveJob, type ChunkRange } from './activeJob.js';
 import { ChunkProcessor, type ChunkTask, type StatusDetail, type StepResult, type WaitReason } from './chunkProcessor.js';
@@ -83,8 +84,13 @@ export class Scheduler implements JobScheduler {
       this.track(this.processor.finishIfDone(job.id, this.options.jobTtlMs));
       return;
     }
-    this.queue.add(new ActiveJob(job.id, job.model, job.options, job.totalItems, job.status, job.createdAt));
+    this.queue.add(new ActiveJob(job.id, job.model, job.options, job.totalItems, job.status, job.createdAt), job.priority);
     this.dispatch();
+  }
+
+  /** A queued job's new share of the slots (PATCH priority), from its next chunk on. */
+  setPriority(id: string, priority: Priority): void {
+    this.queue.setPriority(id, priority);
   }
 
   /** Whether a job for `model` can be served now, must wait for a backend, or names an unknown model. */

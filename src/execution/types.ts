@@ -6,6 +6,7 @@
  */
 import type { NodeSnapshot } from '../backends/nodeSnapshot.js';
 import type { JobRecord } from '../jobs/model.js';
+import type { Priority } from '../jobs/priority.js';
 
 /** Whether a job for a model can run now, must wait for a backend, or names an unknown model. */
 export type ModelAvailability = 'served' | 'no-backend' | 'unknown-model';
@@ -33,6 +34,8 @@ export interface JobScheduler {
   /** Takes an admitted job (pending or running); a resumed job goes on where it was. */
   add(job: JobRecord): void;
   modelAvailability(model: string): ModelAvailability;
+  /** A running job's new priority (PATCH /api/batch/jobs/{id}): its share of the slots from now on. */
+  setPriority?(id: string, priority: Priority): void;
   load(): SchedulerLoad;
   /** Why a job cannot progress now (no backend, store fault, failing node), if this process knows. */
   statusDetail?(jobId: string): { readonly reason: string; readonly message: string; readonly since: number } | undefined;

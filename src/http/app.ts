@@ -21,6 +21,12 @@ import { frameworkErrorHandler } from './compatErrors.js';
 import { clientErrorHandler, sendError, toApiError } from './errorHandler.js';
 import { installDocumentLimit } from './limits.js';
 import { installRateLimit, type SharedRateLimit } from './rateLimit.js';
+import { installIdempotency } from './idempotency.js';
+import { jobControlRoutes } from './routes/jobControl.js';
+import { templateRoutes } from './routes/templates.js';
+import { autobatchRoutes } from './routes/autobatch.js';
+import type { Templates } from '../jobs/templates.js';
+import type { Autobatch } from '../jobs/autobatch.js';
 import { batchRoutes } from './routes/batch.js';
 import { metricsRoutes } from './routes/metrics.js';
 import { ollamaRoutes } from './routes/ollama.js';
@@ -38,6 +44,10 @@ export interface AppDependencies {
   readonly metrics?: GatewayMetrics;
   /** Distributed mode: the rate limit is counted in this Redis, across gateways. */
   readonly sharedRateLimit?: SharedRateLimit;
+  /** Serves /api/batch/templates when given. */
+  readonly templates?: Templates;
+  /** Serves /api/autobatch when given. */
+  readonly autobatch?: Autobatch;
   readonly config: {
     readonly batchProcessing: boolean;
     readonly maxBatchDocuments: number;
@@ -90,6 +100,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   installAuth(app, config.apiKeys);
   await installRateLimit(app, config.rateLimitPerMinute, config.apiKeys.length > 0, deps.sharedRateLimit);
   installDocumentLimit(app, config.maxDocumentChars);
+  if (deps.manager.control) installIdempotency(app, deps.manager.control);
   app.setErrorHandler((error: FastifyError, request, reply) => {
     const apiError = toApiError(error, request);
     if (isStoreError(error)) request.log.warn({ url: request.url, code: error.code, error: error.message }, 'request refused: store fault');
@@ -111,6 +122,9 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
 
   await app.register(batchRoutes, { manager: deps.manager, enabled: config.batchProcessing, maxBatchDocuments: config.maxBatchDocuments });
   await app.register(resultRoutes, { manager: deps.manager, enabled: config.batchProcessing });
+  await app.register(jobControlRoutes, { manager: deps.manager });
+  if (deps.templates) await app.register(templateRoutes, { templates: deps.templates, maxBatchDocuments: config.maxBatchDocuments });
+  if (deps.autobatch) await app.register(autobatchRoutes, { autobatch: deps.autobatch, maxBatchDocuments: config.maxBatchDocuments });
   await app.register(systemRoutes, {
     manager: deps.manager,
     pool: deps.pool,

@@ -54,6 +54,7 @@ export function fromBackendError(error: BackendError, model: string | undefined)
       return new CompatError('BACKEND_UNAVAILABLE', 'The request was cancelled before a backend answered (the client went away or the gateway is stopping)');
     case 'BACKEND_UNAVAILABLE':
     case 'GATEWAY_RESTARTED':
+    case 'DEPENDENCY_FAILED':
       return new CompatError('BACKEND_UNAVAILABLE', error.message, { headers: { 'retry-after': '1' } });
   }
 }

@@ -1,12 +1,14 @@
 /** JSON schemas of the Batch API: validation at the edge, and the source of /openapi.json. */
 import { JOB_STATUSES } from '../jobs/state.js';
+import { jobControlProperties } from './jobControl.js';
 
 export const METADATA_MAX_BYTES = 16 * 1024;
 
 export function submitBodySchema(maxDocuments: number) {
   return {
     type: 'object',
-    required: ['model', 'documents'],
+    // documents, or documents_from (job control): the route checks that exactly one is there.
+    required: ['model'],
     additionalProperties: false,
     properties: {
       model: { type: 'string', minLength: 1, maxLength: 200, description: 'Model to embed with, e.g. nomic-embed-text' },
@@ -27,6 +29,7 @@ export function submitBodySchema(maxDocuments: number) {
           keep_alive: { type: ['string', 'number'], description: 'How long the backend keeps the model loaded' },
         },
       },
+      ...jobControlProperties,
     },
   } as const;
 }
@@ -89,6 +92,12 @@ export const jobStatusSchema = {
       properties: { reason: { type: 'string' }, message: { type: 'string' }, since: { type: 'string' } },
     },
     retry_of: { type: 'string' },
+    priority: { type: 'string' },
+    run_at: { type: 'string' },
+    depends_on: { type: 'array', items: { type: 'string' } },
+    template: { type: 'string' },
+    callback_url: { type: 'string' },
+    webhook: { type: 'object', additionalProperties: true },
   },
 } as const;
 

@@ -25,6 +25,10 @@ export function submitValidationError(error: ErrorObject, body: unknown): ApiErr
   if (item) return new ApiError('INVALID_DOCUMENT', `documents[${item[1]}] must be a non-empty string`);
   if (path === '/metadata') return new ApiError('INVALID_METADATA', "Field 'metadata' must be a JSON object");
   if (path.startsWith('/options')) return optionsError(error);
+  if (path === '/priority') return new ApiError('INVALID_PRIORITY', "Field 'priority' must be one of low, normal, high");
+  if (path === '/run_at') return new ApiError('INVALID_RUN_AT', "Field 'run_at' must be an ISO 8601 time with an offset, e.g. 2026-12-01T10:00:00+01:00");
+  if (path === '/callback_url') return new ApiError('INVALID_CALLBACK_URL', "Field 'callback_url' must be a URL of at most 2048 characters");
+  if (path.startsWith('/depends_on')) return new ApiError('INVALID_DEPENDENCY', "Field 'depends_on' must be an array of at most 100 job ids");
   return new ApiError('INVALID_BODY', `Field '${path.slice(1)}' ${error.message ?? 'is invalid'}`);
 }
 
@@ -36,7 +40,7 @@ function rootError(error: ErrorObject): ApiError {
   }
   if (error.keyword === 'additionalProperties') {
     const extra = (error.params as { additionalProperty: string }).additionalProperty;
-    return new ApiError('INVALID_BODY', `Unknown field '${extra}'; expected model, documents, metadata, options`);
+    return new ApiError('INVALID_BODY', `Unknown field '${extra}'; expected model, documents, metadata, options, priority, run_at, depends_on, documents_from, callback_url`);
   }
   return new ApiError('INVALID_BODY', 'Request body must be a JSON object with model and documents');
 }
@@ -64,7 +68,7 @@ function optionsError(error: ErrorObject): ApiError {
 export function listQueryError(error: ErrorObject): ApiError {
   if (error.instancePath === '/limit') return new ApiError('INVALID_LIMIT', 'limit must be an integer from 1 to 1000');
   if (error.instancePath === '/status') {
-    return new ApiError('INVALID_QUERY', 'status must be one of pending, running, completed, failed, cancelled');
+    return new ApiError('INVALID_QUERY', 'status must be one of pending, running, completed, failed, cancelled, scheduled');
   }
   return new ApiError('INVALID_QUERY', `Query ${error.instancePath.slice(1)} ${error.message ?? 'is invalid'}`);
 }

@@ -14,19 +14,29 @@ import { terminalPatch } from './lifecycle.js';
 import { ADMIN_SCOPE, ANONYMOUS_OWNER, type ItemResult, type JobCounters, type JobRecord, type Scope } from './model.js';
 import { isTerminal, type JobStatus } from './state.js';
 import { ERROR_ITEMS_SHOWN, statusView, type JobStatusView } from './view.js';
+import type { ControlStore, JobControl } from '../store/control.js';
+import { DEFAULT_PRIORITY, type Priority } from './priority.js';
+import { controlView, mustHold, type SubmitControl } from './scheduling.js';
+import { Webhooks, webhookView } from './webhooks.js';
+import { documentsFromItems, knownTextFields, textAccessor } from './itemFields.js';
 
 export interface SubmitRequest {
   readonly model: string;
   readonly documents: readonly string[];
   readonly metadata?: Readonly<Record<string, unknown>>;
   readonly options?: EmbedOptions;
+  /** Job control (priority, run_at, depends_on), whatever the job type: jobs/scheduling.ts. */
+  readonly control?: SubmitControl;
 }
 
 export interface SubmitAnswer {
   job_id: string;
-  status: 'pending' | 'running';
+  status: 'pending' | 'running' | 'scheduled';
   total_items: number;
   message: string;
+  priority?: Priority;
+  run_at?: string;
+  depends_on?: string[];
 }
 
 export interface ManagerOptions {
@@ -57,7 +67,12 @@ export class JobManager {
     private readonly catalog: ModelCatalog,
     private readonly options: ManagerOptions,
     private readonly log: Logger,
+    /** Job control (priorities, scheduled jobs, dependencies); absent: every job runs at once at normal priority. */
+    readonly control?: ControlStore,
   ) {}
+
+  /** Set by the gateway: checks callback_url (webhooks.ts); absent: webhooks refused. */
+  webhooks: Webhooks | undefined;
 
   /** Resumes jobs a previous process left unfinished, then starts the TTL sweep. */
   async start(): Promise<void> {
@@ -76,8 +91,10 @@ export class JobManager {
    * pending jobs start when a backend serves them. Timestamps and counters are untouched.
    */
   private async resumeInterruptedJobs(): Promise<void> {
-    for (const job of await this.store.unfinishedJobs()) {
-      this.scheduler.add(job);
+    const jobs = await this.store.unfinishedJobs();
+    const controls = await this.controlsOf(jobs.map((j) => j.id));
+    for (const job of jobs) {
+      this.scheduler.add(withPriority(job, controls.get(job.id)));
       this.log.info({ job_id: job.id, done: job.completedItems + job.failedItems, total: job.totalItems, status: job.status }, 'resuming job after restart');
     }
   }
@@ -95,13 +112,18 @@ export class JobManager {
       throw new ApiError('MODEL_NOT_FOUND', `Model '${request.model}' is not served by any backend. Served models: ${list}`);
     }
     await this.assertStoreHasRoom();
+    const id = randomUUID();
+    const owner = scope.owner ?? 'admin';
+    const now = Date.now();
+    const control = request.control ? await this.prepareControl(scope, id, owner, request.control, now) : undefined;
+    const hold = control !== undefined && mustHold(control, now);
     const admission = await this.store.admit(
       {
-        id: randomUUID(),
+        id,
         // An admin key's jobs belong to that key; a bare admin scope (no key) to "admin".
-        owner: scope.owner ?? 'admin',
+        owner,
         model: request.model,
-        status: availability === 'served' ? 'running' : 'pending',
+        status: hold ? 'scheduled' : availability === 'served' ? 'running' : 'pending',
         createdAt: Date.now(),
         metadata: request.metadata ?? {},
         options: request.options ?? { truncate: true },
@@ -109,16 +131,111 @@ export class JobManager {
       },
       this.policy(),
     );
-    if (!admission.admitted) throw this.refusal(admission, scope.owner ?? 'admin');
+    if (!admission.admitted) {
+      if (control) await this.control?.deleteControl(id);
+      throw this.refusal(admission, owner);
+    }
     const job = admission.job;
-    this.scheduler.add(job);
+    if (!hold) this.scheduler.add(withPriority(job, control));
     this.log.info({ job_id: job.id, model: job.model, documents: job.totalItems, status: job.status }, 'job submitted');
     return {
       job_id: job.id,
-      status: job.status as 'pending' | 'running',
+      status: job.status as 'pending' | 'running' | 'scheduled',
       total_items: job.totalItems,
       message: `Batch embedding job submitted with ${job.totalItems} documents`,
+      ...(control ? controlView(control) : {}),
     };
+  }
+
+  /** Checks the parents (visible to the caller, not finished badly) and keeps the control record before admission. */
+  private async prepareControl(scope: Scope, id: string, owner: string, request: SubmitControl, now: number): Promise<JobControl> {
+    if (!this.control) throw new ApiError('BAD_REQUEST', 'Job control is not available in this gateway');
+    if (request.callbackUrl !== undefined) {
+      if (!this.webhooks) throw new ApiError('WEBHOOK_NOT_ALLOWED', 'Webhooks are off on this gateway');
+      this.webhooks.check(owner, request.callbackUrl);
+    }
+    const from = request.documentsFrom;
+    if (from) {
+      const parent = UUID_PATTERN.test(from.jobId) ? await this.store.get(scope, from.jobId.toLowerCase()) : undefined;
+      if (!parent) throw new ApiError('INVALID_DEPENDENCY', `documents_from: job ${from.jobId} not found`);
+      if (!textAccessor(parent.type, from.field)) {
+        throw new ApiError('INVALID_DEPENDENCY', `documents_from: a ${parent.type} job has no text field '${from.field}' to take documents from (text fields: ${knownTextFields()})`);
+      }
+    }
+    for (const parent of request.dependsOn ?? []) {
+      const job = UUID_PATTERN.test(parent) ? await this.store.get(scope, parent.toLowerCase()) : undefined;
+      if (!job) throw new ApiError('INVALID_DEPENDENCY', `depends_on: job ${parent} not found`);
+    }
+    const control: JobControl = {
+      jobId: id,
+      owner,
+      priority: request.priority ?? DEFAULT_PRIORITY,
+      runAt: request.runAt ?? null,
+      dependsOn: [...new Set([...(request.dependsOn ?? []), ...(from ? [from.jobId] : [])].map((p) => p.toLowerCase()))],
+      documentsFrom: from ? { jobId: from.jobId.toLowerCase(), field: from.field } : null,
+      template: request.template ?? null,
+      createdAt: now,
+    };
+    await this.control.putControl(control);
+    if (request.callbackUrl !== undefined) await this.control.putWebhook(Webhooks.waiting(id, owner, request.callbackUrl, now));
+    return control;
+  }
+
+  private async controlsOf(ids: readonly string[]): Promise<Map<string, JobControl>> {
+    return this.control && ids.length > 0 ? this.control.controls(ids) : new Map();
+  }
+
+  /**
+   * Releases a scheduled job whose time has come and whose parents completed: `running` when a
+   * backend serves its model (else `pending`), then into the scheduler at its priority.
+   * Undefined when it is no longer scheduled (cancelled meanwhile, or released by another gateway).
+   */
+  async release(id: string): Promise<JobRecord | undefined> {
+    const record = await this.store.get(ADMIN_SCOPE, id);
+    if (!record || record.status !== 'scheduled') return undefined;
+    const held = (await this.controlsOf([id])).get(id);
+    if (held?.documentsFrom && record.totalItems === 0) await this.fillFromParent(id, held.documentsFrom);
+    const to = this.scheduler.modelAvailability(record.model) === 'served' ? 'running' : 'pending';
+    const job = await this.store.transition(id, to, { at: Date.now() });
+    if (!job) return undefined;
+    const control = (await this.controlsOf([id])).get(id);
+    this.scheduler.add(withPriority(job, control));
+    this.log.info({ job_id: id, status: job.status }, 'scheduled job released');
+    return job;
+  }
+
+  /** documents_from: the completed parent's items in that field become the child's documents; its failed items fail theirs. */
+  private async fillFromParent(id: string, from: { jobId: string; field: string }): Promise<void> {
+    const parent = await this.store.get(ADMIN_SCOPE, from.jobId);
+    const accessor = parent ? textAccessor(parent.type, from.field) : undefined;
+    if (!parent || !accessor) return;
+    const items = await this.store.readResults(ADMIN_SCOPE, parent.id, 0, parent.totalItems);
+    await this.control!.fillScheduledDocuments(id, documentsFromItems(parent.id, from.field, items, accessor));
+  }
+
+  /** Fails a scheduled job whose parent failed or was cancelled (DEPENDENCY_FAILED). */
+  async failScheduled(id: string, error: { code: 'DEPENDENCY_FAILED'; error: string }): Promise<boolean> {
+    const job = await this.store.transition(id, 'failed', terminalPatch(Date.now(), this.options.jobTtlMs, error));
+    if (job) this.log.info({ job_id: id, error: error.error }, 'scheduled job failed');
+    return job !== undefined;
+  }
+
+  /**
+   * PATCH /api/batch/jobs/{id} {priority}: while the job is scheduled, pending or running.
+   * A running job's share of the slots changes from its next chunk on.
+   */
+  async setPriority(scope: Scope, id: string, priority: Priority): Promise<JobStatusView> {
+    const job = await this.job(scope, id);
+    if (isTerminal(job.status)) {
+      throw new ApiError('JOB_NOT_CHANGEABLE', `Job ${job.id} is already ${job.status}; its priority can no longer change`);
+    }
+    if (!this.control) throw new ApiError('BAD_REQUEST', 'Job control is not available in this gateway');
+    if (!(await this.control.setPriority(job.id, priority))) {
+      await this.control.putControl({ jobId: job.id, owner: job.owner, priority, runAt: null, dependsOn: [], documentsFrom: null, template: null, createdAt: job.createdAt });
+    }
+    this.scheduler.setPriority?.(job.id, priority);
+    this.log.info({ job_id: job.id, priority }, 'job priority changed');
+    return this.status(scope, job.id);
   }
 
   /**
@@ -209,13 +326,17 @@ export class JobManager {
     const job = await this.job(scope, id);
     const failures = job.failedItems > 0 ? await this.store.failureSummary(job.id, ERROR_ITEMS_SHOWN) : undefined;
     const detail = this.scheduler.statusDetail?.(job.id);
-    return statusView(job, Date.now(), { ...(failures ? { failures } : {}), ...(detail ? { detail } : {}) });
+    const control = (await this.controlsOf([job.id])).get(job.id);
+    const webhook = this.control ? (await this.control.webhooks([job.id])).get(job.id) : undefined;
+    return { ...statusView(job, Date.now(), { ...(failures ? { failures } : {}), ...(detail ? { detail } : {}) }), ...controlView(control), ...webhookView(webhook) };
   }
 
   async list(scope: Scope, query: { limit: number; status?: JobStatus }): Promise<{ jobs: JobStatusView[]; total: number }> {
     const { jobs, total } = await this.store.list(scope, query);
     const now = Date.now();
-    return { jobs: jobs.map((j) => statusView(j, now)), total };
+    const controls = await this.controlsOf(jobs.map((j) => j.id));
+    const webhooks = this.control && jobs.length > 0 ? await this.control.webhooks(jobs.map((j) => j.id)) : new Map();
+    return { jobs: jobs.map((j) => ({ ...statusView(j, now), ...controlView(controls.get(j.id)), ...webhookView(webhooks.get(j.id)) })), total };
   }
 
   async cancel(scope: Scope, id: string): Promise<{ job_id: string; cancelled: true; message: string }> {
@@ -279,6 +400,10 @@ export class JobManager {
   stop(): void {
     if (this.sweepTimer) clearInterval(this.sweepTimer);
   }
+}
+
+function withPriority(job: JobRecord, control: JobControl | undefined): JobRecord {
+  return control ? { ...job, priority: control.priority } : job;
 }
 
 /** 10737418240 -> "10 GiB", 1536 -> "1.5 KiB". */

@@ -1,6 +1,7 @@
 /** The job as stored, shared by the job manager, the scheduler and the stores. */
 import type { EmbedOptions } from '../backends/types.js';
 import type { ItemErrorCode } from '../backends/errors.js';
+import type { Priority } from './priority.js';
 import type { JobStatus } from './state.js';
 
 /** Who may see a job: its owner, or an admin who sees all (`owner`: the admin key's own id, owner of the jobs it makes). Every store call takes one. */
@@ -36,6 +37,11 @@ export interface JobRecord {
   readonly errors: readonly JobError[];
   /** The job this one retries (POST /api/batch/jobs/{id}/retry), if any. */
   readonly retryOf: string | null;
+  /**
+   * Its priority, when the caller knows it: stores leave it out (it lives in the job's control
+   * record, store/control.ts) and the job manager fills it in before handing a job to a scheduler.
+   */
+  readonly priority?: Priority;
 }
 
 /** A retry: a new id and status; everything else comes from the job it retries. */
@@ -50,7 +56,8 @@ export interface NewJob {
   readonly id: string;
   readonly owner: string;
   readonly model: string;
-  readonly status: 'pending' | 'running';
+  /** `scheduled`: held until its run_at or its parents (jobs/scheduling.ts). */
+  readonly status: 'pending' | 'running' | 'scheduled';
   readonly createdAt: number;
   readonly metadata: Readonly<Record<string, unknown>>;
   readonly options: EmbedOptions;

@@ -1,13 +1,18 @@
 /**
  * The job state machine.
  *
- *   pending --> running --> completed
- *      |           |------> failed
- *      |           '------> cancelled
- *      |------------------> cancelled
- *      '------------------> failed      (no backend within --pending-timeout)
+ *   scheduled --> pending --> running --> completed
+ *      |  |          |           |------> failed
+ *      |  |          |           '------> cancelled
+ *      |  |          |------------------> cancelled
+ *      |  |          '------------------> failed      (no backend within --pending-timeout)
+ *      |  '--------------------> running               (released while a backend serves it)
+ *      |-----------------------> cancelled
+ *      '-----------------------> failed                (DEPENDENCY_FAILED: a parent failed or was cancelled)
  *
- * `pending` means no backend can serve the job yet; every admitted job that can be served
+ * `scheduled` holds a job until its `run_at` has come and every job in its `depends_on` has
+ * completed (jobs/scheduling.ts releases it); it takes no slot and keeps no timer of its own,
+ * so it survives restarts as a row in the store. `pending` means no backend can serve the job yet; every admitted job that can be served
  * is `running` at once and shares the execution slots fairly with the others. Terminal
  * states never change: the store applies a transition only if the row is still in one of
  * the states that may lead to the target (`UPDATE ... WHERE status IN (...)`), so a cancel
@@ -15,11 +20,12 @@
  * allowed; nothing else writes a status.
  */
 
-export const JOB_STATUSES = ['pending', 'running', 'completed', 'failed', 'cancelled'] as const;
+export const JOB_STATUSES = ['pending', 'running', 'completed', 'failed', 'cancelled', 'scheduled'] as const;
 export type JobStatus = (typeof JOB_STATUSES)[number];
 export type TerminalStatus = 'completed' | 'failed' | 'cancelled';
 
 const TRANSITIONS: Readonly<Record<JobStatus, readonly JobStatus[]>> = {
+  scheduled: ['pending', 'running', 'cancelled', 'failed'],
   pending: ['running', 'cancelled', 'failed'],
   running: ['completed', 'failed', 'cancelled'],
   completed: [],

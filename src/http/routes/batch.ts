@@ -5,6 +5,7 @@ import { ApiError } from '../../errors.js';
 import type { JobManager, SubmitRequest } from '../../jobs/manager.js';
 import type { JobStatus } from '../../jobs/state.js';
 import type { EmbedOptions } from '../../backends/types.js';
+import { controlFromBody, type JobControlBody } from '../jobControl.js';
 import { scopeOf } from '../scope.js';
 import { errorSchema, jobIdParams, jobStatusSchema, listQuerySchema, METADATA_MAX_BYTES, submitBodySchema } from '../schemas.js';
 import { MAX_JSON_DEPTH, nestedDeeperThan } from '../validation.js';
@@ -15,9 +16,9 @@ export interface BatchRouteOptions {
   readonly maxBatchDocuments: number;
 }
 
-interface SubmitBody {
+interface SubmitBody extends JobControlBody {
   model: string;
-  documents: string[];
+  documents?: string[];
   metadata?: Record<string, unknown>;
   options?: { truncate?: boolean; dimensions?: number; keep_alive?: string | number };
 }
@@ -70,15 +71,21 @@ function toSubmitRequest(body: SubmitBody): SubmitRequest {
   if (body.metadata !== undefined && Buffer.byteLength(JSON.stringify(body.metadata)) > METADATA_MAX_BYTES) {
     throw new ApiError('INVALID_METADATA', `Field 'metadata' is over ${METADATA_MAX_BYTES / 1024} KiB when serialized`);
   }
+  if (body.documents === undefined && body.documents_from === undefined) throw new ApiError('NO_DOCUMENTS', 'No documents provided');
+  if (body.documents !== undefined && body.documents_from !== undefined) {
+    throw new ApiError('INVALID_BODY', "Give either 'documents' or 'documents_from', not both");
+  }
+  const control = controlFromBody(body);
   return {
     model: body.model,
-    documents: body.documents,
+    documents: body.documents ?? [],
     metadata: body.metadata ?? {},
     options: toEmbedOptions(body.options ?? {}),
+    ...(control ? { control } : {}),
   };
 }
 
-function toEmbedOptions(raw: NonNullable<SubmitBody['options']>): EmbedOptions {
+export function toEmbedOptions(raw: NonNullable<SubmitBody['options']>): EmbedOptions {
   return {
     truncate: raw.truncate ?? true,
     ...(raw.dimensions !== undefined ? { dimensions: raw.dimensions } : {}),

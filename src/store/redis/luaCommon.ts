@@ -13,7 +13,7 @@ local STATS = KEYS[1]
 local P = string.sub(STATS, 1, #STATS - 5)
 local META = P .. 'idx:meta'
 local LRU = P .. 'cache:lru'
-local STATUSES = {'pending', 'running', 'completed', 'failed', 'cancelled'}
+local STATUSES = {'pending', 'running', 'completed', 'failed', 'cancelled', 'scheduled'}
 local SUFFIXES = {'', ':state', ':vec', ':err', ':text', ':keys', ':dup'}
 
 -- The jobs a call is about are declared: KEYS[2..] in groups of 7, one per job, in the order
@@ -34,7 +34,7 @@ local function status_idx(s) return P .. 'idx:status:' .. s end
 local function owner_idx(o) return P .. 'idx:owner:' .. o end
 local function owner_status_idx(s, o) return P .. 'idx:owner-status:' .. s .. ':' .. o end
 local function visible(admin, scope_owner, owner) return admin == '1' or scope_owner == owner end
-local function is_active(status) return status == 'pending' or status == 'running' end
+local function is_active(status) return status == 'pending' or status == 'running' or status == 'scheduled' end
 
 -- Calls cmd on key with args in groups of per: Lua's unpack() has a stack limit (~8000).
 local function batched(cmd, key, args, per)

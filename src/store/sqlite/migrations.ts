@@ -81,6 +81,67 @@ const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE documents ADD COLUMN dup INTEGER NOT NULL DEFAULT 0;
   `,
+  // 5: job control (store/control.ts): priority, run_at, dependencies per job; Idempotency-Key answers.
+  `
+  CREATE TABLE job_control (
+    job_id TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    priority TEXT NOT NULL,
+    run_at INTEGER,
+    depends_on TEXT NOT NULL DEFAULT '[]',
+    documents_from TEXT,
+    template TEXT,
+    created_at INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  CREATE TABLE idempotency_keys (
+    owner TEXT NOT NULL,
+    key TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    status_code INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    expires_at INTEGER NOT NULL,
+    PRIMARY KEY (owner, key)
+  ) WITHOUT ROWID;
+  CREATE INDEX idempotency_expires ON idempotency_keys(expires_at);
+  CREATE TABLE webhooks (
+    job_id TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    url TEXT NOT NULL,
+    state TEXT NOT NULL,
+    attempts TEXT NOT NULL DEFAULT '[]',
+    next_attempt_at INTEGER NOT NULL,
+    first_attempt_at INTEGER,
+    created_at INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  CREATE INDEX webhooks_open ON webhooks(state, created_at) WHERE state IN ('waiting', 'retrying');
+  CREATE TABLE templates (
+    owner TEXT NOT NULL,
+    name TEXT NOT NULL,
+    body TEXT NOT NULL,
+    next_run_at INTEGER,
+    PRIMARY KEY (owner, name)
+  ) WITHOUT ROWID;
+  CREATE INDEX templates_due ON templates(next_run_at) WHERE next_run_at IS NOT NULL;
+  CREATE TABLE autobatch_queue (
+    seq INTEGER PRIMARY KEY,
+    owner TEXT NOT NULL,
+    target TEXT NOT NULL,
+    documents TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    metadata TEXT,
+    queued_at INTEGER NOT NULL
+  );
+  CREATE INDEX autobatch_queue_target ON autobatch_queue(owner, target, queued_at);
+  CREATE TABLE autobatch_history (
+    seq INTEGER PRIMARY KEY,
+    owner TEXT NOT NULL,
+    target TEXT NOT NULL,
+    job_ids TEXT NOT NULL,
+    documents INTEGER NOT NULL,
+    flushed_at INTEGER NOT NULL
+  );
+  CREATE INDEX autobatch_history_owner ON autobatch_history(owner, seq);
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

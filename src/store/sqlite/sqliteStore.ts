@@ -145,7 +145,7 @@ export class SqliteJobStore implements JobStore {
       return this.write('grow', this.db.transaction((): Admission | 'not-found' | 'active' => {
         const old = this.stmt.getJob.get(of) as JobRow | undefined;
         if (!old || !visible(scope, old.owner)) return 'not-found';
-        if (old.status === 'pending' || old.status === 'running') return 'active';
+        if (old.status === 'pending' || old.status === 'running' || old.status === 'scheduled') return 'active';
         if (old.expires_at !== null && old.expires_at <= policy.now) return 'not-found';
         const overCap = this.ownerOverCap(job.owner, policy);
         if (overCap) return overCap;
@@ -385,7 +385,7 @@ export class SqliteJobStore implements JobStore {
     return this.write('free', this.db.transaction(() => {
       const row = this.stmt.getJob.get(id) as JobRow | undefined;
       if (!row || !visible(scope, row.owner)) return 'not-found' as const;
-      if (row.status === 'pending' || row.status === 'running') return 'active' as const;
+      if (row.status === 'pending' || row.status === 'running' || row.status === 'scheduled') return 'active' as const;
       this.stmt.deleteJob.run(row.seq);
       return 'purged' as const;
     }));
@@ -570,6 +570,11 @@ export class SqliteJobStore implements JobStore {
     } catch {
       return Number.POSITIVE_INFINITY;
     }
+  }
+
+  /** The connection, for the job-control tables on the same file (controlStore.ts). */
+  get database(): DB {
+    return this.db;
   }
 
   attachCheckpointer(checkpointer: Checkpointer): void {

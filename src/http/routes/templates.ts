@@ -1,0 +1,153 @@
+/** Batch templates: POST/GET /api/batch/templates, GET/DELETE /api/batch/templates/{name}, POST .../{name}/run. */
+import type { FastifyInstance } from 'fastify';
+import { ApiError } from '../../errors.js';
+import type { JobManager } from '../../jobs/manager.js';
+import type { Priority } from '../../jobs/priority.js';
+import { TEMPLATE_NAME_PATTERN, templateView, type TemplateRunner, type Templates } from '../../jobs/templates.js';
+import { controlFromBody, jobControlProperties, type JobControlBody } from '../jobControl.js';
+import { errorSchema, METADATA_MAX_BYTES } from '../schemas.js';
+import { scopeOf } from '../scope.js';
+import { MAX_JSON_DEPTH, nestedDeeperThan } from '../validation.js';
+import { toEmbedOptions } from './batch.js';
+
+const tags = ['templates'];
+
+interface TemplateBody {
+  name: string;
+  job_type?: string;
+  model: string;
+  options?: Record<string, unknown>;
+  metadata?: Record<string, unknown>;
+  priority?: Priority;
+  callback_url?: string;
+  schedule?: string;
+  documents?: string[];
+}
+
+interface RunBody {
+  documents?: string[];
+  overrides?: JobControlBody & { model?: string; options?: Record<string, unknown>; metadata?: Record<string, unknown> };
+}
+
+const embedOptionsSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    truncate: { type: 'boolean' },
+    dimensions: { type: 'integer', minimum: 1, maximum: 65536 },
+    keep_alive: { type: ['string', 'number'] },
+  },
+} as const;
+
+const nameParams = { type: 'object', properties: { name: { type: 'string', description: 'The template name' } } } as const;
+
+/** The embed job type's runner: `{documents}` in, a batch embedding job out. */
+export function embedRunner(manager: JobManager): TemplateRunner {
+  return async (scope, job, input) => {
+    const documents = input.documents;
+    if (!Array.isArray(documents) || documents.length === 0 || !documents.every((d) => typeof d === 'string' && d.length > 0)) {
+      throw new ApiError('NO_DOCUMENTS', 'An embed template runs on documents: a non-empty list of non-empty strings');
+    }
+    return manager.submit(scope, {
+      model: job.model,
+      documents: documents as string[],
+      metadata: job.metadata,
+      options: toEmbedOptions(job.options as Parameters<typeof toEmbedOptions>[0]),
+      control: job.control,
+    });
+  };
+}
+
+function checkMetadata(metadata: Record<string, unknown> | undefined): void {
+  if (metadata === undefined) return;
+  if (nestedDeeperThan(metadata)) throw new ApiError('INVALID_METADATA', `Field 'metadata' nests objects or arrays more than ${MAX_JSON_DEPTH} levels deep`);
+  if (Buffer.byteLength(JSON.stringify(metadata)) > METADATA_MAX_BYTES) throw new ApiError('INVALID_METADATA', `Field 'metadata' is over ${METADATA_MAX_BYTES / 1024} KiB when serialized`);
+}
+
+export async function templateRoutes(app: FastifyInstance, options: { readonly templates: Templates; readonly maxBatchDocuments: number }): Promise<void> {
+  const { templates } = options;
+  const documents = { type: 'array', minItems: 1, maxItems: options.maxBatchDocuments, items: { type: 'string', minLength: 1 } } as const;
+
+  app.post<{ Body: TemplateBody }>('/api/batch/templates', {
+    schema: {
+      tags,
+      summary: 'Create a batch template (optionally with a cron schedule)',
+      body: {
+        type: 'object',
+        required: ['name', 'model'],
+        additionalProperties: false,
+        properties: {
+          name: { type: 'string', pattern: TEMPLATE_NAME_PATTERN },
+          job_type: { type: 'string', default: 'embed', description: `The job type its runs are (${templates.jobTypes.join(', ')})` },
+          model: { type: 'string', minLength: 1, maxLength: 200 },
+          options: embedOptionsSchema,
+          metadata: { type: 'object', additionalProperties: true },
+          priority: jobControlProperties.priority,
+          callback_url: jobControlProperties.callback_url,
+          schedule: { type: 'string', minLength: 1, maxLength: 200, description: 'A cron expression (UTC), e.g. "0 2 * * *": runs by itself with `documents`' },
+          documents: { ...documents, description: 'The fixed input of scheduled runs' },
+        },
+      },
+      response: { 400: errorSchema, 409: errorSchema },
+    },
+  }, async (request, reply) => {
+    const b = request.body;
+    checkMetadata(b.metadata);
+    const template = await templates.create(scopeOf(request), {
+      name: b.name,
+      jobType: b.job_type ?? 'embed',
+      model: b.model,
+      ...(b.options ? { options: b.options } : {}),
+      ...(b.metadata ? { metadata: b.metadata } : {}),
+      ...(b.priority ? { priority: b.priority } : {}),
+      ...(b.callback_url !== undefined ? { callbackUrl: b.callback_url } : {}),
+      ...(b.schedule !== undefined ? { schedule: b.schedule } : {}),
+      ...(b.documents ? { input: { documents: b.documents } } : {}),
+    });
+    reply.code(201);
+    return templateView(template);
+  });
+
+  app.get('/api/batch/templates', {
+    schema: { tags, summary: "This key's templates, by name" },
+  }, async (request) => ({ templates: (await templates.list(scopeOf(request))).map(templateView) }));
+
+  app.get<{ Params: { name: string } }>('/api/batch/templates/:name', {
+    schema: { tags, summary: 'One template', params: nameParams, response: { 404: errorSchema } },
+  }, async (request) => templateView(await templates.get(scopeOf(request), request.params.name)));
+
+  app.delete<{ Params: { name: string } }>('/api/batch/templates/:name', {
+    schema: { tags, summary: 'Delete a template (its past runs stay)', params: nameParams, response: { 404: errorSchema } },
+  }, async (request) => templates.delete(scopeOf(request), request.params.name));
+
+  app.post<{ Params: { name: string }; Body: RunBody }>('/api/batch/templates/:name/run', {
+    schema: {
+      tags,
+      summary: "Run a template: a job with this input and the template's settings under the overrides",
+      params: nameParams,
+      body: {
+        type: 'object',
+        additionalProperties: false,
+        properties: {
+          documents,
+          overrides: {
+            type: 'object',
+            additionalProperties: false,
+            properties: { model: { type: 'string', minLength: 1, maxLength: 200 }, options: embedOptionsSchema, metadata: { type: 'object', additionalProperties: true }, ...jobControlProperties },
+          },
+        },
+      },
+      response: { 400: errorSchema, 404: errorSchema },
+    },
+  }, async (request) => {
+    const { overrides = {}, ...input } = request.body ?? {};
+    checkMetadata(overrides.metadata);
+    const control = controlFromBody(overrides);
+    return templates.run(scopeOf(request), request.params.name, input, {
+      ...(overrides.model ? { model: overrides.model } : {}),
+      ...(overrides.options ? { options: overrides.options } : {}),
+      ...(overrides.metadata ? { metadata: overrides.metadata } : {}),
+      ...(control ? { control } : {}),
+    });
+  });
+}
