@@ -24,6 +24,8 @@ import { metricsRoutes } from './routes/metrics.js';
 import { ollamaRoutes } from './routes/ollama.js';
 import { openaiRoutes } from './routes/openai.js';
 import { resultRoutes } from './routes/results.js';
+import { eventRoutes } from './routes/events.js';
+import { dashboardRoutes } from './routes/dashboard.js';
 import { systemRoutes } from './routes/system.js';
 import { validatorCompiler } from './validation.js';
 
@@ -96,6 +98,8 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
 
   await app.register(batchRoutes, { manager: deps.manager, enabled: config.batchProcessing, maxBatchDocuments: config.maxBatchDocuments });
   await app.register(resultRoutes, { manager: deps.manager, enabled: config.batchProcessing });
+  await app.register(eventRoutes, { manager: deps.manager, enabled: config.batchProcessing });
+  await app.register(dashboardRoutes);
   await app.register(systemRoutes, {
     manager: deps.manager,
     pool: deps.pool,
