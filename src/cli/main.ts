@@ -2,7 +2,9 @@
 /** The `sollol` command: one sub-command per file in this folder. */
 import { Command } from 'commander';
 import { VERSION } from '../version.js';
+import { embedCommand } from './embed.js';
 import { hashKeyCommand } from './hashKey.js';
+import { cancelCommand, jobsCommand, resultsCommand, statusCommand, waitCommand } from './jobs.js';
 import { simCommand } from './sim.js';
 import { upCommand } from './up.js';
 import { workerCommand } from './worker.js';
@@ -14,6 +16,12 @@ const program = new Command('sollol')
   .addCommand(upCommand())
   .addCommand(workerCommand())
   .addCommand(simCommand())
-  .addCommand(hashKeyCommand());
+  .addCommand(hashKeyCommand())
+  .addCommand(embedCommand())
+  .addCommand(jobsCommand())
+  .addCommand(statusCommand())
+  .addCommand(waitCommand())
+  .addCommand(cancelCommand())
+  .addCommand(resultsCommand());
 
 await program.parseAsync(process.argv);
