@@ -45,6 +45,11 @@ export async function eventRoutes(app: FastifyInstance, options: EventRouteOptio
   });
 
   await app.register(websocket, { options: { maxPayload: 64 * 1024 } });
+  // An upgrade refused before the plugin's own hooks ran (401 from the auth hook, 429) leaves
+  // its socket open, which would hold the gateway's shutdown: close it once answered.
+  app.addHook('onResponse', async (request, reply) => {
+    if (String(request.headers.upgrade ?? '').toLowerCase() === 'websocket' && reply.statusCode !== 101) request.raw.socket?.destroy();
+  });
 
   app.get<{ Params: { job_id: string }; Querystring: { last_event_id?: number } }>('/api/batch/jobs/:job_id/events', {
     schema: {
