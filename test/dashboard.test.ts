@@ -36,7 +36,7 @@ test('dashboard: key asked once, a job appears with a moving bar, cancel works, 
   await page.fill('#api-key', KEY);
   await page.click('#key-form button[type=submit]');
   await page.locator('#connection', { hasText: 'live' }).waitFor();
-  assert.equal(await page.evaluate(() => sessionStorage.getItem('sollol-api-key')), KEY, 'kept for the tab');
+  assert.equal(await page.evaluate('sessionStorage.getItem("sollol-api-key")'), KEY, 'kept for the tab');
   assert.equal(await page.locator('#key-form').isVisible(), false, 'asked once: the form goes away');
 
   const headers = { authorization: `Bearer ${KEY}` };

@@ -108,6 +108,7 @@ export class JobManager {
     );
     if (!admission.admitted) throw this.refusal(admission, scope.owner ?? 'admin');
     const job = admission.job;
+    this.logEvictions(admission.evicted);
     this.scheduler.add(job);
     this.log.info({ job_id: job.id, model: job.model, documents: job.totalItems, status: job.status }, 'job submitted');
     return {
@@ -140,6 +141,7 @@ export class JobManager {
     if (outcome === 'active') throw new ApiError('JOB_NOT_FINISHED', `Job ${old.id} is still ${old.status}; retry it once it has finished`);
     if (!outcome.admitted) throw this.refusal(outcome, old.owner);
     const job = outcome.job;
+    this.logEvictions(outcome.evicted);
     const retried = job.totalItems - job.completedItems;
     this.scheduler.add(job);
     this.log.info({ job_id: job.id, retry_of: old.id, retried }, 'retry job submitted');
@@ -151,6 +153,14 @@ export class JobManager {
       retried_items: retried,
       message: `Retry job submitted: ${retried} of ${job.totalItems} documents to embed again`,
     };
+  }
+
+  /**
+   * Admission removed finished jobs: expired ones, and at `--max-jobs` the oldest finished ones
+   * before their TTL (docs/ARCHITECTURE.md, "Store contract"). Logged, so a vanished job is explained.
+   */
+  private logEvictions(evicted: number): void {
+    if (evicted > 0) this.log.info({ evicted, max_jobs: this.options.maxJobs }, 'finished jobs evicted to admit a new one (expired, or oldest finished before their TTL at --max-jobs)');
   }
 
   private policy(): AdmissionPolicy {
