@@ -66,7 +66,7 @@ export interface Config {
   readonly ignoredFlags: readonly string[];
 }
 
-/** The defaults, in one place (DESIGN.md section 3). */
+/** The defaults, in one place (docs/ARCHITECTURE.md, "Configuration"). */
 export const DEFAULTS = {
   host: '127.0.0.1',
   port: 11434,

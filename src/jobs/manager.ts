@@ -1,6 +1,6 @@
 /**
  * The job manager: admission, status, list, cancel, results and stats for the Batch API.
- * It owns the rules of DESIGN.md section 2; the store applies them atomically and the
+ * It owns the rules of docs/ARCHITECTURE.md ("Batch API rules"); the store applies them atomically and the
  * scheduler does the work.
  */
 import { randomUUID } from 'node:crypto';

@@ -1,4 +1,4 @@
-/** The job as the Batch API shows it (DESIGN.md section 2). */
+/** The job as the Batch API shows it (docs/ARCHITECTURE.md, "Batch API rules"). */
 import type { JobRecord } from './model.js';
 
 /** ISO 8601 in UTC with an explicit +00:00 offset: older Python `fromisoformat` rejects a bare Z. */
