@@ -27,7 +27,7 @@ export async function benchEmbedFile(): Promise<Row[]> {
     for (let i = 0; i < LINES; i++) out.write(`line ${i}: a short passage about embeddings, batch processing and collections\n`);
     await new Promise<void>((resolve, reject) => out.end((error?: Error | null) => (error ? reject(error) : resolve())));
     for (let i = 0; i < NODES; i++) nodes.push(await startSimProc(['--dims', String(DIMS), '--serial', '--delay-per-doc', String(MS_PER_DOC)]));
-    gateway = await startGatewayProc([...nodes.flatMap((n) => ['--backend', n.url]), '--log-level', 'warn']);
+    gateway = await startGatewayProc([...nodes.flatMap((n) => ['--backend', n.url])]);
     const output = path.join(dir, 'out.npy');
     const run = await runCli(['embed', input, '-o', output, '--model', MODEL, '--gateway', gateway.url]);
     if (run.code !== 0) throw new Error(`sollol embed exited ${run.code}: ${run.stderr.slice(-2000)}`);
