@@ -79,6 +79,8 @@ interface Batch {
   /** Every job made for this range (retries too), deleted once written unless --keep-jobs. */
   readonly jobs: string[];
   task?: Promise<{ jobId: string } | { error: unknown }>;
+  /** Its task has settled (the job ended, or the range failed). */
+  finished: boolean;
 }
 
 export async function runEmbed(input: string, flags: EmbedFlags): Promise<number> {
@@ -194,40 +196,98 @@ class EmbedRun {
 
   async execute(spec: InputSpec, concurrency: number, estimate: number | undefined): Promise<{ documents: number; blank: number }> {
     this.estimate = estimate;
+    this.concurrency = concurrency;
     let blank = 0;
     let index = 0;
     let current: Batch | undefined;
-    for await (const record of readInput(spec)) {
-      if (isBlank(record.text)) {
-        blank++;
-        continue;
+    // Ranges are written in order by their own loop while the input is read and submitted.
+    const writing = this.writeLoop();
+    try {
+      for await (const record of readInput(spec)) {
+        this.throwIfFailed();
+        if (isBlank(record.text)) {
+          blank++;
+          continue;
+        }
+        const number = Math.floor(index / this.batchSize);
+        const position = index++;
+        this.documents = index;
+        // A range already in the output: read past it, nothing kept, nothing sent.
+        if (number < this.state.writtenBatches) continue;
+        if (!current || current.number !== number) {
+          current = { number, start: number * this.batchSize, texts: [], ids: [], live: 0, liveFailed: 0, jobs: [], finished: false };
+        }
+        current.texts.push(record.text);
+        current.ids.push(record.id ?? record.line);
+        if (position === current.start + this.batchSize - 1) {
+          await this.dispatch(current);
+          current = undefined;
+        }
       }
-      const number = Math.floor(index / this.batchSize);
-      const position = index++;
-      this.documents = index;
-      // A range already in the output: read past it, nothing kept, nothing sent.
-      if (number < this.state.writtenBatches) continue;
-      if (!current || current.number !== number) {
-        current = { number, start: number * this.batchSize, texts: [], ids: [], live: 0, liveFailed: 0, jobs: [] };
-      }
-      current.texts.push(record.text);
-      current.ids.push(record.id ?? record.line);
-      if (position === current.start + this.batchSize - 1) {
-        await this.dispatch(current, concurrency);
-        current = undefined;
-      }
+      if (current && current.texts.length > 0) await this.dispatch(current);
+    } finally {
+      this.readingDone = true;
+      this.wake();
     }
-    if (current && current.texts.length > 0) await this.dispatch(current, concurrency);
-    this.readingDone = true;
+    await writing;
+    this.throwIfFailed();
     this.render();
-    while (this.inFlight.length > 0) await this.writeNext();
     return { documents: this.documents, blank };
   }
 
-  private async dispatch(batch: Batch, concurrency: number): Promise<void> {
+  private concurrency = 1;
+  private failure: { error: unknown } | undefined;
+  private waiters: (() => void)[] = [];
+
+  /** Resolves at the next change: a job finished, a range written, the reading ended, a failure. */
+  private changed(): Promise<void> {
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  private wake(): void {
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const wake of waiters) wake();
+  }
+
+  private throwIfFailed(): void {
+    if (this.failure) throw this.failure.error;
+  }
+
+  /**
+   * Submits a range, then waits while `concurrency` jobs are unfinished on the gateway (so it
+   * always has work queued, even while the CLI downloads), or while too many finished ranges
+   * wait to be written (their results wait on the gateway, only their ids here).
+   */
+  private async dispatch(batch: Batch): Promise<void> {
     batch.task = this.runBatch(batch).then((jobId) => ({ jobId }), (error: unknown) => ({ error }));
+    void batch.task.then(() => {
+      batch.finished = true;
+      this.wake();
+    });
     this.inFlight.push(batch);
-    while (this.inFlight.length >= concurrency) await this.writeNext();
+    const unfinished = (): number => this.inFlight.filter((b) => !b.finished).length;
+    while (!this.failure && (unfinished() >= this.concurrency || this.inFlight.length >= this.concurrency * 3)) await this.changed();
+    this.throwIfFailed();
+  }
+
+  /** Writes finished ranges in order until the input is read and every range written. */
+  private async writeLoop(): Promise<void> {
+    try {
+      for (;;) {
+        const head = this.inFlight[0];
+        if (head?.finished) {
+          await this.writeNext();
+          this.wake();
+          continue;
+        }
+        if (!head && this.readingDone) return;
+        await this.changed();
+      }
+    } catch (error) {
+      this.failure = { error };
+      this.wake();
+    }
   }
 
   /** Submits the range (or follows its job from the state file), waits, retries failures; the job to download. */
