@@ -1,11 +1,11 @@
 /**
  * embed-file: 200,000 lines through `sollol embed` (a subprocess, as a user runs it) to a
  * gateway in front of 4 serial simulated nodes at 1 ms per document (summed capacity 4,000
- * docs/s), output .npy. Figures: documents/s against the nodes' summed capacity (target
+ * docs/s), output .npy; the CLI is the built one (dist/), as `npx sollol` runs it. Figures: documents/s against the nodes' summed capacity (target
  * >= 95 %), the CLI's peak RSS (target < 200 MB whatever the input size: the input is
  * streamed, results are appended as they come).
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -28,6 +28,9 @@ export async function benchEmbedFile(): Promise<Row[]> {
     await new Promise<void>((resolve, reject) => out.end((error?: Error | null) => (error ? reject(error) : resolve())));
     for (let i = 0; i < NODES; i++) nodes.push(await startSimProc(['--dims', String(DIMS), '--serial', '--delay-per-doc', String(MS_PER_DOC)]));
     gateway = await startGatewayProc([...nodes.flatMap((n) => ['--backend', n.url])]);
+    // The CLI as users run it (`npx sollol`, `npm install -g .`): the built dist/, not tsx.
+    const build = spawnSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json'], { encoding: 'utf8' });
+    if (build.status !== 0) throw new Error(`build failed: ${build.stdout}${build.stderr}`);
     const output = path.join(dir, 'out.npy');
     const run = await runCli(['embed', input, '-o', output, '--model', MODEL, '--gateway', gateway.url]);
     if (run.code !== 0) throw new Error(`sollol embed exited ${run.code}: ${run.stderr.slice(-2000)}`);
@@ -56,7 +59,7 @@ export async function benchEmbedFile(): Promise<Row[]> {
 /** Runs the CLI, sampling its peak RSS (VmHWM) until it exits. */
 function runCli(args: string[]): Promise<{ code: number | null; stderr: string; peakRssMb: number; wallSeconds: number }> {
   const started = performance.now();
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, SOLLOL_PROGRESS_INTERVAL: '10' } });
+  const child = spawn(process.execPath, ['dist/cli/main.js', ...args], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, SOLLOL_PROGRESS_INTERVAL: '10' } });
   let stderr = '';
   child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   let peak = 0;

@@ -23,3 +23,15 @@ test('every locked package admits Node 20 (no EBADENGINE on npm install)', () =>
   assert.equal(manifest.overrides['content-disposition'], '^2.0.1');
   assert.equal(manifest.overrides.cookie, '^1.1.1');
 });
+
+test('the overridden packages still serve: /docs (@fastify/static, content-disposition) and inject (light-my-request, cookie)', async (t) => {
+  const { startTestGateway } = await import('./helpers.js');
+  const { gateway } = await startTestGateway(t, { dataDir: ':memory:' });
+  const docs = await gateway.app.inject({ method: 'GET', url: '/docs/' });
+  assert.equal(docs.statusCode, 200);
+  assert.match(docs.body, /swagger/i);
+  const asset = await gateway.app.inject({ method: 'GET', url: '/docs/static/swagger-ui.css' });
+  assert.equal(asset.statusCode, 200);
+  const withCookie = await gateway.app.inject({ method: 'GET', url: '/api/health', cookies: { a: 'b' } });
+  assert.equal(withCookie.json().status, 'ok');
+});
