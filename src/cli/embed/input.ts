@@ -5,9 +5,9 @@
  * for stdin. Every record is yielded, blank ones too (the caller skips and counts them).
  */
 import fs from 'node:fs';
-import readline from 'node:readline';
 import type { Readable } from 'node:stream';
 import { parse } from 'csv-parse';
+import { textLines } from '../../client/lines.js';
 
 export type InputFormat = 'text' | 'jsonl' | 'csv' | 'tsv';
 
@@ -52,9 +52,11 @@ export async function* readInput(spec: InputSpec): AsyncGenerator<InputRecord> {
     yield* readTable(spec);
     return;
   }
-  const lines = readline.createInterface({ input: open(spec.path), crlfDelay: Infinity });
+  // Lines pulled from the stream as they are consumed (readline's async iterator would read
+  // ahead without bound while the consumer waits on the gateway).
   let line = 0;
-  for await (const raw of lines) {
+  for await (const rawLine of textLines(open(spec.path))) {
+    const raw = rawLine.endsWith('\r') ? rawLine.slice(0, -1) : rawLine;
     line++;
     if (spec.format === 'text') {
       yield { line, text: raw, id: undefined };
