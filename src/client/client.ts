@@ -165,16 +165,15 @@ export class SollolClient {
     try {
       for await (const line of textLines(response.body)) {
         if (line === '') continue;
-        const value = JSON.parse(line);
         if (first) {
           first = false;
-          const summary = value as ResultsSummary;
+          const summary = JSON.parse(line) as ResultsSummary;
           expected = options.follow ? Math.min(summary.total_items, summary.offset + summary.limit) - summary.offset : undefined;
           options.onSummary?.(summary);
           continue;
         }
         seen++;
-        yield decodeItem(value);
+        yield parseItem(line);
       }
     } catch (error) {
       if (error instanceof SyntaxError) throw error;
@@ -217,13 +216,26 @@ export class SollolClient {
   }
 }
 
-function decodeItem(value: any): ResultItem {
+const FAST_ITEM = /^\{"index":(\d+),"embedding":"([A-Za-z0-9+/=]*)"(,"truncated":true)?\}$/;
+
+/** One NDJSON item line: the common shape read without JSON.parse (less garbage per item), any other by it. */
+function parseItem(line: string): ResultItem {
+  const fast = FAST_ITEM.exec(line);
+  if (fast) {
+    const vector = base64Floats(fast[2]!);
+    return fast[3] ? { index: Number(fast[1]), embedding: vector, truncated: true } : { index: Number(fast[1]), embedding: vector };
+  }
+  const value = JSON.parse(line);
   if (value.embedding === null) return { index: value.index, embedding: null, error: value.error, code: value.code };
-  const bytes = Buffer.from(value.embedding as string, 'base64');
-  // A copy into an aligned buffer: Buffer.from may hand back a slice of a shared pool.
-  const vector = new Float32Array(bytes.byteLength / 4);
-  new Uint8Array(vector.buffer).set(bytes);
+  const vector = base64Floats(value.embedding as string);
   return value.truncated ? { index: value.index, embedding: vector, truncated: true } : { index: value.index, embedding: vector };
+}
+
+/** Little-endian float32 bytes in base64, decoded straight into the vector's own buffer. */
+function base64Floats(base64: string): Float32Array {
+  const vector = new Float32Array(Buffer.byteLength(base64, 'base64') / 4);
+  Buffer.from(vector.buffer).write(base64, 'base64');
+  return vector;
 }
 
 /**
