@@ -1,6 +1,6 @@
 /**
  * `npm run bench [scenario ...]`: prints each scenario's figures and ratios measured in the
- * same run. Scenarios: overhead, results, cache, store, distributed, embedded. No scenario name runs them all.
+ * same run. Scenarios: overhead, results, cache, store, distributed, load, embed-file, embedded. No scenario name runs them all.
  */
 import { benchOverhead } from './overhead.js';
 import { benchEmbedded } from './embedded.js';
@@ -10,6 +10,7 @@ import { benchResults } from './results.js';
 import { benchDistributed } from './distributed.js';
 import { benchLoad } from './load.js';
 import { benchWal } from './wal.js';
+import { benchEmbedFile } from './embedFile.js';
 import { printTable, type Row } from './lib.js';
 
 const SCENARIOS: Record<string, { title: string; run: () => Promise<Row[]> }> = {
@@ -19,6 +20,7 @@ const SCENARIOS: Record<string, { title: string; run: () => Promise<Row[]> }> = 
   store: { title: 'store: embedded store writes alone, with status latency from another process', run: benchStore },
   distributed: { title: 'distributed: 10,000 x 768 through --redis mode vs the embedded store, serial nodes, Redis memory per job', run: benchDistributed },
   load: { title: 'load: 50 concurrent clients, 200 jobs of 1,000 documents, polling with backoff, 2 simulated nodes (zero-cost, then 2 ms/doc)', run: benchLoad },
+  'embed-file': { title: 'embed-file: 200,000 lines through `sollol embed` to 4 serial simulated nodes (1 ms/doc): docs/s vs summed capacity, CLI peak RSS', run: benchEmbedFile },
   embedded: { title: 'embedded: the in-process model through the gateway vs called directly (2,000 texts), and responsiveness', run: benchEmbedded },
   wal: { title: 'wal: 50,000 x 768 written by the embedded store with the cache on, peak write-ahead log size', run: benchWal },
 };

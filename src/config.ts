@@ -85,7 +85,7 @@ export interface Config {
   readonly webhookRetryBaseMs: number;
 }
 
-/** The defaults, in one place (DESIGN.md section 3). */
+/** The defaults, in one place (docs/ARCHITECTURE.md, "Configuration"). */
 export const DEFAULTS = {
   host: '127.0.0.1',
   port: 11434,

@@ -3,7 +3,7 @@
  * core and the HTTP layer never look at message text.
  */
 
-/** Stable per-item error codes (DESIGN.md section 2). Never reused for another meaning. */
+/** Stable per-item error codes (docs/ARCHITECTURE.md, "Batch API rules"). Never reused for another meaning. */
 export const ITEM_ERROR_CODES = [
   'BACKEND_UNAVAILABLE',
   'BACKEND_TIMEOUT',

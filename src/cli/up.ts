@@ -1,4 +1,4 @@
-/** `sollol up`: starts the gateway (DESIGN.md section 3). */
+/** `sollol up`: starts the gateway (docs/ARCHITECTURE.md, "Configuration"). */
 import { configOrExit, describeBackends, stopOnSignals } from './lifecycle.js';
 import { Command, Option } from 'commander';
 import { DEFAULTS, type Config, type RawOptions } from '../config.js';

@@ -32,6 +32,8 @@ import { metricsRoutes } from './routes/metrics.js';
 import { ollamaRoutes } from './routes/ollama.js';
 import { openaiRoutes } from './routes/openai.js';
 import { resultRoutes } from './routes/results.js';
+import { eventRoutes } from './routes/events.js';
+import { dashboardRoutes } from './routes/dashboard.js';
 import { systemRoutes } from './routes/system.js';
 import { validatorCompiler } from './validation.js';
 
@@ -125,6 +127,8 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   await app.register(jobControlRoutes, { manager: deps.manager });
   if (deps.templates) await app.register(templateRoutes, { templates: deps.templates, maxBatchDocuments: config.maxBatchDocuments });
   if (deps.autobatch) await app.register(autobatchRoutes, { autobatch: deps.autobatch, maxBatchDocuments: config.maxBatchDocuments });
+  await app.register(eventRoutes, { manager: deps.manager, enabled: config.batchProcessing });
+  await app.register(dashboardRoutes);
   await app.register(systemRoutes, {
     manager: deps.manager,
     pool: deps.pool,

@@ -27,7 +27,7 @@ declare module 'fastify' {
   }
 }
 
-/** Open without a key: liveness, the version (how a gateway recognises itself), and the API description. */
+/** Open without a key: liveness, the version (how a gateway recognises itself), the API description, and the dashboard's static files (its API calls carry the key). */
 const PUBLIC_ROUTES: ReadonlySet<string> = new Set(['/api/health', '/api/version', '/openapi.json', '/api/ready', '/readyz']);
 /** Only an admin key may read these (global figures across every owner). */
 const ADMIN_ROUTES: ReadonlySet<string> = new Set(['/metrics']);
@@ -39,7 +39,7 @@ const CHALLENGE = 'Bearer realm="sollol"';
 export function isPublicRoute(request: FastifyRequest): boolean {
   const route = request.routeOptions.url;
   if (route === undefined) return false;
-  return PUBLIC_ROUTES.has(route) || route === '/docs' || route.startsWith('/docs/');
+  return PUBLIC_ROUTES.has(route) || route === '/docs' || route.startsWith('/docs/') || route === '/dashboard' || route.startsWith('/dashboard/');
 }
 
 export function callerOf(key: ApiKey): Caller {

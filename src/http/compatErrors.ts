@@ -1,5 +1,5 @@
 /**
- * Errors of the sync API, in the shape each client family reads (DESIGN.md section 2):
+ * Errors of the sync API, in the shape each client family reads (docs/ARCHITECTURE.md, "Batch API rules"):
  * Ollama-compatible routes answer `{"error": "<sentence>", "code"}`, OpenAI-compatible
  * routes `{"error": {"message", "type", "param", "code"}}`. Codes are the gateway's stable
  * codes (src/errors.ts); a client mistake is never a 5xx; an unknown model is a 404 here,

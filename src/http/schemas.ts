@@ -117,5 +117,6 @@ export const resultsQuerySchema = {
     format: { type: 'string', enum: ['json', 'ndjson'], description: 'json (default) or ndjson; Accept: application/x-ndjson also asks for ndjson' },
     encoding_format: { type: 'string', enum: ['float', 'base64'], default: 'float', description: 'float (JSON numbers) or base64 (little-endian float32 bytes)' },
     partial: { type: 'boolean', default: false, description: 'true: answer for a pending or running job too, with its finished items only' },
+    follow: { type: 'boolean', default: false, description: 'With format=ndjson: stream items in index order as they finish, end when the job ends' },
   },
 } as const;

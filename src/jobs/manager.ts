@@ -1,6 +1,6 @@
 /**
  * The job manager: admission, status, list, cancel, results and stats for the Batch API.
- * It owns the rules of DESIGN.md section 2; the store applies them atomically and the
+ * It owns the rules of docs/ARCHITECTURE.md ("Batch API rules"); the store applies them atomically and the
  * scheduler does the work.
  */
 import { randomUUID } from 'node:crypto';
@@ -136,6 +136,7 @@ export class JobManager {
       throw this.refusal(admission, owner);
     }
     const job = admission.job;
+    this.logEvictions(admission.evicted);
     if (!hold) this.scheduler.add(withPriority(job, control));
     this.log.info({ job_id: job.id, model: job.model, documents: job.totalItems, status: job.status }, 'job submitted');
     return {
@@ -260,6 +261,7 @@ export class JobManager {
     if (outcome === 'active') throw new ApiError('JOB_NOT_FINISHED', `Job ${old.id} is still ${old.status}; retry it once it has finished`);
     if (!outcome.admitted) throw this.refusal(outcome, old.owner);
     const job = outcome.job;
+    this.logEvictions(outcome.evicted);
     const retried = job.totalItems - job.completedItems;
     this.scheduler.add(job);
     this.log.info({ job_id: job.id, retry_of: old.id, retried }, 'retry job submitted');
@@ -271,6 +273,14 @@ export class JobManager {
       retried_items: retried,
       message: `Retry job submitted: ${retried} of ${job.totalItems} documents to embed again`,
     };
+  }
+
+  /**
+   * Admission removed finished jobs: expired ones, and at `--max-jobs` the oldest finished ones
+   * before their TTL (docs/ARCHITECTURE.md, "Store contract"). Logged, so a vanished job is explained.
+   */
+  private logEvictions(evicted: number): void {
+    if (evicted > 0) this.log.info({ evicted, max_jobs: this.options.maxJobs }, 'finished jobs evicted to admit a new one (expired, or oldest finished before their TTL at --max-jobs)');
   }
 
   private policy(): AdmissionPolicy {

@@ -1,4 +1,4 @@
-/** The job as the Batch API shows it (DESIGN.md section 2). */
+/** The job as the Batch API shows it (docs/ARCHITECTURE.md, "Batch API rules"). */
 import type { FailureSummary } from '../store/types.js';
 import type { JobRecord } from './model.js';
 

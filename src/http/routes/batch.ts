@@ -1,4 +1,4 @@
-/** The Batch Processing API: /api/batch/* (DESIGN.md section 2). */
+/** The Batch Processing API: /api/batch/* (docs/ARCHITECTURE.md, "Batch API rules"). */
 import type {} from '@fastify/swagger';
 import type { FastifyInstance } from 'fastify';
 import { ApiError } from '../../errors.js';

@@ -10,6 +10,7 @@ import type { FastifyInstance } from 'fastify';
 import { ApiError } from '../../errors.js';
 import type { JobManager } from '../../jobs/manager.js';
 import { resultsBody } from '../resultsBody.js';
+import { followBody } from '../results/follow.js';
 import { chooseFormat, CONTENT_TYPES, planResults, resultsQueryError, type ResultsQuery } from '../results/query.js';
 import { scopeOf } from '../scope.js';
 import { errorSchema, jobIdParams, resultsQuerySchema } from '../schemas.js';
@@ -34,7 +35,7 @@ export async function resultRoutes(app: FastifyInstance, options: ResultRouteOpt
     });
   }
 
-  app.get<{ Params: { job_id: string }; Querystring: ResultsQuery }>('/api/batch/results/:job_id', {
+  app.get<{ Params: { job_id: string }; Querystring: ResultsQuery & { follow?: boolean } }>('/api/batch/results/:job_id', {
     schema: {
       tags,
       summary: 'Results and per-item errors of a job (streamed; JSON or NDJSON, floats or base64, paged, partial on request)',
@@ -48,6 +49,16 @@ export async function resultRoutes(app: FastifyInstance, options: ResultRouteOpt
     if (request.validationError) throw resultsQueryError(request.validationError.validation as ErrorObject[]);
     const query = request.query;
     const scope = scopeOf(request);
+    if (query.follow) {
+      if (chooseFormat(query.format, request.headers.accept) !== 'ndjson') throw new ApiError('INVALID_QUERY', 'follow=true streams NDJSON: add format=ndjson');
+      const job = await manager.job(scope, request.params.job_id);
+      const plan = planResults(job, query);
+      const abort = new AbortController();
+      request.raw.on('close', () => abort.abort());
+      const readJob = () => manager.job(scope, job.id).catch(() => undefined);
+      const body = followBody(plan, readJob, (offset, limit) => manager.resultsPage(scope, job.id, offset, limit), abort.signal);
+      return reply.type(CONTENT_TYPES.ndjson).send(body);
+    }
     const job = query.partial ? await manager.job(scope, request.params.job_id) : await manager.finishedJob(scope, request.params.job_id);
     const plan = planResults(job, query);
     const format = chooseFormat(query.format, request.headers.accept);

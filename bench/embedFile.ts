@@ -1,0 +1,103 @@
+/**
+ * embed-file: 200,000 lines through `sollol embed` (a subprocess, as a user runs it) to a
+ * gateway in front of 4 serial simulated nodes at 1 ms per document (summed capacity 4,000
+ * docs/s), output .npy; the CLI is the built one (dist/), as `npx sollol` runs it. Figures: documents/s against the nodes' summed capacity (target
+ * >= 95 %), the CLI's peak RSS (target < 200 MB whatever the input size: the input is
+ * streamed, results are appended as they come).
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Pool } from 'undici';
+import { fmt, startGatewayProc, startSimProc, texts, type Proc, type Row } from './lib.js';
+
+const LINES = 200_000;
+const NODES = 4;
+const MS_PER_DOC = 1;
+const DIMS = 128;
+const MODEL = 'nomic-embed-text';
+
+export async function benchEmbedFile(): Promise<Row[]> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sollol-bench-embed-'));
+  const nodes: Proc[] = [];
+  let gateway: Proc | undefined;
+  try {
+    const input = path.join(dir, 'in.txt');
+    const out = fs.createWriteStream(input);
+    for (let i = 0; i < LINES; i++) out.write(`line ${i}: a short passage about embeddings, batch processing and collections\n`);
+    await new Promise<void>((resolve, reject) => out.end((error?: Error | null) => (error ? reject(error) : resolve())));
+    for (let i = 0; i < NODES; i++) nodes.push(await startSimProc(['--dims', String(DIMS), '--serial', '--delay-per-doc', String(MS_PER_DOC)]));
+    gateway = await startGatewayProc([...nodes.flatMap((n) => ['--backend', n.url])]);
+    // The CLI as users run it (`npx sollol`, `npm install -g .`): the built dist/, not tsx.
+    const build = spawnSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json'], { encoding: 'utf8' });
+    if (build.status !== 0) throw new Error(`build failed: ${build.stdout}${build.stderr}`);
+    const output = path.join(dir, 'out.npy');
+    const run = await runCli(['embed', input, '-o', output, '--model', MODEL, '--gateway', gateway.url]);
+    if (run.code !== 0) throw new Error(`sollol embed exited ${run.code}: ${run.stderr.slice(-2000)}`);
+    const summary = /embedded ([\d,]+) of ([\d,]+) documents .* in ([\d.]+) s/.exec(run.stderr);
+    if (!summary || Number(summary[1]!.replace(/,/g, '')) !== LINES) throw new Error(`unexpected summary: ${run.stderr.slice(-500)}`);
+    const runSeconds = Number(summary[3]);
+    const docsPerSecond = LINES / runSeconds;
+    const wallPerSecond = LINES / run.wallSeconds;
+    const capacity = (NODES * 1000) / MS_PER_DOC;
+    const ratio = docsPerSecond / capacity;
+    const expectedBytes = 128 + LINES * DIMS * 4;
+    const size = fs.statSync(output).size;
+    if (size !== expectedBytes) throw new Error(`out.npy has ${size} bytes, expected ${expectedBytes}`);
+    const direct = await driveDirectly(nodes, texts(20_000, 'direct'));
+    return [
+      [`sollol embed, ${fmt(LINES)} lines -> .npy (docs/s)`, fmt(docsPerSecond), `run time ${fmt(runSeconds, 1)} s as the CLI reports it (${fmt(wallPerSecond)} docs/s counting process start-up)`],
+      ['share of the 4 serial nodes\' summed capacity', `${fmt(ratio * 100, 1)} %`, `capacity ${fmt(capacity)} docs/s (${MS_PER_DOC} ms/doc each); target >= 95 % ${ratio >= 0.95 ? 'MET' : 'MISSED'}`],
+      ['the same nodes driven directly (docs/s)', fmt(direct), `${fmt((direct / capacity) * 100, 1)} % of nominal: what they deliver on this machine now (20,000 docs, chunks of 64, 2 calls in flight each); sollol embed / direct ${fmt((docsPerSecond / direct) * 100, 1)} %`],
+      ['CLI peak RSS (MB)', fmt(run.peakRssMb), `target < 200 MB ${run.peakRssMb > 0 && run.peakRssMb < 200 ? 'MET' : 'MISSED'}`],
+    ];
+  } finally {
+    await gateway?.stop();
+    for (const node of nodes) await node.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Runs the CLI, sampling its peak RSS (VmHWM) until it exits. */
+function runCli(args: string[]): Promise<{ code: number | null; stderr: string; peakRssMb: number; wallSeconds: number }> {
+  const started = performance.now();
+  const child = spawn(process.execPath, ['dist/cli/main.js', ...args], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, SOLLOL_PROGRESS_INTERVAL: '10' } });
+  let stderr = '';
+  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  let peak = 0;
+  const sample = (): void => {
+    try {
+      const kb = Number(/VmHWM:\s+(\d+)/.exec(fs.readFileSync(`/proc/${child.pid}/status`, 'utf8'))?.[1] ?? 0);
+      peak = Math.max(peak, Math.round(kb / 1024));
+    } catch {
+      // exited between samples
+    }
+  };
+  const timer = setInterval(sample, 100);
+  return new Promise((resolve) => {
+    child.once('exit', (code) => {
+      clearInterval(timer);
+      resolve({ code, stderr, peakRssMb: peak, wallSeconds: (performance.now() - started) / 1000 });
+    });
+  });
+}
+
+/** Documents per second the nodes deliver when this process drives them itself (2 calls in flight each). */
+async function driveDirectly(nodes: readonly Proc[], documents: string[]): Promise<number> {
+  let next = 0;
+  const pools = nodes.map((node) => new Pool(node.url, { connections: 2 }));
+  const started = performance.now();
+  const lane = async (pool: Pool): Promise<void> => {
+    while (next < documents.length) {
+      const batch = documents.slice(next, (next += 64));
+      const body = JSON.stringify({ model: MODEL, input: batch, truncate: true });
+      const response = await pool.request({ method: 'POST', path: '/api/embed', headers: { 'content-type': 'application/json' }, body });
+      await response.body.text();
+    }
+  };
+  await Promise.all(pools.flatMap((pool) => [lane(pool), lane(pool)]));
+  const seconds = (performance.now() - started) / 1000;
+  await Promise.all(pools.map((pool) => pool.close()));
+  return documents.length / seconds;
+}
