@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import { ChunkQueue, chunkJobId } from '../src/execution/bullQueue.js';
 import { PRIORITY_LIMIT } from '../src/execution/fairClock.js';
+import { priorityStride } from '../src/jobs/priority.js';
 import { deletePrefix, uniquePrefix } from './redisKeys.js';
 import { testClient, testRedis } from './redisServer.js';
 
@@ -49,7 +50,7 @@ test('a backlog at the priority limit does not clamp new jobs into FIFO: chunks 
   assert.ok((await priority('backlog-c0')) <= a[0]!, 'the backlog head keeps its place ahead of the new jobs');
 
   // Workers taking chunks move the clock: a job enqueued later starts at the clock, behind earlier rounds.
-  await queue.fair.advance(PRIORITY_LIMIT + 5);
+  await queue.fair.advance(PRIORITY_LIMIT + 5 * priorityStride('normal'));
   await client!.hset(`${prefix}job:c`, 'status', 'running');
   await queue.enqueue({ jobId: 'c', totalItems: 10, chunkSize: 10, ttlMs: 1000, pendingTimeoutMs: 1000 });
   assert.equal(await priority(chunkJobId('c', 0)), a[5], 'job c joins the round the workers are in');
