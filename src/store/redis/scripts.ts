@@ -228,14 +228,29 @@ if max_bytes > 0 and keys_hex then
   end
 end
 
--- One document per distinct text: duplicates stay pending and are filled when the first is recorded.
+-- One document per distinct text: a text that occurs again in the job is returned only as its
+-- lowest pending copy (the others are filled when it is recorded), even across ranges in flight.
+local dup_hash = jk(id, ':dup')
+local has_dups = keys_hex and redis.call('EXISTS', dup_hash) == 1
+local state_key = jk(id, ':state')
+local function lowest_pending_copy(k, i)
+  local d = redis.call('HGET', dup_hash, k)
+  if not d then return true end
+  for j in string.gmatch(d, '%d+') do
+    j = tonumber(j)
+    if j >= i then return true end
+    if redis.call('GETRANGE', state_key, j, j) == '0' then return false end
+  end
+  return true
+end
 local seen, chosen = {}, {}
 for pos = 1, #state do
   if string.sub(state, pos, pos) == '0' then
     local k = keys_hex and string.sub(keys_hex, (pos - 1) * 64 + 1, pos * 64)
     if not k or not seen[k] then
       if k then seen[k] = true end
-      chosen[#chosen + 1] = from + pos - 1
+      local i = from + pos - 1
+      if not (has_dups and k) or lowest_pending_copy(k, i) then chosen[#chosen + 1] = i end
     end
   end
 end

@@ -643,8 +643,15 @@ function prepareStatements(db: DB) {
                        expires_at = @expires_at, errors = @errors, failed_items = failed_items + @failed_now
                      WHERE seq = @seq`),
     failPending: s(`UPDATE documents SET state = ${DOC_FAILED}, code = ?, error = ? WHERE job_seq = ? AND state = ${DOC_PENDING}`),
+    // A document whose text occurs again in the job (dup) is returned only as the lowest pending
+    // copy: the others are filled by key when it is recorded, so a text is embedded once even
+    // while several chunks of the job are in flight.
     pendingDocuments: s(`SELECT idx AS "index", text, cache_key AS key FROM documents
-                         WHERE job_seq = ? AND idx >= ? AND idx < ? AND state = ${DOC_PENDING} ORDER BY idx`),
+                         WHERE job_seq = ? AND idx >= ? AND idx < ? AND state = ${DOC_PENDING}
+                           AND (dup = 0 OR idx = (SELECT MIN(d2.idx) FROM documents d2
+                                                  WHERE d2.job_seq = documents.job_seq AND d2.cache_key = documents.cache_key
+                                                    AND d2.state = ${DOC_PENDING}))
+                         ORDER BY idx`),
     chunkKeys: s(`SELECT idx, cache_key AS key, dup FROM documents WHERE job_seq = ? AND idx >= ? AND idx <= ?`),
     someVectorLength: s(`SELECT length(vector) AS n FROM documents WHERE job_seq = ? AND state = ${DOC_DONE} LIMIT 1`),
     markDoneByKey: s(`UPDATE documents SET state = ${DOC_DONE}, vector = ?, truncated = ?
