@@ -7,15 +7,17 @@
  * the content cache too (1 GiB holds about 350,000 768-dim vectors), so every write evicts.
  * Each measurement runs RUNS times, the best kept; gateway CPU per document printed beside.
  * Targets (issue 12): each later rate >= 90 % of the fresh rate. Filling stops at a 10-minute
- * deadline (reported) so the scenario stays bounded.
+ * deadline, or when the data directory passes 12 GB (a WAL that is never reset grows without
+ * bound and would fill a shared disk), both reported, so the scenario stays bounded.
  */
-import { cpuSeconds, eachLimited, fmt, getJson, runJob, startGatewayProc, startSimProc, texts, verdict, type Proc, type Row } from './lib.js';
+import { cpuSeconds, dirBytes, eachLimited, fmt, getJson, runJob, startGatewayProc, startSimProc, texts, verdict, type Proc, type Row } from './lib.js';
 
 const DOCS = 10_000;
 const FILL_DOCS = 1_000;
 const FILL_LANES = 4;
 const RUNS = 2;
 const FILL_DEADLINE_MS = 10 * 60_000;
+const DISK_LIMIT_BYTES = 12e9;
 const MODEL = 'nomic-embed-text';
 
 interface Measure {
@@ -42,17 +44,20 @@ async function measure(gateway: Proc): Promise<Measure> {
 let filled = 0;
 
 /** Stores 1,000-document jobs until the gateway holds `target` jobs (or the deadline passes). */
-async function fillTo(gateway: Proc, target: number, deadline: number): Promise<{ stored: number; cacheBytes: number; cacheMax: number; seconds: number }> {
+async function fillTo(gateway: Proc, target: number, deadline: number): Promise<{ stored: number; cacheBytes: number; cacheMax: number; seconds: number; stop?: string }> {
   const started = performance.now();
   const stats = async (): Promise<any> => getJson(`${gateway.url}/api/stats`);
   const stored = (await stats()).batch_jobs.stored_jobs as number;
   const jobs = Array.from({ length: Math.max(0, target - stored) }, () => filled++);
+  let stop: string | undefined;
   await eachLimited(jobs, FILL_LANES, async (n) => {
-    if (Date.now() > deadline) return;
-    await runJob(gateway.url, MODEL, texts(FILL_DOCS, `flat fill ${n}`), 20);
+    if (stop) return;
+    if (Date.now() > deadline) stop = 'fill deadline hit';
+    else if (dirBytes(gateway.dataDir!) > DISK_LIMIT_BYTES) stop = `data directory over ${fmt(DISK_LIMIT_BYTES / 1e9)} GB`;
+    else await runJob(gateway.url, MODEL, texts(FILL_DOCS, `flat fill ${n}`), 20);
   });
   const after = await stats();
-  return { stored: after.batch_jobs.stored_jobs, cacheBytes: after.cache.bytes, cacheMax: after.cache.max_bytes, seconds: (performance.now() - started) / 1000 };
+  return { stored: after.batch_jobs.stored_jobs, cacheBytes: after.cache.bytes, cacheMax: after.cache.max_bytes, seconds: (performance.now() - started) / 1000, ...(stop ? { stop } : {}) };
 }
 
 export async function benchFlatCost(): Promise<Row[]> {
@@ -63,7 +68,7 @@ export async function benchFlatCost(): Promise<Row[]> {
     await runJob(gateway.url, MODEL, texts(1000, 'flat warm-up'));
     const fresh = await measure(gateway);
     const rows: Row[] = [
-      ['fresh gateway: 10,000-doc job (docs/s)', fmt(fresh.rate), `runs: ${fresh.runs.map((r) => fmt(r)).join(', ')}; gateway CPU ${fmt(fresh.cpuUs, 1)} us/doc`],
+      ['fresh gateway: 10,000-doc job (docs/s)', fmt(fresh.rate), `runs: ${fresh.runs.map((r) => fmt(r)).join(', ')}; gateway CPU ${fmt(fresh.cpuUs, 1)} us/doc; data dir ${fmt(dirBytes(gateway.dataDir!) / 1e9, 1)} GB`],
     ];
     for (const target of [200, 1000]) {
       const fill = await fillTo(gateway, target, deadline);
@@ -71,7 +76,7 @@ export async function benchFlatCost(): Promise<Row[]> {
       const share = later.rate / fresh.rate;
       const cacheFull = fill.cacheBytes >= 0.95 * fill.cacheMax;
       rows.push(
-        [`after ${fmt(fill.stored)} stored jobs (docs/s)`, fmt(later.rate), `runs: ${later.runs.map((r) => fmt(r)).join(', ')}; gateway CPU ${fmt(later.cpuUs, 1)} us/doc; filled in ${fmt(fill.seconds)} s${fill.stored < target ? ', fill deadline hit' : ''}`],
+        [`after ${fmt(fill.stored)} stored jobs (docs/s)`, fmt(later.rate), `runs: ${later.runs.map((r) => fmt(r)).join(', ')}; gateway CPU ${fmt(later.cpuUs, 1)} us/doc; filled in ${fmt(fill.seconds)} s${fill.stop ? `, ${fill.stop}` : ''}; data dir ${fmt(dirBytes(gateway.dataDir!) / 1e9, 1)} GB`],
         [`after ${fmt(fill.stored)} stored jobs / fresh`, `${fmt(share * 100, 1)} %`, `target >= 90 % ${verdict(share >= 0.9)}; content cache ${fmt(fill.cacheBytes / 2 ** 20)} of ${fmt(fill.cacheMax / 2 ** 20)} MiB${cacheFull ? ' (full)' : ''}`],
       );
     }

@@ -13,6 +13,8 @@ const CLI = ['--import', 'tsx', 'src/cli/main.ts'];
 export interface Proc {
   readonly url: string;
   readonly pid: number;
+  /** The gateway's --data-dir (startGatewayProc only). */
+  readonly dataDir?: string;
   /** Peak resident set size so far, in MB (VmHWM). */
   peakRssMb(): number;
   stop(): Promise<void>;
@@ -51,6 +53,7 @@ export function startGatewayProc(flags: string[]): Promise<Proc> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sollol-bench-'));
   return startCli(['up', '--port', '0', '--data-dir', dataDir, ...flags], /listening on (http:\/\/[\d.:]+)/).then((proc) => ({
     ...proc,
+    dataDir,
     stop: async () => {
       await proc.stop();
       fs.rmSync(dataDir, { recursive: true, force: true });
@@ -177,4 +180,11 @@ export async function runJob(base: string, model: string, documents: string[], p
     throw new Error(`job ${job.job_id} ${status.status}: completed ${status.progress.completed_items} of ${documents.length}`);
   }
   return { seconds: (performance.now() - started) / 1000, jobId: job.job_id };
+}
+
+/** Bytes of the files directly in `dir` (a gateway's data directory: database, WAL, shm). */
+export function dirBytes(dir: string): number {
+  let total = 0;
+  for (const name of fs.readdirSync(dir)) total += fs.statSync(path.join(dir, name)).size;
+  return total;
 }
