@@ -13,6 +13,8 @@ const CLI = ['--import', 'tsx', 'src/cli/main.ts'];
 export interface Proc {
   readonly url: string;
   readonly pid: number;
+  /** The gateway's --data-dir (startGatewayProc only). */
+  readonly dataDir?: string;
   /** Peak resident set size so far, in MB (VmHWM). */
   peakRssMb(): number;
   stop(): Promise<void>;
@@ -51,6 +53,7 @@ export function startGatewayProc(flags: string[]): Promise<Proc> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sollol-bench-'));
   return startCli(['up', '--port', '0', '--data-dir', dataDir, ...flags], /listening on (http:\/\/[\d.:]+)/).then((proc) => ({
     ...proc,
+    dataDir,
     stop: async () => {
       await proc.stop();
       fs.rmSync(dataDir, { recursive: true, force: true });
@@ -130,4 +133,58 @@ export function printTable(title: string, rows: Row[]): void {
 
 export function fmt(n: number, digits = 0): string {
   return n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+}
+
+/**
+ * User + system CPU seconds used so far by process `pid` (all its threads), from
+ * /proc/<pid>/stat: what process.cpuUsage() would report inside that process, read from
+ * outside so the measurement costs the gateway nothing. Resolution: one clock tick (10 ms).
+ */
+export function cpuSeconds(pid: number): number {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the command name (which may hold spaces), so utime and stime are at 11 and 12.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+}
+
+/** Linux's USER_HZ, 100 on every architecture Node supports. */
+const CLOCK_TICKS = 100;
+
+/** Current resident set size of `pid` in MB (VmRSS). */
+export function rssMb(pid: number): number {
+  try {
+    const kb = Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
+    return Math.round(kb / 1024);
+  } catch {
+    return 0;
+  }
+}
+
+export const verdict = (ok: boolean): string => (ok ? 'MET' : 'MISSED');
+
+/** Runs `work` for each item with at most `limit` at once. */
+export async function eachLimited<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const lane = async (): Promise<void> => {
+    while (next < items.length) await work(items[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
+}
+
+/** Submits one batch job and waits until it is terminal; throws unless every document succeeded. */
+export async function runJob(base: string, model: string, documents: string[], pollMs = 10): Promise<{ seconds: number; jobId: string }> {
+  const started = performance.now();
+  const job = await postJson(`${base}/api/batch/embed`, { model, documents });
+  const status = await waitForJob(base, job.job_id, pollMs);
+  if (status.progress.completed_items !== documents.length) {
+    throw new Error(`job ${job.job_id} ${status.status}: completed ${status.progress.completed_items} of ${documents.length}`);
+  }
+  return { seconds: (performance.now() - started) / 1000, jobId: job.job_id };
+}
+
+/** Bytes of the files directly in `dir` (a gateway's data directory: database, WAL, shm). */
+export function dirBytes(dir: string): number {
+  let total = 0;
+  for (const name of fs.readdirSync(dir)) total += fs.statSync(path.join(dir, name)).size;
+  return total;
 }

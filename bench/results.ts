@@ -1,16 +1,19 @@
 /**
- * results: downloading a finished 10,000 x 1024 job (simulated node, no embedded model) as
+ * results: downloading a finished 10,000 x 768 job (simulated node, no embedded model) as
  * JSON, NDJSON and base64, by one client and by four at once, with the gateway's peak RSS.
- * Targets: one JSON download within 2 s, four at once within 8 s, base64 at least 3x
- * smaller than JSON, gateway peak RSS under 300 MB.
+ * Each one-client download runs RUNS times and the fastest is judged (all printed).
+ * Targets (issue 12): one client >= 250 MB/s as JSON and >= 500 MB/s as base64; gateway peak
+ * RSS under 300 MB with four downloads at once; also four JSON at once within 8 s and base64
+ * at least 3x smaller than JSON.
  */
 import fs from 'node:fs';
 import http from 'node:http';
-import { fmt, postJson, startGatewayProc, startSimProc, texts, waitForJob, type Row } from './lib.js';
+import { fmt, postJson, startGatewayProc, startSimProc, texts, verdict, waitForJob, type Row } from './lib.js';
 
 const DOCS = 10_000;
-const DIMS = 1024;
-const MODEL = 'mxbai-embed-large';
+const DIMS = 768;
+const MODEL = 'nomic-embed-text';
+const RUNS = 2;
 
 interface Download {
   readonly bytes: number;
@@ -56,7 +59,15 @@ function resetPeakRss(pid: number): boolean {
   }
 }
 
-const verdict = (ok: boolean): string => (ok ? 'MET' : 'MISSED');
+/** The fastest of RUNS downloads, and every run's MB/s. */
+async function fastest(url: string, headers: Record<string, string> = {}): Promise<Download & { runs: string }> {
+  const all: Download[] = [];
+  for (let run = 0; run < RUNS; run++) all.push(await download(url, headers));
+  const best = all.reduce((a, b) => (b.seconds < a.seconds ? b : a));
+  return { ...best, runs: all.map((d) => fmt(d.bytes / 1e6 / d.seconds)).join(', ') };
+}
+
+const mbps = (d: Download): number => d.bytes / 1e6 / d.seconds;
 const mb = (bytes: number): string => `${fmt(bytes / 1e6, 1)} MB`;
 
 export async function benchResults(): Promise<Row[]> {
@@ -74,10 +85,10 @@ export async function benchResults(): Promise<Row[]> {
       const base = `${gateway.url}/api/batch/results/${job.job_id}`;
       await download(`${base}?limit=1000`); // warm the JIT on a page, not the whole
 
-      const json = await download(base);
-      const ndjson = await download(base, { accept: 'application/x-ndjson' });
-      const b64 = await download(`${base}?encoding_format=base64`);
-      const b64Nd = await download(`${base}?format=ndjson&encoding_format=base64`);
+      const json = await fastest(base);
+      const ndjson = await fastest(base, { accept: 'application/x-ndjson' });
+      const b64 = await fastest(`${base}?encoding_format=base64`);
+      const b64Nd = await fastest(`${base}?format=ndjson&encoding_format=base64`);
       const page = await download(`${base}?offset=5000&limit=1000`);
       const fourJson = await downloadAll(base, 4);
       const fourNd = await downloadAll(base, 4, { accept: 'application/x-ndjson' });
@@ -88,14 +99,15 @@ export async function benchResults(): Promise<Row[]> {
 
       return [
         ['job', `${fmt(DOCS)} x ${DIMS}`, `${MODEL} on a simulated node; gateway peak RSS up to the end of the job ${fmt(rssAfterJob)} MB`],
-        ['JSON, one client (s)', fmt(json.seconds, 2), `${mb(json.bytes)}, ${fmt(json.bytes / 1e6 / json.seconds)} MB/s; target <= 2 s ${verdict(json.seconds <= 2)}`],
-        ['NDJSON (Accept), one client (s)', fmt(ndjson.seconds, 2), mb(ndjson.bytes)],
-        ['base64 JSON, one client (s)', fmt(b64.seconds, 2), `${mb(b64.bytes)}, ${fmt(ratio, 2)}x smaller than JSON; target >= 3x ${verdict(ratio >= 3)}`],
-        ['base64 NDJSON, one client (s)', fmt(b64Nd.seconds, 2), mb(b64Nd.bytes)],
+        ['JSON, one client (MB/s)', fmt(mbps(json)), `${mb(json.bytes)} in ${fmt(json.seconds, 2)} s; runs ${json.runs} MB/s; target >= 250 MB/s ${verdict(mbps(json) >= 250)}`],
+        ['NDJSON (Accept), one client (MB/s)', fmt(mbps(ndjson)), `${mb(ndjson.bytes)} in ${fmt(ndjson.seconds, 2)} s; runs ${ndjson.runs} MB/s; target >= 250 MB/s ${verdict(mbps(ndjson) >= 250)}`],
+        ['base64 JSON, one client (MB/s)', fmt(mbps(b64)), `${mb(b64.bytes)} in ${fmt(b64.seconds, 2)} s; runs ${b64.runs} MB/s; target >= 500 MB/s ${verdict(mbps(b64) >= 500)}`],
+        ['base64 vs JSON size', `${fmt(ratio, 2)}x`, `smaller; target >= 3x ${verdict(ratio >= 3)}`],
+        ['base64 NDJSON, one client (MB/s)', fmt(mbps(b64Nd)), `${mb(b64Nd.bytes)} in ${fmt(b64Nd.seconds, 2)} s; runs ${b64Nd.runs} MB/s; target >= 500 MB/s ${verdict(mbps(b64Nd) >= 500)}`],
         ['JSON page of 1,000 (s)', fmt(page.seconds, 2), `${mb(page.bytes)} (offset=5000&limit=1000)`],
-        ['JSON, four clients at once (s)', fmt(fourJson.seconds, 2), `4 x ${mb(fourJson.bytes)}; target <= 8 s ${verdict(fourJson.seconds <= 8)}`],
+        ['JSON, four clients at once (s)', fmt(fourJson.seconds, 2), `4 x ${mb(fourJson.bytes)}, ${fmt((4 * fourJson.bytes) / 1e6 / fourJson.seconds)} MB/s in all; target <= 8 s ${verdict(fourJson.seconds <= 8)}`],
         ['NDJSON, four clients at once (s)', fmt(fourNd.seconds, 2), `4 x ${mb(fourNd.bytes)}`],
-        ['base64, four clients at once (s)', fmt(fourB64.seconds, 2), `4 x ${mb(fourB64.bytes)}`],
+        ['base64, four clients at once (s)', fmt(fourB64.seconds, 2), `4 x ${mb(fourB64.bytes)}, ${fmt((4 * fourB64.bytes) / 1e6 / fourB64.seconds)} MB/s in all`],
         ['gateway peak RSS (MB)', fmt(peak), `whole run, job included (${downloadsPeak}); target < 300 MB ${verdict(peak < 300)}`],
       ];
     } finally {

@@ -1,6 +1,7 @@
 /**
  * `npm run bench [scenario ...]`: prints each scenario's figures and ratios measured in the
- * same run. Scenarios: overhead, results, cache, store, distributed, load, embed-file, embedded. No scenario name runs them all.
+ * same run. No scenario name runs the default set (every scenario but the long, opt-in ones:
+ * moonshot); scenarios: overhead, results, cache, store, wal, distributed, load, embed-file, embedded, cpu, tail, flatcost; name them to choose, e.g. `npm run bench -- overhead cpu`.
  */
 import { benchOverhead } from './overhead.js';
 import { benchEmbedded } from './embedded.js';
@@ -11,16 +12,24 @@ import { benchDistributed } from './distributed.js';
 import { benchLoad } from './load.js';
 import { benchWal } from './wal.js';
 import { benchEmbedFile } from './embedFile.js';
+import { benchCpu } from './cpu.js';
+import { benchTail } from './tail.js';
+import { benchFlatCost } from './flatcost.js';
+import { benchMoonshot } from './moonshot.js';
 import { printTable, type Row } from './lib.js';
 
-const SCENARIOS: Record<string, { title: string; run: () => Promise<Row[]> }> = {
+const SCENARIOS: Record<string, { title: string; run: () => Promise<Row[]>; optIn?: boolean }> = {
   overhead: { title: 'overhead: 10,000 x 768 through the gateway vs straight to a zero-cost simulated node', run: benchOverhead },
   cache: { title: 'cache: the same 10,000 documents submitted twice', run: benchCache },
-  results: { title: 'results: downloading 10,000 x 1024 as JSON, NDJSON and base64, one client and four', run: benchResults },
+  results: { title: 'results: downloading 10,000 x 768 as JSON, NDJSON and base64, one client and four', run: benchResults },
   store: { title: 'store: embedded store writes alone, with status latency from another process', run: benchStore },
   distributed: { title: 'distributed: 10,000 x 768 through --redis mode vs the embedded store, serial nodes, Redis memory per job', run: benchDistributed },
   load: { title: 'load: 50 concurrent clients, 200 jobs of 1,000 documents, polling with backoff, 2 simulated nodes (zero-cost, then 2 ms/doc)', run: benchLoad },
   'embed-file': { title: 'embed-file: 200,000 lines through `sollol embed` to 4 serial simulated nodes (1 ms/doc): docs/s vs summed capacity, CLI peak RSS', run: benchEmbedFile },
+  cpu: { title: 'cpu: gateway CPU (user + sys) per document, 3 x 10,000 x 768, zero-cost node', run: benchCpu },
+  tail: { title: 'tail: one job against the summed capacity of serial nodes (4 x 1 ms/doc; 1 + 10 ms/doc)', run: benchTail },
+  flatcost: { title: 'flatcost: a 10,000-doc job on a fresh gateway, after 200 and after 1,000 stored jobs (content cache full)', run: benchFlatCost },
+  moonshot: { title: 'moonshot: 1,000,000 short docs, 384 dims, 4 serial nodes at 0.2 ms/doc, bench client (opt-in)', run: benchMoonshot, optIn: true },
   embedded: { title: 'embedded: the in-process model through the gateway vs called directly (2,000 texts), and responsiveness', run: benchEmbedded },
   wal: { title: 'wal: 50,000 x 768 written by the embedded store with the cache on, peak write-ahead log size', run: benchWal },
 };
@@ -32,7 +41,7 @@ if (unknown.length > 0) {
   process.exit(2);
 }
 console.log(`sollol benchmarks on ${process.version}, ${(await import('node:os')).cpus().length} cores`);
-for (const name of wanted.length > 0 ? wanted : Object.keys(SCENARIOS)) {
+for (const name of wanted.length > 0 ? wanted : Object.keys(SCENARIOS).filter((n) => !SCENARIOS[n]!.optIn)) {
   const scenario = SCENARIOS[name]!;
   printTable(scenario.title, await scenario.run());
 }

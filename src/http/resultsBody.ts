@@ -6,6 +6,7 @@
 import { Readable } from 'node:stream';
 import { resultsJson } from './results/json.js';
 import { resultsNdjson } from './results/ndjson.js';
+import { CHUNK_TARGET_BYTES } from './results/chunks.js';
 import { readPages, type PageReader } from './results/pages.js';
 import type { ResultsFormat, ResultsPlan } from './results/query.js';
 
@@ -13,6 +14,13 @@ export { RESULTS_PAGE_SIZE, type PageReader } from './results/pages.js';
 
 const WRITERS = { json: resultsJson, ndjson: resultsNdjson } as const;
 
+/**
+ * Bytes the stream may hold ahead of the socket: the next chunk is formatted while the
+ * last one is still being written, instead of after it drained (with the default 16 KiB
+ * mark the two never overlap). Two chunks per download keep four at once well bounded.
+ */
+const READ_AHEAD_BYTES = 2 * CHUNK_TARGET_BYTES;
+
 export function resultsBody(format: ResultsFormat, plan: ResultsPlan, readPage: PageReader): Readable {
-  return Readable.from(WRITERS[format](plan, readPages(plan, readPage)), { objectMode: false });
+  return Readable.from(WRITERS[format](plan, readPages(plan, readPage)), { objectMode: false, highWaterMark: READ_AHEAD_BYTES });
 }

@@ -439,15 +439,31 @@ const MAX_RETAINED_BYTES = 1 << 20;
 export function float32ArrayToJson(v: Float32Array): string {
   const len = v.length;
   if (len === 0) return '[]';
-  const need = len * MAX_ELEMENT_BYTES + 2;
+  const need = float32ArrayJsonMaxBytes(len);
   let buf = outBuf;
   if (buf.length < need) {
     buf = Buffer.allocUnsafe(need);
     if (need <= MAX_RETAINED_BYTES) outBuf = buf;
   }
+  const end = writeFloat32ArrayJson(v, buf, 0);
+  return buf.toString('latin1', 0, end);
+}
+
+/** Most bytes {@link writeFloat32ArrayJson} writes for a vector of `length` floats. */
+export function float32ArrayJsonMaxBytes(length: number): number {
+  return length * MAX_ELEMENT_BYTES + 2;
+}
+
+/**
+ * Writes the JSON array of `v` (the text {@link float32ArrayToJson} returns) as ASCII bytes
+ * into `buf` from `pos`, and returns the position after it. `buf` must have room for
+ * {@link float32ArrayJsonMaxBytes}(v.length) bytes from `pos`. Lets a response writer put
+ * vectors straight into its output buffer, without a string per vector.
+ */
+export function writeFloat32ArrayJson(v: Float32Array, buf: Uint8Array, pos: number): number {
+  const len = v.length;
   // Bit patterns of the elements without copying (a Float32Array is always 4-byte aligned).
   const bitsView = new Uint32Array(v.buffer, v.byteOffset, len);
-  let pos = 0;
   buf[pos++] = 91; // '['
   for (let i = 0; i < len; i++) {
     if (i !== 0) buf[pos++] = 44; // ','
@@ -482,5 +498,5 @@ export function float32ArrayToJson(v: Float32Array): string {
     }
   }
   buf[pos++] = 93; // ']'
-  return buf.toString('latin1', 0, pos);
+  return pos;
 }

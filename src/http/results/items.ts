@@ -5,7 +5,6 @@
  * `results`, NDJSON writes one per line. Everything is written as ASCII pieces (see
  * chunks.ts); a vector is added as its own piece, never concatenated into a bigger string.
  */
-import { float32ArrayToJson } from '../../util/float32Json.js';
 import type { ItemResult, JobRecord } from '../../jobs/model.js';
 import { jsonString, type AsciiChunks } from './chunks.js';
 import type { EncodingFormat, ResultsPlan } from './query.js';
@@ -25,7 +24,7 @@ function writeBase64(out: AsciiChunks, vector: Float32Array): void {
 }
 
 export const VECTOR_WRITERS: Readonly<Record<EncodingFormat, VectorWriter>> = {
-  float: (out, vector) => out.add(float32ArrayToJson(vector)),
+  float: (out, vector) => out.addFloat32Json(vector),
   base64: writeBase64,
 };
 

@@ -34,9 +34,10 @@ export class EmbeddingCacheTable {
   /** The cached vector for `key`, marking it recently used; undefined on a miss. */
   lookup(key: Buffer, now: number): { vector: Buffer; truncated: number } | undefined {
     if (!this.enabled) return undefined;
-    const hit = this.stmt.get.get(key) as { vector: Buffer; truncated: number } | undefined;
-    if (hit) this.stmt.touch.run(now, key);
-    return hit;
+    const hit = this.stmt.get.get(key) as { entry: number; vector: Buffer; truncated: number } | undefined;
+    if (!hit) return undefined;
+    this.stmt.touch.run(now, hit.entry);
+    return { vector: hit.vector, truncated: hit.truncated };
   }
 
   /** Marks a job's pending documents done from the cache; returns how many. */
@@ -58,8 +59,9 @@ export class EmbeddingCacheTable {
     if (!this.enabled || entries.length === 0) return;
     let added = 0;
     for (const entry of entries) {
-      if (this.stmt.insert.run(entry.key, entry.vector, entry.truncated ? 1 : 0).changes !== 1) continue;
-      this.stmt.insertUsage.run(entry.key, entry.vector.byteLength, now);
+      const inserted = this.stmt.insert.run(entry.key, entry.vector, entry.truncated ? 1 : 0);
+      if (inserted.changes !== 1) continue;
+      this.stmt.insertUsage.run(inserted.lastInsertRowid, entry.vector.byteLength, now);
       added += entry.vector.byteLength;
     }
     if (added > 0) this.stmt.addCounter.run(added, 'cache_bytes');
@@ -71,13 +73,13 @@ export class EmbeddingCacheTable {
     if (!this.enabled) return;
     let excess = (this.stmt.getCounter.get('cache_bytes') as { value: number }).value - this.policy.maxBytes;
     while (excess > 0) {
-      const oldest = this.stmt.oldest.all(EVICT_BATCH) as { key: Buffer; bytes: number }[];
+      const oldest = this.stmt.oldest.all(EVICT_BATCH) as { entry: number; bytes: number }[];
       if (oldest.length === 0) return;
       let freed = 0;
       for (const entry of oldest) {
         if (excess - freed <= 0) break;
-        this.stmt.remove.run(entry.key);
-        this.stmt.removeUsage.run(entry.key);
+        this.stmt.remove.run(entry.entry);
+        this.stmt.removeUsage.run(entry.entry);
         freed += entry.bytes;
       }
       this.stmt.addCounter.run(-freed, 'cache_bytes');
@@ -113,18 +115,19 @@ function prepare(db: DB) {
     fillRange: s(`UPDATE documents SET state = ${DOC_DONE}, vector = c.vector, truncated = c.truncated
                   FROM embedding_cache c WHERE ${pendingWithKey} AND documents.idx >= ? AND documents.idx < ?
                   AND documents.cache_key = c.key`),
-    touchForJob: s(`UPDATE embedding_cache_usage SET used_at = ? WHERE key IN
-                    (SELECT cache_key FROM documents WHERE job_seq = ? AND state = ${DOC_PENDING} AND cache_key IS NOT NULL)`),
-    touchForRange: s(`UPDATE embedding_cache_usage SET used_at = ? WHERE key IN
-                      (SELECT cache_key FROM documents WHERE job_seq = ? AND idx >= ? AND idx < ? AND state = ${DOC_PENDING}
-                       AND cache_key IS NOT NULL)`),
-    get: s(`SELECT vector, truncated FROM embedding_cache WHERE key = ?`),
-    touch: s(`UPDATE embedding_cache_usage SET used_at = ? WHERE key = ?`),
+    touchForJob: s(`UPDATE embedding_cache_lru SET used_at = ? WHERE entry IN
+                    (SELECT c.rowid FROM documents d JOIN embedding_cache c ON c.key = d.cache_key
+                     WHERE d.job_seq = ? AND d.state = ${DOC_PENDING} AND d.cache_key IS NOT NULL)`),
+    touchForRange: s(`UPDATE embedding_cache_lru SET used_at = ? WHERE entry IN
+                      (SELECT c.rowid FROM documents d JOIN embedding_cache c ON c.key = d.cache_key
+                       WHERE d.job_seq = ? AND d.idx >= ? AND d.idx < ? AND d.state = ${DOC_PENDING} AND d.cache_key IS NOT NULL)`),
+    get: s(`SELECT rowid AS entry, vector, truncated FROM embedding_cache WHERE key = ?`),
+    touch: s(`UPDATE embedding_cache_lru SET used_at = ? WHERE entry = ?`),
     insert: s(`INSERT OR IGNORE INTO embedding_cache (key, vector, truncated) VALUES (?, ?, ?)`),
-    insertUsage: s(`INSERT OR REPLACE INTO embedding_cache_usage (key, bytes, used_at) VALUES (?, ?, ?)`),
-    oldest: s(`SELECT key, bytes FROM embedding_cache_usage ORDER BY used_at LIMIT ?`),
-    remove: s(`DELETE FROM embedding_cache WHERE key = ?`),
-    removeUsage: s(`DELETE FROM embedding_cache_usage WHERE key = ?`),
+    insertUsage: s(`INSERT OR REPLACE INTO embedding_cache_lru (entry, bytes, used_at) VALUES (?, ?, ?)`),
+    oldest: s(`SELECT entry, bytes FROM embedding_cache_lru ORDER BY used_at LIMIT ?`),
+    remove: s(`DELETE FROM embedding_cache WHERE rowid = ?`),
+    removeUsage: s(`DELETE FROM embedding_cache_lru WHERE entry = ?`),
     count: s(`SELECT COUNT(*) AS n FROM embedding_cache`),
     getCounter: s(`SELECT value FROM counters WHERE name = ?`),
     addCounter: s(`UPDATE counters SET value = value + ? WHERE name = ?`),

@@ -142,18 +142,33 @@ const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX autobatch_history_owner ON autobatch_history(owner, seq);
   `,
+  // 6: content-cache recency keyed by the entry's rowid, not its key. Keys are hashes, so every
+  // insert into and delete from a key index dirties a random 16 KiB page (one WAL frame each);
+  // rowids grow with insertion, so this table and its used_at index are written at their ends.
+  `
+  CREATE TABLE embedding_cache_lru (
+    entry INTEGER PRIMARY KEY,
+    bytes INTEGER NOT NULL,
+    used_at INTEGER NOT NULL
+  );
+  INSERT INTO embedding_cache_lru (entry, bytes, used_at)
+    SELECT c.rowid, u.bytes, u.used_at FROM embedding_cache c JOIN embedding_cache_usage u ON u.key = c.key ORDER BY c.rowid;
+  DROP TABLE embedding_cache_usage;
+  CREATE INDEX embedding_cache_lru_used ON embedding_cache_lru(used_at);
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
 
-export function migrate(db: Database): void {
+/** Applies the migrations up to `target` (all of them by default; tests stop earlier to build an old file). */
+export function migrate(db: Database, target = SCHEMA_VERSION): void {
   const current = db.pragma('user_version', { simple: true }) as number;
   if (current > SCHEMA_VERSION) {
     throw new Error(
       `The data directory was written by a newer sollol (schema ${current}, this one knows ${SCHEMA_VERSION}); upgrade sollol or use another --data-dir`,
     );
   }
-  for (let version = current; version < SCHEMA_VERSION; version++) {
+  for (let version = current; version < target; version++) {
     db.transaction(() => {
       db.exec(MIGRATIONS[version] ?? '');
       db.pragma(`user_version = ${version + 1}`);
