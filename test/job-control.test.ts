@@ -97,12 +97,13 @@ test('priority: shown in status and list, changed by PATCH while active, refused
 test('priority fairness by order of completion: high before normal before low; while they compete high runs 4x the chunks of normal, normal 4x those of low', async (t) => {
   const node = await startSim(t, { delayPerCallMs: 5, serial: true });
   const { url } = await startTestGateway(t, { backend: [node.url], chunkSize: '10', workers: '1' });
-  // All three are released together (run_at), so their competition starts at one instant and
-  // the shares below are counted from zero, whatever the machine's speed.
+  // All three are released by one run_at, in the order they were made: high first, so no job
+  // gets a head start on a higher one (in distributed mode each release enqueues its chunks, one
+  // job after the other), and the shares below are counted from zero whatever the machine's speed.
   const at = inSeconds(1.5);
-  const low = await embed(url, { model: MODEL, documents: docs(3000, 'low'), priority: 'low', run_at: at });
-  const normal = await embed(url, { model: MODEL, documents: docs(400, 'normal'), run_at: at });
   const high = await embed(url, { model: MODEL, documents: docs(400, 'high'), priority: 'high', run_at: at });
+  const normal = await embed(url, { model: MODEL, documents: docs(400, 'normal'), run_at: at });
+  const low = await embed(url, { model: MODEL, documents: docs(3000, 'low'), priority: 'low', run_at: at });
   for (const job of [low, normal, high]) assert.equal(job.body.status, 'scheduled', 'held until the common start');
   await waitForStatus(url, high.body.job_id, ['completed']);
   const normalAtHighEnd = (await call(`${url}/api/batch/jobs/${normal.body.job_id}`)).body;
