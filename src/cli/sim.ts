@@ -73,6 +73,9 @@ interface SimFlags {
   acceptAnyModel: boolean;
   maxInputChars: number;
   cacheMb: number;
+  generateParallel: number;
+  delayPerToken: number;
+  replyTokens?: number;
 }
 
 function toOptions(flags: SimFlags): Partial<SimOptions> & SimListenOptions {
@@ -91,6 +94,9 @@ function toOptions(flags: SimFlags): Partial<SimOptions> & SimListenOptions {
     acceptAnyModel: flags.acceptAnyModel,
     maxInputChars: flags.maxInputChars,
     cacheMb: flags.cacheMb,
+    generateParallel: flags.generateParallel,
+    delayPerTokenMs: flags.delayPerToken,
+    replyTokens: flags.replyTokens ?? null,
   };
 }
 
@@ -146,6 +152,13 @@ export function simCommand(): Command {
         .default(256)
         .argParser(integerIn(0, 1_048_576, 'a size in MiB')),
     )
+    .addOption(
+      new Option('--generate-parallel <n>', 'generations run at once (like OLLAMA_NUM_PARALLEL); more wait in order')
+        .default(1)
+        .argParser(integerIn(1, 1024, 'a slot count')),
+    )
+    .addOption(new Option('--delay-per-token <ms>', 'time each generated token takes').default(0).argParser(milliseconds))
+    .addOption(new Option('--reply-tokens <n>', 'tokens in every reply (default: a fixed sentence)').argParser(integerIn(1, 100_000, 'a token count')))
     .action(async (flags: SimFlags, command: Command) => {
       try {
         await run(flags);
