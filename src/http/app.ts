@@ -23,6 +23,7 @@ import { batchRoutes } from './routes/batch.js';
 import { metricsRoutes } from './routes/metrics.js';
 import { ollamaRoutes } from './routes/ollama.js';
 import { openaiRoutes } from './routes/openai.js';
+import { openaiGenerateRoutes } from './routes/openaiGenerate.js';
 import { resultRoutes } from './routes/results.js';
 import { systemRoutes } from './routes/system.js';
 import { validatorCompiler } from './validation.js';
@@ -110,6 +111,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   const sync = { pool: deps.pool, chunkSize: config.chunkSize, retries: config.chunkRetries, maxInputs: config.maxBatchDocuments, startedAt: Date.now() };
   await app.register(ollamaRoutes, { ...sync, instanceId: config.instanceId });
   await app.register(openaiRoutes, { ...sync, prefix: '/v1' });
+  await app.register(openaiGenerateRoutes, { pool: sync.pool, prefix: '/v1' });
   if (deps.metrics) await app.register(metricsRoutes, { metrics: deps.metrics });
   return app;
 }
