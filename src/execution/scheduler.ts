@@ -18,6 +18,9 @@ import { ActiveJob, type ChunkRange } from './activeJob.js';
 import { FairQueue } from './fairQueue.js';
 import type { JobEvents } from './jobEvents.js';
 import type { JobScheduler } from './types.js';
+import { generationPathOf, runGenerationItem, type GenerationJobType } from './generationItem.js';
+import type { GenerationLease } from '../backends/pool.js';
+import { isGenerationJob } from '../jobs/model.js';
 
 export interface SchedulerOptions {
   readonly workers: number;
@@ -29,6 +32,8 @@ export interface SchedulerOptions {
   readonly stopGraceMs?: number;
   /** Told about chunk outcomes (metrics). */
   readonly chunkObserver?: ChunkObserver;
+  /** Whole-call timeout of one generation item. @defaultValue 600000 */
+  readonly generationTimeoutMs?: number;
 }
 
 const RETRY_BASE_MS = 200;
@@ -44,6 +49,8 @@ export class Scheduler implements JobScheduler {
   private wakeTimer: NodeJS.Timeout | undefined;
   private watchTimer: NodeJS.Timeout | undefined;
   private readonly starvedSince = new Map<string, number>();
+  /** HOOK (generation): jobs of type generate/chat, which take items one at a time on generation slots. */
+  private readonly generationJobs = new Map<string, GenerationJobType>();
 
   constructor(
     private readonly store: JobStore,
@@ -68,6 +75,7 @@ export class Scheduler implements JobScheduler {
       void this.finish(job.id);
       return;
     }
+    if (isGenerationJob(job.type)) this.generationJobs.set(job.id, job.type);
     this.queue.add(new ActiveJob(job.id, job.model, job.options, job.totalItems, job.status, job.createdAt));
     this.dispatch();
   }
@@ -88,7 +96,7 @@ export class Scheduler implements JobScheduler {
     this.promotePending();
     const now = Date.now();
     while (this.inFlight < this.options.workers) {
-      const job = this.queue.pick((j) => j.status === 'running' && j.hasWork(now) && this.pool.hasRoomFor(j.model));
+      const job = this.queue.pick((j) => !this.generationJobs.has(j.id) && j.status === 'running' && j.hasWork(now) && this.pool.hasRoomFor(j.model));
       if (!job) break;
       const lease = this.pool.tryAcquire(job.model);
       const range = job.takeRange(this.options.chunkSize, now);
@@ -98,7 +106,88 @@ export class Scheduler implements JobScheduler {
       }
       this.launch(job, range, lease);
     }
+    this.dispatchGeneration(now);
     this.scheduleWake();
+  }
+
+  // ---- HOOK (generation): items of generate/chat jobs, one per call, on generation slots ----
+  // Not bounded by `workers` (embedding calls): the pool's generation slots are the bound.
+
+  private dispatchGeneration(now: number): void {
+    for (;;) {
+      const job = this.queue.pick((j) => {
+        const type = this.generationJobs.get(j.id);
+        return type !== undefined && j.status === 'running' && j.hasWork(now) && this.generationRoom(j, type);
+      });
+      if (!job) return;
+      const type = this.generationJobs.get(job.id)!;
+      const lease = this.pool.tryAcquireGeneration(job.model, generationPathOf(type));
+      const range = job.takeRange(1, now);
+      if (!lease || !range) {
+        lease?.release();
+        return;
+      }
+      this.launchGeneration(job, type, range, lease);
+    }
+  }
+
+  /** Room for an item; a model served only by nodes that cannot generate fails the job's items instead of waiting forever. */
+  private generationRoom(job: ActiveJob, type: GenerationJobType): boolean {
+    const path = generationPathOf(type);
+    if (this.pool.servesGeneration(job.model, path)) return this.pool.hasGenerationRoomFor(job.model, path);
+    if (this.pool.serves(job.model)) void this.failUnservable(job, type);
+    return false;
+  }
+
+  private async failUnservable(job: ActiveJob, type: GenerationJobType): Promise<void> {
+    if (!this.queue.get(job.id)) return;
+    this.forget(job.id);
+    const docs = await this.store.pendingDocuments(job.id, 0, job.totalItems);
+    const error = `Model ${job.model} is served only by backends that cannot ${type} (the embedded model, OpenAI-compatible embedding servers)`;
+    await this.store.recordChunk(job.id, { done: [], failed: docs.map((d) => ({ index: d.index, code: 'INPUT_REJECTED' as const, error })) });
+    await this.finish(job.id);
+  }
+
+  private launchGeneration(job: ActiveJob, type: GenerationJobType, range: ChunkRange, lease: GenerationLease): void {
+    job.inFlight++;
+    const run = this.runGeneration(job, type, range, lease)
+      .catch((error: unknown) => this.log.error({ job_id: job.id, err: error }, 'generation item failed unexpectedly'))
+      .finally(() => {
+        job.inFlight--;
+        this.inFlightChunks.delete(run);
+        void this.afterChunk(job);
+      });
+    this.inFlightChunks.add(run);
+  }
+
+  private async runGeneration(job: ActiveJob, type: GenerationJobType, range: ChunkRange, lease: GenerationLease): Promise<void> {
+    if ((await this.store.status(job.id)) !== 'running') {
+      lease.release();
+      return this.forget(job.id);
+    }
+    const docs = await this.store.pendingDocuments(job.id, range.start, range.end).catch((error: unknown) => {
+      lease.release();
+      throw error;
+    });
+    const item = docs[0];
+    if (!item) return lease.release();
+    const call = this.aborts.register(job.id);
+    const started = performance.now();
+    const outcome = await runGenerationItem(lease, {
+      type,
+      model: job.model,
+      request: item.text,
+      signal: call.signal,
+      ...(job.options.keepAlive === undefined ? {} : { keepAlive: job.options.keepAlive }),
+      ...(this.options.generationTimeoutMs === undefined ? {} : { timeoutMs: this.options.generationTimeoutMs }),
+    }).finally(() => call.done());
+    if (outcome.ok) {
+      const written = await this.store.recordGenerations(job.id, { done: [{ index: item.index, result: outcome.result }], failed: [] });
+      if (!written) this.forget(job.id);
+      this.options.chunkObserver?.chunkDone?.(1, performance.now() - started);
+      return;
+    }
+    await this.onChunkError(job, range, docs, outcome.error);
   }
 
   private launch(job: ActiveJob, range: ChunkRange, lease: Lease): void {

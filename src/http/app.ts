@@ -24,6 +24,7 @@ import { metricsRoutes } from './routes/metrics.js';
 import { ollamaRoutes } from './routes/ollama.js';
 import { openaiRoutes } from './routes/openai.js';
 import { openaiGenerateRoutes } from './routes/openaiGenerate.js';
+import { batchGenerateRoutes } from './routes/batchGenerate.js';
 import { resultRoutes } from './routes/results.js';
 import { systemRoutes } from './routes/system.js';
 import { validatorCompiler } from './validation.js';
@@ -96,6 +97,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
   await app.register(batchRoutes, { manager: deps.manager, enabled: config.batchProcessing, maxBatchDocuments: config.maxBatchDocuments });
+  await app.register(batchGenerateRoutes, { manager: deps.manager, enabled: config.batchProcessing, maxBatchDocuments: config.maxBatchDocuments });
   await app.register(resultRoutes, { manager: deps.manager, enabled: config.batchProcessing });
   await app.register(systemRoutes, {
     manager: deps.manager,

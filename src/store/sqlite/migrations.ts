@@ -81,6 +81,10 @@ const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE documents ADD COLUMN dup INTEGER NOT NULL DEFAULT 0;
   `,
+  // 5: generation jobs (generate / chat): an item's result, a JSON object text, beside its request in \`text\`.
+  `
+  ALTER TABLE documents ADD COLUMN result TEXT;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import type { Database as DB, Statement } from 'better-sqlite3';
-import type { ChunkOutcome, ItemResult, JobCounters, JobRecord, NewJob, RetryJob, Scope } from '../../jobs/model.js';
+import type { ChunkOutcome, GenerationOutcome, ItemResult, JobCounters, JobRecord, NewJob, RetryJob, Scope } from '../../jobs/model.js';
 import { statesLeadingTo, type JobStatus } from '../../jobs/state.js';
 import type { Admission, AdmissionPolicy, CacheStats, JobStore, ListQuery, TransitionPatch } from '../types.js';
 import { vectorToBlob } from '../vectorBlob.js';
@@ -75,6 +75,7 @@ export class SqliteJobStore implements JobStore {
       const seq = Number(
         this.stmt.insertJob.run({
           id: job.id,
+          type: job.type ?? 'embed',
           owner: job.owner,
           model: job.model,
           status: job.status,
@@ -147,7 +148,8 @@ export class SqliteJobStore implements JobStore {
    * insert of the full row is several times cheaper than growing the row later.
    */
   private insertDocuments(seq: number, job: NewJob, now: number): void {
-    if (!this.cache.enabled) {
+    // Generation items are never answered from the (embedding) content cache.
+    if (!this.cache.enabled || (job.type ?? 'embed') !== 'embed') {
       job.documents.forEach((text, idx) => this.stmt.insertDocument.run(seq, idx, text, null, 0));
       return;
     }
@@ -281,6 +283,19 @@ export class SqliteJobStore implements JobStore {
     })();
   }
 
+  async recordGenerations(id: string, outcome: GenerationOutcome): Promise<boolean> {
+    return this.db.transaction((): boolean => {
+      const row = this.stmt.getProgressRow.get(id) as { seq: number; status: string } | undefined;
+      if (!row || row.status !== 'running') return false;
+      let done = 0;
+      let failed = 0;
+      for (const item of outcome.done) done += this.stmt.markGenerated.run(item.result, row.seq, item.index).changes;
+      for (const item of outcome.failed) failed += this.stmt.markFailed.run(item.code, item.error, row.seq, item.index).changes;
+      this.stmt.addProgress.run(done, failed, null, row.seq);
+      return true;
+    })();
+  }
+
   /** Cache keys and duplicate flags of a chunk's documents, read in one query. */
   private chunkKeys(seq: number, outcome: ChunkOutcome): Map<number, { key: Buffer; dup: boolean }> {
     const keys = new Map<number, { key: Buffer; dup: boolean }>();
@@ -397,7 +412,7 @@ function prepareStatements(db: DB) {
   const s = (sql: string): Statement => db.prepare(sql);
   return {
     insertJob: s(`INSERT INTO jobs (id, owner, type, model, status, created_at, started_at, total_items, metadata, options)
-                  VALUES (@id, @owner, 'embed', @model, @status, @created_at, @started_at, @total_items, @metadata, @options)`),
+                  VALUES (@id, @owner, @type, @model, @status, @created_at, @started_at, @total_items, @metadata, @options)`),
     insertDocument: s(`INSERT INTO documents (job_seq, idx, state, text, cache_key, dup) VALUES (?, ?, ${DOC_PENDING}, ?, ?, ?)`),
     insertDoneDocument: s(`INSERT INTO documents (job_seq, idx, state, text, cache_key, dup, vector, truncated)
                            VALUES (?, ?, ${DOC_DONE}, ?, ?, ?, ?, ?)`),
@@ -408,10 +423,10 @@ function prepareStatements(db: DB) {
     insertRetryJob: s(`INSERT INTO jobs (id, owner, type, model, status, created_at, started_at, total_items, metadata, options, retry_of)
                        SELECT @id, @owner, type, model, @status, @created_at, @started_at, total_items, metadata, options, id
                        FROM jobs WHERE seq = @old_seq`),
-    copyDocuments: s(`INSERT INTO documents (job_seq, idx, state, text, vector, truncated, cache_key, dup)
+    copyDocuments: s(`INSERT INTO documents (job_seq, idx, state, text, vector, truncated, cache_key, dup, result)
                       SELECT ?, idx, CASE WHEN state = ${DOC_DONE} THEN ${DOC_DONE} ELSE ${DOC_PENDING} END, text,
                              CASE WHEN state = ${DOC_DONE} THEN vector END, CASE WHEN state = ${DOC_DONE} THEN truncated ELSE 0 END,
-                             cache_key, dup
+                             cache_key, dup, CASE WHEN state = ${DOC_DONE} THEN result END
                       FROM documents WHERE job_seq = ?`),
     countDone: s(`SELECT COUNT(*) AS n FROM documents WHERE job_seq = ? AND state = ${DOC_DONE}`),
     getStatus: s(`SELECT status FROM jobs WHERE id = ?`),
@@ -437,7 +452,8 @@ function prepareStatements(db: DB) {
                    WHERE job_seq = ? AND idx = ? AND state = ${DOC_PENDING}`),
     addProgress: s(`UPDATE jobs SET completed_items = completed_items + ?, failed_items = failed_items + ?,
                       dimensions = COALESCE(?, dimensions) WHERE seq = ?`),
-    readDocuments: s(`SELECT idx, state, vector, truncated, code, error FROM documents
+    markGenerated: s(`UPDATE documents SET state = ${DOC_DONE}, result = ? WHERE job_seq = ? AND idx = ? AND state = ${DOC_PENDING}`),
+    readDocuments: s(`SELECT idx, state, vector, truncated, code, error, result FROM documents
                       WHERE job_seq = ? AND idx >= ? AND idx < ? ORDER BY idx`),
     deleteJob: s(`DELETE FROM jobs WHERE seq = ?`),
     expiredIds: s(`SELECT id FROM jobs WHERE expires_at IS NOT NULL AND expires_at <= ?`),
