@@ -36,4 +36,5 @@ if ('skip' in server) {
   await import('./failover.test.js');
   await import('./scheduler-fairness.test.js');
   await import('./metrics.test.js');
+  await import('./batch-generate.test.js');
 }

@@ -26,6 +26,8 @@ import type { JobStore } from '../store/types.js';
 import { AbortRegistry } from './abortRegistry.js';
 import type { ChunkData } from './bullQueue.js';
 import { finishIfDone } from './finishJob.js';
+import { runGenerationRange, type GenerationRangeContext } from './generationChunk.js';
+import { isGenerationJob, type JobType } from '../jobs/model.js';
 
 export type ChunkVerdict =
   | { readonly kind: 'done' }
@@ -39,10 +41,12 @@ export interface ChunkProcessorOptions {
   readonly maxCalls: number;
   readonly chunkRetries: number;
   readonly chunkObserver?: ChunkObserver;
+  /** Whole-call timeout of one generation item. @defaultValue 600000 */
+  readonly generationTimeoutMs?: number;
 }
 
 type Doc = { index: number; text: string };
-type JobMeta = { model: string; options: EmbedOptions };
+type JobMeta = { model: string; options: EmbedOptions; type: JobType };
 
 const DONE: ChunkVerdict = Object.freeze({ kind: 'done' });
 const RETRY_BASE_MS = 200;
@@ -77,6 +81,8 @@ export class ChunkProcessor {
     const { jobId } = data;
     const job = await this.jobMeta(jobId);
     if (!job) return DONE;
+    // HOOK (generation): generate/chat items run one per call on generation slots (generationChunk.ts).
+    if (isGenerationJob(job.type)) return runGenerationRange(this.generationContext(), data, { model: job.model, type: job.type, options: job.options });
     const groups: Doc[][] = [];
     let first = true;
     while (first || groups.length > 0) {
@@ -231,9 +237,34 @@ export class ChunkProcessor {
     const job = await this.store.get(ADMIN_SCOPE, jobId);
     if (!job) return undefined;
     if (this.meta.size >= META_CACHE) this.meta.delete(this.meta.keys().next().value!);
-    const meta = { model: job.model, options: job.options };
+    const meta = { model: job.model, options: job.options, type: job.type };
     this.meta.set(jobId, meta);
     return meta;
+  }
+
+  /** HOOK (generation): what a generation range needs from this processor (its aborts and the status poll's call count). */
+  private generationContext(): GenerationRangeContext {
+    return {
+      store: this.store,
+      pool: this.pool,
+      log: this.log,
+      chunkRetries: this.options.chunkRetries,
+      ...(this.options.generationTimeoutMs === undefined ? {} : { generationTimeoutMs: this.options.generationTimeoutMs }),
+      stopping: () => this.stopping,
+      startCall: (jobId) => {
+        const call = this.aborts.register(jobId);
+        this.calling.set(jobId, (this.calling.get(jobId) ?? 0) + 1);
+        return {
+          signal: call.signal,
+          done: () => {
+            call.done();
+            const left = (this.calling.get(jobId) ?? 1) - 1;
+            if (left > 0) this.calling.set(jobId, left);
+            else this.calling.delete(jobId);
+          },
+        };
+      },
+    };
   }
 
   /** A cancel event: abort the job's calls in flight here. */
