@@ -161,16 +161,17 @@ export class Scheduler implements JobScheduler {
   }
 
   private async runGeneration(job: ActiveJob, type: GenerationJobType, range: ChunkRange, lease: GenerationLease): Promise<void> {
-    if ((await this.store.status(job.id)) !== 'running') {
-      lease.release();
-      return this.forget(job.id);
-    }
+    // The status re-check before the call is pendingDocuments itself: empty unless the job is running.
     const docs = await this.store.pendingDocuments(job.id, range.start, range.end).catch((error: unknown) => {
       lease.release();
       throw error;
     });
     const item = docs[0];
-    if (!item) return lease.release();
+    if (!item) {
+      lease.release();
+      if ((await this.store.status(job.id)) !== 'running') this.forget(job.id);
+      return;
+    }
     const call = this.aborts.register(job.id);
     const started = performance.now();
     const outcome = await runGenerationItem(lease, {
