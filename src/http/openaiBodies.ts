@@ -60,3 +60,20 @@ export function completionProblem(body: unknown): BodyProblem | undefined {
   if (typeof body.prompt !== 'string') return { message: 'prompt must be a string (one prompt per call)', param: 'prompt' };
   return undefined;
 }
+
+/** `/v1/embeddings`: a string or a non-empty list of non-empty strings (token arrays are refused, as the sync route does). */
+export function embeddingProblem(body: unknown): BodyProblem | undefined {
+  if (!isObject(body)) return { message: 'the body must be a JSON object', param: 'body' };
+  const problem = modelProblem(body);
+  if (problem) return problem;
+  const input = body.input;
+  const ok = (typeof input === 'string' && input !== '') || (Array.isArray(input) && input.length > 0 && input.every((s) => typeof s === 'string' && s !== ''));
+  if (!ok) return { message: 'input must be a non-empty string or a non-empty list of non-empty strings', param: 'input' };
+  if (body.encoding_format !== undefined && body.encoding_format !== 'float' && body.encoding_format !== 'base64') {
+    return { message: "encoding_format must be 'float' or 'base64'", param: 'encoding_format' };
+  }
+  if (body.dimensions !== undefined && (typeof body.dimensions !== 'number' || !Number.isInteger(body.dimensions) || body.dimensions < 1)) {
+    return { message: 'dimensions must be a positive integer', param: 'dimensions' };
+  }
+  return undefined;
+}
