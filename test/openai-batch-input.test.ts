@@ -3,6 +3,12 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { MAX_INPUT_LINES, validateInputFile } from '../src/openaiBatch/inputFile.js';
 import { batchObject, fileObject, outputLine } from '../src/openaiBatch/objects.js';
+import type { BatchLineError, InputFileVerdict } from '../src/openaiBatch/inputFile.js';
+
+function errorsOf(verdict: InputFileVerdict): readonly BatchLineError[] {
+  assert.ok(!verdict.ok, 'the file is refused');
+  return verdict.errors;
+}
 
 const chat = (id: string, extra: Record<string, unknown> = {}): string =>
   JSON.stringify({ custom_id: id, method: 'POST', url: '/v1/chat/completions', body: { model: 'llama3.2', messages: [{ role: 'user', content: id }] }, ...extra });
@@ -49,10 +55,10 @@ test('embeddings and completions bodies are checked as the sync routes check the
   assert.ok(!verdict.ok);
   assert.deepEqual(verdict.errors.map((e) => [e.line, e.param]), [[2, 'body.input'], [3, 'body.encoding_format']]);
   const completion = JSON.stringify({ custom_id: 'c', method: 'POST', url: '/v1/completions', body: { model: 'm', prompt: 'x', n: 2 } });
-  assert.deepEqual((validateInputFile(completion, '/v1/completions') as { errors: { param: string }[] }).errors.map((e) => e.param), ['body.n']);
-  assert.equal((validateInputFile('\n\n', '/v1/completions') as { errors: { code: string }[] }).errors[0]?.code, 'empty_file');
+  assert.deepEqual(errorsOf(validateInputFile(completion, '/v1/completions')).map((e) => e.param), ['body.n']);
+  assert.equal(errorsOf(validateInputFile('\n\n', '/v1/completions'))[0]?.code, 'empty_file');
   const many = Array.from({ length: MAX_INPUT_LINES + 1 }, (_, i) => JSON.stringify({ custom_id: `r${i}`, method: 'POST', url: '/v1/completions', body: { model: 'm', prompt: 'p' } })).join('\n');
-  assert.equal((validateInputFile(many, '/v1/completions') as { errors: { code: string }[] }).errors[0]?.code, 'too_many_requests');
+  assert.equal(errorsOf(validateInputFile(many, '/v1/completions'))[0]?.code, 'too_many_requests');
   assert.ok(validateInputFile(many.slice(0, many.lastIndexOf('\n')), '/v1/completions').ok, `${MAX_INPUT_LINES} lines are accepted`);
 });
 
