@@ -39,3 +39,14 @@ test('a node that dies mid-job: its items run again on the other node and the jo
     assert.equal(item.response, expected.response, `item ${i}`);
   }
 });
+
+test('a generate job for a model only an embedding-only backend serves fails its items (INPUT_REJECTED) instead of waiting', async (t) => {
+  const { url } = await startTestGateway(t, { backend: ['embedded'] });
+  const job = (await call(`${url}/api/batch/generate`, { body: { model: 'use-lite', prompts: ['a', 'b'] } })).body;
+  const done = await waitForStatus(url, job.job_id, ['completed', 'failed']);
+  assert.equal(done.status, 'failed');
+  assert.equal(done.progress.failed_items, 2);
+  const results = (await call(`${url}/api/batch/results/${job.job_id}`)).body.results;
+  assert.deepEqual(results.map((r: any) => r.code), ['INPUT_REJECTED', 'INPUT_REJECTED']);
+  assert.match(results[0].error, /cannot generate/);
+});

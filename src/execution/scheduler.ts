@@ -135,7 +135,12 @@ export class Scheduler implements JobScheduler {
   private generationRoom(job: ActiveJob, type: GenerationJobType): boolean {
     const path = generationPathOf(type);
     if (this.pool.servesGeneration(job.model, path)) return this.pool.hasGenerationRoomFor(job.model, path);
-    if (this.pool.serves(job.model)) void this.failUnservable(job, type);
+    if (this.pool.serves(job.model)) {
+      // Not from inside the queue's pick: failing the job removes it from the queue.
+      queueMicrotask(() => {
+        this.failUnservable(job, type).catch((error: unknown) => this.log.error({ job_id: job.id, err: error }, 'failing an unservable generation job failed'));
+      });
+    }
     return false;
   }
 
