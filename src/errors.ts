@@ -39,6 +39,9 @@ export const API_ERRORS = {
   INPUT_REJECTED: 400,
   BACKEND_UNAVAILABLE: 503,
   BACKEND_TIMEOUT: 504,
+  // OpenAI Files API (/v1/files).
+  INVALID_FILE: 400,
+  FILE_NOT_FOUND: 404,
 } as const;
 
 export type ApiErrorCode = keyof typeof API_ERRORS;

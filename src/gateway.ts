@@ -5,6 +5,9 @@
  * Start and stop are idempotent and keep their in-flight promise; stop drains in order:
  * stop accepting requests, let chunks in flight finish (bounded), close backends and store.
  */
+import { RedisFileStore } from './store/files/redisFiles.js';
+import { SqliteFileStore } from './store/files/sqliteFiles.js';
+import type { FileStore } from './store/files/types.js';
 import type { FastifyInstance } from 'fastify';
 import type { Logger as PinoLogger } from 'pino';
 import { createBackend } from './backends/factory.js';
@@ -46,7 +49,7 @@ export async function startGateway(config: Config, logger: PinoLogger): Promise<
     onHealthChange: (url, healthy, error) =>
       healthy ? logger.info({ backend: url }, 'backend is healthy') : logger.warn({ backend: url, error }, 'backend is unavailable'),
   });
-  const { store, events, scheduler, catalog } = await openExecution(config, pool, metrics, logger).catch(async (error: unknown) => {
+  const { store, events, scheduler, catalog, files } = await openExecution(config, pool, metrics, logger).catch(async (error: unknown) => {
     await pool.close();
     throw error;
   });
@@ -58,6 +61,7 @@ export async function startGateway(config: Config, logger: PinoLogger): Promise<
     await scheduler.stop();
     await pool.close();
     await events.close();
+    await files.close();
     await store.close();
   };
   try {
@@ -65,7 +69,7 @@ export async function startGateway(config: Config, logger: PinoLogger): Promise<
     await scheduler.start();
     await manager.start();
     metrics.watch({ pool, scheduler, manager });
-    app = await buildApp({ manager, pool, scheduler, logger, config, metrics });
+    app = await buildApp({ manager, pool, scheduler, logger, config, metrics, files });
     await app.listen({ host: config.host, port: config.port });
     await refuseSelf(pool);
   } catch (error) {
@@ -84,6 +88,8 @@ interface Execution {
   readonly events: JobEvents;
   readonly scheduler: JobScheduler;
   readonly catalog: ModelCatalog;
+  /** OpenAI Files API files, beside the jobs in the same mode's store. */
+  readonly files: FileStore;
 }
 
 /** The store, job events and scheduler of the mode `config.redisUrl` selects. */
@@ -95,7 +101,7 @@ async function openExecution(config: Config, pool: BackendPool, metrics: Gateway
     });
     const events = new InProcessJobEvents();
     const scheduler = new Scheduler(store, pool, events, { ...config, chunkObserver: metrics }, logger);
-    return { store, events, scheduler, catalog: pool };
+    return { store, events, scheduler, catalog: pool, files: new SqliteFileStore(config.dataDir) };
   }
   const url = config.redisUrl;
   const client = connectRedis(url, 'command', logger, 'store', config.redisPrefix);
@@ -109,7 +115,7 @@ async function openExecution(config: Config, pool: BackendPool, metrics: Gateway
     throw error;
   }
   const scheduler = new DistributedScheduler(store, pool, events, { ...config, redisUrl: url, chunkObserver: metrics }, logger);
-  return { store, events, scheduler, catalog: scheduler };
+  return { store, events, scheduler, catalog: scheduler, files: new RedisFileStore(client, config.redisPrefix) };
 }
 
 /** The default port is Ollama's: refuse a backend that turns out to be this very gateway. */

@@ -37,4 +37,5 @@ if ('skip' in server) {
   await import('./scheduler-fairness.test.js');
   await import('./metrics.test.js');
   await import('./batch-generate.test.js');
+  await import('./openai-files.test.js');
 }

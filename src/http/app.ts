@@ -25,6 +25,8 @@ import { ollamaRoutes } from './routes/ollama.js';
 import { openaiRoutes } from './routes/openai.js';
 import { openaiGenerateRoutes } from './routes/openaiGenerate.js';
 import { batchGenerateRoutes } from './routes/batchGenerate.js';
+import { openaiFileRoutes } from './routes/openaiFiles.js';
+import type { FileStore } from '../store/files/types.js';
 import { resultRoutes } from './routes/results.js';
 import { systemRoutes } from './routes/system.js';
 import { validatorCompiler } from './validation.js';
@@ -36,6 +38,8 @@ export interface AppDependencies {
   readonly logger: PinoLogger;
   /** Serves GET /metrics when given. */
   readonly metrics?: GatewayMetrics;
+  /** Serves the OpenAI Files API (/v1/files) when given. */
+  readonly files?: FileStore;
   readonly config: {
     readonly batchProcessing: boolean;
     readonly maxBatchDocuments: number;
@@ -114,6 +118,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   await app.register(ollamaRoutes, { ...sync, instanceId: config.instanceId });
   await app.register(openaiRoutes, { ...sync, prefix: '/v1' });
   await app.register(openaiGenerateRoutes, { pool: sync.pool, prefix: '/v1' });
+  if (deps.files) await app.register(openaiFileRoutes, { files: deps.files, prefix: '/v1' });
   if (deps.metrics) await app.register(metricsRoutes, { metrics: deps.metrics });
   return app;
 }

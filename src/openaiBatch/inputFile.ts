@@ -4,7 +4,7 @@
  * `{"custom_id", "method": "POST", "url", "body"}`; `url` is one of the supported endpoints,
  * `custom_id` unique in the file, and `body` valid for the endpoint by the very checks the sync
  * route makes (http/openaiBodies.ts), so a line is refused exactly when the sync call would be.
- * Groundwork for the Files and Batches routes (not wired yet: see the issue 14 report).
+ * Used by `POST /v1/files` (http/routes/openaiFiles.ts); the Batches routes are not built yet.
  */
 import { chatCompletionProblem, completionProblem, embeddingProblem, type BodyProblem } from '../http/openaiBodies.js';
 
@@ -49,11 +49,12 @@ function isEndpoint(value: unknown): value is BatchEndpoint {
 }
 
 /**
- * Validates a whole file for a batch on `endpoint` (every line must use it, as OpenAI requires).
+ * Validates a whole file: at upload without `endpoint`, for a batch on `endpoint` (every line
+ * must then use it, as OpenAI requires).
  * Blank lines (a trailing newline) are skipped; streaming requests are refused (a batch answer is
  * one body per line).
  */
-export function validateInputFile(content: Buffer | string, endpoint: BatchEndpoint): InputFileVerdict {
+export function validateInputFile(content: Buffer | string, endpoint?: BatchEndpoint): InputFileVerdict {
   const bytes = typeof content === 'string' ? Buffer.byteLength(content) : content.length;
   if (bytes > MAX_INPUT_BYTES) return fail([{ code: 'file_too_large', message: `The file is ${bytes} bytes; at most ${MAX_INPUT_BYTES} are accepted`, param: null, line: null }]);
   const lines = (typeof content === 'string' ? content : content.toString('utf8')).split('\n');
@@ -80,7 +81,7 @@ function fail(errors: BatchLineError[]): InputFileVerdict {
   return { ok: false, errors };
 }
 
-function checkLine(text: string, line: number, endpoint: BatchEndpoint, seen: Set<string>): BatchRequestLine | BatchLineError {
+function checkLine(text: string, line: number, endpoint: BatchEndpoint | undefined, seen: Set<string>): BatchRequestLine | BatchLineError {
   const error = (code: string, message: string, param: string | null): BatchLineError => ({ code, message: `Line ${line}: ${message}`, param, line });
   let value: unknown;
   try {
@@ -95,7 +96,7 @@ function checkLine(text: string, line: number, endpoint: BatchEndpoint, seen: Se
   seen.add(customId);
   if (method !== 'POST') return error('invalid_method', 'method must be "POST"', 'method');
   if (!isEndpoint(url)) return error('invalid_url', `url must be one of ${BATCH_ENDPOINTS.join(', ')}`, 'url');
-  if (url !== endpoint) return error('mismatched_url', `url ${url} differs from the batch endpoint ${endpoint}`, 'url');
+  if (endpoint !== undefined && url !== endpoint) return error('mismatched_url', `url ${url} differs from the batch endpoint ${endpoint}`, 'url');
   const problem = BODY_CHECKS[url](body);
   if (problem) return error('invalid_body', problem.message, `body.${problem.param}`);
   const fields = body as Record<string, unknown>;

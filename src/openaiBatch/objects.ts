@@ -3,6 +3,7 @@
  * `OpenAIFile`, `BatchRequestCounts`, `BatchError`): field names, types (timestamps are integer
  * Unix seconds, absent ones null) and statuses. Groundwork for the routes (see inputFile.ts).
  */
+import type { StoredFile } from '../store/files/types.js';
 import type { BatchLineError } from './inputFile.js';
 
 export const BATCH_STATUSES = ['validating', 'failed', 'in_progress', 'finalizing', 'completed', 'expired', 'cancelling', 'cancelled'] as const;
@@ -52,14 +53,7 @@ export function batchObject(batch: BatchRecord): Record<string, unknown> {
   };
 }
 
-export interface FileRecord {
-  readonly id: string;
-  readonly owner: string;
-  readonly bytes: number;
-  readonly createdAt: number;
-  readonly filename: string;
-  readonly purpose: 'batch' | 'batch_output';
-}
+export type FileRecord = StoredFile;
 
 export function fileObject(file: FileRecord): Record<string, unknown> {
   return { id: file.id, object: 'file', bytes: file.bytes, created_at: Math.floor(file.createdAt / 1000), filename: file.filename, purpose: file.purpose, status: 'processed', status_details: null };
