@@ -1,6 +1,6 @@
 /**
  * `npm run bench [scenario ...]`: prints each scenario's figures and ratios measured in the
- * same run. Scenarios: overhead, results, cache, store, distributed, embedded. No scenario name runs them all.
+ * same run. Scenarios: overhead, results, cache, store, distributed, load, generate, embedded. No scenario name runs them all.
  */
 import { benchOverhead } from './overhead.js';
 import { benchEmbedded } from './embedded.js';
@@ -10,6 +10,7 @@ import { benchResults } from './results.js';
 import { benchDistributed } from './distributed.js';
 import { benchLoad } from './load.js';
 import { benchWal } from './wal.js';
+import { benchGenerate } from './generate.js';
 import { printTable, type Row } from './lib.js';
 
 const SCENARIOS: Record<string, { title: string; run: () => Promise<Row[]> }> = {
@@ -19,6 +20,7 @@ const SCENARIOS: Record<string, { title: string; run: () => Promise<Row[]> }> = 
   store: { title: 'store: embedded store writes alone, with status latency from another process', run: benchStore },
   distributed: { title: 'distributed: 10,000 x 768 through --redis mode vs the embedded store, serial nodes, Redis memory per job', run: benchDistributed },
   load: { title: 'load: 50 concurrent clients, 200 jobs of 1,000 documents, polling with backoff, 2 simulated nodes (zero-cost, then 2 ms/doc)', run: benchLoad },
+  generate: { title: 'generate: 2,000 prompts as one batch job to 4 simulated nodes with 2 generation slots each (100 ms per generation), sync embed beside it', run: benchGenerate },
   embedded: { title: 'embedded: the in-process model through the gateway vs called directly (2,000 texts), and responsiveness', run: benchEmbedded },
   wal: { title: 'wal: 50,000 x 768 written by the embedded store with the cache on, peak write-ahead log size', run: benchWal },
 };

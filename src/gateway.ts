@@ -5,6 +5,9 @@
  * Start and stop are idempotent and keep their in-flight promise; stop drains in order:
  * stop accepting requests, let chunks in flight finish (bounded), close backends and store.
  */
+import { RedisFileStore } from './store/files/redisFiles.js';
+import { SqliteFileStore } from './store/files/sqliteFiles.js';
+import type { FileStore } from './store/files/types.js';
 import type { FastifyInstance } from 'fastify';
 import type { Logger as PinoLogger } from 'pino';
 import { createBackend } from './backends/factory.js';
@@ -59,7 +62,7 @@ export async function startGateway(config: Config, logger: PinoLogger): Promise<
     onHealthChange: (url, healthy, error) =>
       healthy ? logger.info({ backend: url }, 'backend is healthy') : logger.warn({ backend: url, error }, 'backend is unavailable'),
   });
-  const { store, events, scheduler, catalog, sharedRateLimit, control } = await openExecution(config, pool, metrics, logger).catch(async (error: unknown) => {
+  const { store, events, scheduler, catalog, sharedRateLimit, control, files } = await openExecution(config, pool, metrics, logger).catch(async (error: unknown) => {
     await pool.close();
     throw error;
   });
@@ -108,6 +111,7 @@ export async function startGateway(config: Config, logger: PinoLogger): Promise<
     }
     await pool.close();
     await events.close();
+    await files.close();
     await store.close();
   };
   try {
@@ -119,7 +123,7 @@ export async function startGateway(config: Config, logger: PinoLogger): Promise<
     templates.start(background);
     autobatch.start(background);
     metrics.watch({ pool, scheduler, manager });
-    app = await buildApp({ manager, pool, scheduler, logger, config, metrics, templates, autobatch, ...(sharedRateLimit ? { sharedRateLimit } : {}) });
+    app = await buildApp({ manager, pool, scheduler, logger, config, metrics, templates, autobatch, files, ...(sharedRateLimit ? { sharedRateLimit } : {}) });
     await app.listen({ host: config.host, port: config.port });
     await refuseSelf(pool);
     warnUnreachable(pool, logger);
@@ -142,6 +146,8 @@ interface Execution {
   /** Distributed mode: where the rate limit is counted. */
   readonly sharedRateLimit?: SharedRateLimit;
   readonly control: ControlStore;
+  /** OpenAI Files API files, beside the jobs in the same mode's store. */
+  readonly files: FileStore;
 }
 
 /** The store, job events and scheduler of the mode `config.redisUrl` selects. */
@@ -153,7 +159,7 @@ async function openExecution(config: Config, pool: BackendPool, metrics: Gateway
     });
     const events = new InProcessJobEvents();
     const scheduler = new Scheduler(store, pool, events, { ...config, chunkObserver: metrics }, logger);
-    return { store, events, scheduler, catalog: pool, control: new SqliteControlStore(store.database) };
+    return { store, events, scheduler, catalog: pool, control: new SqliteControlStore(store.database), files: new SqliteFileStore(config.dataDir) };
   }
   const url = config.redisUrl;
   const client = connectRedis(url, 'command', logger, 'store', config.redisPrefix);
@@ -169,7 +175,7 @@ async function openExecution(config: Config, pool: BackendPool, metrics: Gateway
   const control = new RedisControlStore(client, store.keys);
   const priorityOf = async (id: string) => (await control.controls([id])).get(id)?.priority;
   const scheduler = new DistributedScheduler(store, pool, events, { ...config, redisUrl: url, chunkObserver: metrics, priorityOf }, logger);
-  return { store, events, scheduler, catalog: scheduler, control, sharedRateLimit: { redis: client, prefix: config.redisPrefix } };
+  return { store, events, scheduler, catalog: scheduler, control, sharedRateLimit: { redis: client, prefix: config.redisPrefix }, files: new RedisFileStore(client, config.redisPrefix) };
 }
 
 /**

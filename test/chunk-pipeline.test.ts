@@ -61,6 +61,7 @@ class MemoryStore {
         for (const f of outcome.failed) this.failed.set(f.index, f.code);
         return true;
       },
+      recordGenerations: unused,
       status: async () => this.status,
       get: async () => this.record(),
       transition: async (_id: string, to: JobStatus) => {

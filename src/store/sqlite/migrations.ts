@@ -142,6 +142,10 @@ const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX autobatch_history_owner ON autobatch_history(owner, seq);
   `,
+  // 6: generation jobs (generate / chat): an item's result, a JSON object text, beside its request in \`text\`.
+  `
+  ALTER TABLE documents ADD COLUMN result TEXT;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
