@@ -37,7 +37,7 @@ import { JobScheduling } from './jobs/scheduling.js';
 import { Webhooks } from './jobs/webhooks.js';
 import { Templates } from './jobs/templates.js';
 import { Autobatch } from './jobs/autobatch.js';
-import { embedRunner } from './http/routes/templates.js';
+import { embedRunner, generationRunner } from './http/routes/templates.js';
 import { ApiError } from './errors.js';
 
 export class SelfReferenceError extends Error {}
@@ -77,7 +77,12 @@ export async function startGateway(config: Config, logger: PinoLogger): Promise<
     retryBaseMs: config.webhookRetryBaseMs,
   }, logger);
   manager.webhooks = webhooks;
-  const templates = new Templates(control, { embed: embedRunner(manager) }, (owner, url) => webhooks.check(owner, url), logger);
+  const templates = new Templates(
+    control,
+    { embed: embedRunner(manager), generate: generationRunner(manager, 'generate', config.maxBatchDocuments), chat: generationRunner(manager, 'chat', config.maxBatchDocuments) },
+    (owner, url) => webhooks.check(owner, url),
+    logger,
+  );
   const autobatch = new Autobatch(control, {
     intervalMs: config.autobatchIntervalMs,
     maxBatchDocuments: config.maxBatchDocuments,

@@ -40,4 +40,5 @@ if ('skip' in server) {
   await import('./poison.test.js');
   await import('./batch-generate.test.js');
   await import('./openai-files.test.js');
+  await import('./generation-control.test.js');
 }
