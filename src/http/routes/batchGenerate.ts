@@ -42,7 +42,7 @@ export async function batchGenerateRoutes(app: FastifyInstance, options: BatchGe
         tags: ['batch'],
         summary: SUMMARIES[kind],
         // The items are checked by parseGenerationSubmit (messages naming the item); job control here.
-        body: { type: 'object', properties: { model: { type: 'string' }, ...generationControlProperties } },
+        body: { properties: { model: { type: 'string' }, ...generationControlProperties } },
         response: { 400: errorSchema, 429: errorSchema },
       },
     }, async (request) => {
