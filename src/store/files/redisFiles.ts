@@ -8,7 +8,7 @@
  */
 import type { Redis } from 'ioredis';
 import type { Scope } from '../../jobs/model.js';
-import { StoreError } from '../errors.js';
+import { guarded } from '../redis/faults.js';
 import { visibleTo, type FileListQuery, type FileStore, type StoredFile } from './types.js';
 
 export class RedisFileStore implements FileStore {
@@ -88,13 +88,8 @@ export class RedisFileStore implements FileStore {
     return { id, owner, bytes: Number(bytes), createdAt: Number(createdAt), filename: filename ?? '', purpose: purpose ?? '' };
   }
 
-  private async guard<T>(run: () => Promise<T>): Promise<T> {
-    try {
-      return await run();
-    } catch (error) {
-      const message = String((error as Error).message ?? error);
-      if (/OOM/.test(message)) throw new StoreError('STORE_FULL', 'Redis is out of memory for the file', { cause: error });
-      throw new StoreError('STORE_UNAVAILABLE', 'The file store (Redis) is unavailable', { cause: error });
-    }
+  /** Redis faults become StoreErrors by the job store's one rule (redis/faults.ts). */
+  private guard<T>(run: () => Promise<T>): Promise<T> {
+    return guarded(run);
   }
 }
