@@ -87,8 +87,11 @@ export async function startGateway(config: Config, logger: PinoLogger): Promise<
     intervalMs: config.autobatchIntervalMs,
     maxBatchDocuments: config.maxBatchDocuments,
     checkTarget: async (scope, target) => {
-      if ('template' in target) await templates.get(scope, target.template);
-      else if (scheduler.modelAvailability(target.model) === 'unknown-model') {
+      if ('template' in target) {
+        const template = await templates.get(scope, target.template);
+        // Queued documents are texts: embedded, or the prompts of a generate template's job.
+        if (template.jobType === 'chat') throw new ApiError('INVALID_TEMPLATE', `Template '${template.name}' is a chat template; autobatch queues documents, which an embed or generate template takes`);
+      } else if (scheduler.modelAvailability(target.model) === 'unknown-model') {
         throw new ApiError('MODEL_NOT_FOUND', `Model '${target.model}' is not served by any backend`);
       }
     },

@@ -134,3 +134,26 @@ test('Idempotency-Key on a generate submit answers the first job; a template of 
   const items = (await results(url, run.body.job_id)).results;
   assert.deepEqual(items.map((r) => [r.index, r.eval_count, r.done_reason]), [[0, 1, 'length'], [1, 1, 'length']], 'the template options apply to every item');
 });
+
+test('autobatch into a generate template: queued documents become the prompts of a generate job; a chat template is refused', async (t) => {
+  const sim = await startSim(t, { models: MODELS, replyTokens: 2 });
+  const { url } = await startTestGateway(t, { backend: [sim.url], autobatchInterval: '0.2' });
+  assert.equal((await call(`${url}/api/batch/templates`, { body: { name: 'summaries', job_type: 'generate', model: CHAT } })).status, 201);
+  assert.equal((await call(`${url}/api/batch/templates`, { body: { name: 'talks', job_type: 'chat', model: CHAT } })).status, 201);
+  const refused = await call(`${url}/api/autobatch/documents`, { body: { template: 'talks', documents: ['x'] } });
+  assert.equal(refused.status, 400);
+  assert.equal(refused.body.code, 'INVALID_TEMPLATE');
+  const queued = await call(`${url}/api/autobatch/documents`, { body: { template: 'summaries', documents: ['first text', 'second text'] } });
+  assert.equal(queued.status, 200, JSON.stringify(queued.body));
+  const flush = await waitFor(async () => {
+    const flushes = (await call(`${url}/api/autobatch/history`)).body.flushes;
+    return flushes.length > 0 ? flushes[0] : undefined;
+  }, 'a flush');
+  const job = await waitForStatus(url, flush.job_ids[0], ['completed', 'failed']);
+  assert.equal(job.status, 'completed');
+  assert.equal(job.job_type, 'generate');
+  assert.equal(job.template, 'summaries');
+  const items = (await results(url, flush.job_ids[0])).results;
+  const expected = await call(`${sim.url}/api/generate`, { body: { model: CHAT, prompt: 'second text', stream: false } });
+  assert.equal(items[1].response, expected.body.response);
+});

@@ -4,9 +4,9 @@
  * format?}`) sent to the node's `/api/generate` or `/api/chat` without streaming, the node's
  * answer validated, and turned into the item's result: a JSON object text with `response`
  * (generate) or `message` (chat), `done_reason`, `prompt_eval_count`, `eval_count` and
- * `total_duration`. Or the normalised BackendError. Scheduling (which item, which slot,
- * retries) stays with the scheduler; this module only runs the call (docs/ARCHITECTURE.md,
- * "Generation").
+ * `total_duration`. Or the normalised BackendError. Which item, which slot, retries and
+ * recording are the chunk pipeline's (chunkProcessor.ts callOnLease runs this); this module
+ * only runs the call (docs/ARCHITECTURE.md, "Generation").
  */
 import { BackendError, coerceBackendError } from '../backends/errors.js';
 import { DEFAULT_GENERATION_TIMEOUT_MS, type GenerationPath } from '../backends/generation.js';

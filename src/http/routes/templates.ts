@@ -89,8 +89,11 @@ export function embedRunner(manager: JobManager): TemplateRunner {
 export function generationRunner(manager: JobManager, kind: GenerationKind, maxBatchDocuments: number): TemplateRunner {
   const list = kind === 'generate' ? 'prompts' : 'conversations';
   return async (scope, job, input) => {
-    const given = input[list] !== undefined ? list : input.requests !== undefined ? 'requests' : undefined;
+    // A generate template also takes `documents` as its prompts (autobatch queues documents).
+    const aliased = kind === 'generate' && input.prompts === undefined && input.requests === undefined && input.documents !== undefined ? { prompts: input.documents } : input;
+    const given = aliased[list] !== undefined ? list : aliased.requests !== undefined ? 'requests' : undefined;
     if (given === undefined) throw new ApiError('NO_DOCUMENTS', `A ${kind} template runs on '${list}' or 'requests'`);
+    input = aliased;
     const { keep_alive: keepAlive, ...modelOptions } = job.options;
     const body = {
       model: job.model,
