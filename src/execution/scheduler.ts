@@ -4,9 +4,9 @@
  * cuts that job's next chunk and hands it, with the granted slot, to the chunk pipeline
  * (chunkProcessor.ts, the same one the distributed workers run), up to `workers` chunks in
  * flight. Items of generate/chat jobs are cut one per range and go on generation slots
- * instead, bounded by those slots rather than by `workers`. What the pipeline answers (split, retry later, wait) goes back into the job's
- * queue of ranges here; every rule about a chunk itself lives there. A cancel event aborts
- * the calls in flight.
+ * instead, bounded by those slots rather than by `workers`. What the pipeline answers (split,
+ * retry later, wait) goes back into the job's queue of ranges here; every rule about a chunk
+ * itself lives there. A cancel event aborts the calls in flight.
  *
  * Jobs that cannot progress are watched each second: a pending job whose model no reachable
  * node lists fails MODEL_NOT_FOUND; one that found no node serving its model for
