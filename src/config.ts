@@ -8,8 +8,8 @@ import path from 'node:path';
 import { checkDistinct, KeyConfigError, parseKey, readKeysFile, type ApiKey } from './auth/keys.js';
 
 export type BackendSpec =
-  | { readonly kind: 'ollama'; readonly url: string }
-  | { readonly kind: 'openai'; readonly url: string }
+  | { readonly kind: 'ollama'; readonly url: string; readonly parallel?: number }
+  | { readonly kind: 'openai'; readonly url: string; readonly parallel?: number }
   | { readonly kind: 'embedded' };
 
 export interface Config {
@@ -42,6 +42,8 @@ export interface Config {
   readonly chunkSize: number;
   readonly bodyLimitBytes: number;
   readonly backendTimeoutMs: number;
+  /** Whole-call timeout of one generation (`--generation-timeout`, default 600 s). */
+  readonly generationTimeoutMs: number;
   readonly healthIntervalMs: number;
   readonly sweepIntervalMs: number;
   /** Bytes of vectors the content cache keeps; 0 = cache off. */
@@ -106,6 +108,7 @@ export const DEFAULTS = {
   /** Admits 10,000 documents of 8 KiB with room for JSON escaping and metadata. */
   bodyLimitMb: 128,
   backendTimeoutSeconds: 120,
+  generationTimeoutSeconds: 600,
   healthIntervalSeconds: 10,
   sweepIntervalSeconds: 30,
   chunkRetries: 2,
@@ -145,6 +148,7 @@ export interface RawOptions {
   chunkSize?: string;
   bodyLimitMb?: string;
   backendTimeout?: string;
+  generationTimeout?: string;
   logLevel?: string;
   cache?: boolean;
   cacheMaxMb?: string;
@@ -208,6 +212,7 @@ export function resolveConfig(flags: RawOptions, env: Env = process.env): Config
     chunkSize: intOption('--chunk-size', pick(flags.chunkSize, 'SOLLOL_CHUNK_SIZE'), DEFAULTS.chunkSize, 1, 4096),
     bodyLimitBytes: Math.round(1024 * 1024 * numberOption('--body-limit-mb', pick(flags.bodyLimitMb, 'SOLLOL_BODY_LIMIT_MB'), DEFAULTS.bodyLimitMb, 0.001)),
     backendTimeoutMs: 1000 * numberOption('--backend-timeout', pick(flags.backendTimeout, 'SOLLOL_BACKEND_TIMEOUT'), DEFAULTS.backendTimeoutSeconds, 0.01),
+    generationTimeoutMs: 1000 * numberOption('--generation-timeout', pick(flags.generationTimeout, 'SOLLOL_GENERATION_TIMEOUT'), DEFAULTS.generationTimeoutSeconds, 0.01),
     healthIntervalMs: 1000 * numberOption('SOLLOL_HEALTH_INTERVAL', env.SOLLOL_HEALTH_INTERVAL, DEFAULTS.healthIntervalSeconds, 0.01),
     sweepIntervalMs: 1000 * numberOption('SOLLOL_SWEEP_INTERVAL', env.SOLLOL_SWEEP_INTERVAL, DEFAULTS.sweepIntervalSeconds, 0.01),
     cacheMaxBytes: cacheBytes(flags, env),
@@ -307,8 +312,25 @@ function parseBackend(value: string): BackendSpec {
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
     throw new ConfigError(`--backend ${JSON.stringify(displayUrl(raw))} must use http:// or https://`);
   }
+  const parallel = parallelParameter(url, raw);
   const normalised = url.toString().replace(/\/+$/, '');
-  return openai ? { kind: 'openai', url: normalised } : { kind: 'ollama', url: normalised };
+  const kind = openai ? ('openai' as const) : ('ollama' as const);
+  return parallel === undefined ? { kind, url: normalised } : { kind, url: normalised, parallel };
+}
+
+/**
+ * `?parallel=N` on a backend URL: the node's generation slots (Ollama's OLLAMA_NUM_PARALLEL;
+ * on an OpenAI-compatible server, N > 0 says it serves chat and completions). Taken off the URL.
+ */
+function parallelParameter(url: URL, raw: string): number | undefined {
+  const given = url.searchParams.get('parallel');
+  url.searchParams.delete('parallel');
+  if (given === null) return undefined;
+  const value = Number(given);
+  if (!/^\d+$/.test(given) || !Number.isSafeInteger(value) || value > 1024) {
+    throw new ConfigError(`--backend ${JSON.stringify(displayUrl(raw))}: parallel must be an integer from 0 to 1024, got ${JSON.stringify(given)}`);
+  }
+  return value;
 }
 
 function workersOption(raw: string, backends: readonly BackendSpec[], embeddedThreads: number): number {

@@ -57,6 +57,9 @@ export const API_ERRORS = {
   INVALID_SCHEDULE: 400,
   TEMPLATE_NOT_FOUND: 404,
   TEMPLATE_EXISTS: 409,
+  // OpenAI Files API (/v1/files).
+  INVALID_FILE: 400,
+  FILE_NOT_FOUND: 404,
 } as const;
 
 export type ApiErrorCode = keyof typeof API_ERRORS;

@@ -5,6 +5,9 @@
  * Start and stop are idempotent and keep their in-flight promise; stop drains in order:
  * stop accepting requests, let chunks in flight finish (bounded), close backends and store.
  */
+import { RedisFileStore } from './store/files/redisFiles.js';
+import { SqliteFileStore } from './store/files/sqliteFiles.js';
+import type { FileStore } from './store/files/types.js';
 import type { FastifyInstance } from 'fastify';
 import type { Logger as PinoLogger } from 'pino';
 import { createBackend } from './backends/factory.js';
@@ -34,7 +37,7 @@ import { JobScheduling } from './jobs/scheduling.js';
 import { Webhooks } from './jobs/webhooks.js';
 import { Templates } from './jobs/templates.js';
 import { Autobatch } from './jobs/autobatch.js';
-import { embedRunner } from './http/routes/templates.js';
+import { embedRunner, generationRunner } from './http/routes/templates.js';
 import { ApiError } from './errors.js';
 
 export class SelfReferenceError extends Error {}
@@ -59,7 +62,7 @@ export async function startGateway(config: Config, logger: PinoLogger): Promise<
     onHealthChange: (url, healthy, error) =>
       healthy ? logger.info({ backend: url }, 'backend is healthy') : logger.warn({ backend: url, error }, 'backend is unavailable'),
   });
-  const { store, events, scheduler, catalog, sharedRateLimit, control } = await openExecution(config, pool, metrics, logger).catch(async (error: unknown) => {
+  const { store, events, scheduler, catalog, sharedRateLimit, control, files } = await openExecution(config, pool, metrics, logger).catch(async (error: unknown) => {
     await pool.close();
     throw error;
   });
@@ -74,13 +77,21 @@ export async function startGateway(config: Config, logger: PinoLogger): Promise<
     retryBaseMs: config.webhookRetryBaseMs,
   }, logger);
   manager.webhooks = webhooks;
-  const templates = new Templates(control, { embed: embedRunner(manager) }, (owner, url) => webhooks.check(owner, url), logger);
+  const templates = new Templates(
+    control,
+    { embed: embedRunner(manager), generate: generationRunner(manager, 'generate', config.maxBatchDocuments), chat: generationRunner(manager, 'chat', config.maxBatchDocuments) },
+    (owner, url) => webhooks.check(owner, url),
+    logger,
+  );
   const autobatch = new Autobatch(control, {
     intervalMs: config.autobatchIntervalMs,
     maxBatchDocuments: config.maxBatchDocuments,
     checkTarget: async (scope, target) => {
-      if ('template' in target) await templates.get(scope, target.template);
-      else if (scheduler.modelAvailability(target.model) === 'unknown-model') {
+      if ('template' in target) {
+        const template = await templates.get(scope, target.template);
+        // Queued documents are texts: embedded, or the prompts of a generate template's job.
+        if (template.jobType === 'chat') throw new ApiError('INVALID_TEMPLATE', `Template '${template.name}' is a chat template; autobatch queues documents, which an embed or generate template takes`);
+      } else if (scheduler.modelAvailability(target.model) === 'unknown-model') {
         throw new ApiError('MODEL_NOT_FOUND', `Model '${target.model}' is not served by any backend`);
       }
     },
@@ -108,6 +119,7 @@ export async function startGateway(config: Config, logger: PinoLogger): Promise<
     }
     await pool.close();
     await events.close();
+    await files.close();
     await store.close();
   };
   try {
@@ -119,7 +131,7 @@ export async function startGateway(config: Config, logger: PinoLogger): Promise<
     templates.start(background);
     autobatch.start(background);
     metrics.watch({ pool, scheduler, manager });
-    app = await buildApp({ manager, pool, scheduler, logger, config, metrics, templates, autobatch, ...(sharedRateLimit ? { sharedRateLimit } : {}) });
+    app = await buildApp({ manager, pool, scheduler, logger, config, metrics, templates, autobatch, files, ...(sharedRateLimit ? { sharedRateLimit } : {}) });
     await app.listen({ host: config.host, port: config.port });
     await refuseSelf(pool);
     warnUnreachable(pool, logger);
@@ -142,6 +154,8 @@ interface Execution {
   /** Distributed mode: where the rate limit is counted. */
   readonly sharedRateLimit?: SharedRateLimit;
   readonly control: ControlStore;
+  /** OpenAI Files API files, beside the jobs in the same mode's store. */
+  readonly files: FileStore;
 }
 
 /** The store, job events and scheduler of the mode `config.redisUrl` selects. */
@@ -153,7 +167,7 @@ async function openExecution(config: Config, pool: BackendPool, metrics: Gateway
     });
     const events = new InProcessJobEvents();
     const scheduler = new Scheduler(store, pool, events, { ...config, chunkObserver: metrics }, logger);
-    return { store, events, scheduler, catalog: pool, control: new SqliteControlStore(store.database) };
+    return { store, events, scheduler, catalog: pool, control: new SqliteControlStore(store.database), files: new SqliteFileStore(config.dataDir) };
   }
   const url = config.redisUrl;
   const client = connectRedis(url, 'command', logger, 'store', config.redisPrefix);
@@ -169,7 +183,7 @@ async function openExecution(config: Config, pool: BackendPool, metrics: Gateway
   const control = new RedisControlStore(client, store.keys);
   const priorityOf = async (id: string) => (await control.controls([id])).get(id)?.priority;
   const scheduler = new DistributedScheduler(store, pool, events, { ...config, redisUrl: url, chunkObserver: metrics, priorityOf }, logger);
-  return { store, events, scheduler, catalog: scheduler, control, sharedRateLimit: { redis: client, prefix: config.redisPrefix } };
+  return { store, events, scheduler, catalog: scheduler, control, sharedRateLimit: { redis: client, prefix: config.redisPrefix }, files: new RedisFileStore(client, config.redisPrefix) };
 }
 
 /**

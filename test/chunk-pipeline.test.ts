@@ -8,7 +8,9 @@ import { BackendError } from '../src/backends/errors.js';
 import { BackendPool, type Lease } from '../src/backends/pool.js';
 import type { BackendProbe, EmbeddingBackend, EmbedRequest, EmbedResult } from '../src/backends/types.js';
 import { ChunkProcessor, type ChunkTask, type JobMeta } from '../src/execution/chunkProcessor.js';
-import type { ChunkOutcome, JobRecord } from '../src/jobs/model.js';
+import type { ChunkOutcome, GenerationOutcome, JobRecord } from '../src/jobs/model.js';
+import { Readable } from 'node:stream';
+import type { ForwardedResponse, GenerationPath } from '../src/backends/generation.js';
 import type { JobStatus } from '../src/jobs/state.js';
 import { silentLogger } from '../src/logger.js';
 import { StoreError } from '../src/store/errors.js';
@@ -38,6 +40,7 @@ class MemoryStore {
   status: JobStatus = 'running';
   readonly done = new Map<number, Float32Array>();
   readonly failed = new Map<number, string>();
+  readonly generated = new Map<number, string>();
   fail: Error | undefined;
   readFails: Error | undefined;
   constructor(readonly texts: string[]) {}
@@ -58,6 +61,13 @@ class MemoryStore {
         if (this.fail) throw this.fail;
         if (this.status !== 'running') return false;
         for (const d of outcome.done) this.done.set(d.index, d.vector);
+        for (const f of outcome.failed) this.failed.set(f.index, f.code);
+        return true;
+      },
+      recordGenerations: async (_id: string, outcome: GenerationOutcome) => {
+        if (this.fail) throw this.fail;
+        if (this.status !== 'running') return false;
+        for (const d of outcome.done) this.generated.set(d.index, d.result);
         for (const f of outcome.failed) this.failed.set(f.index, f.code);
         return true;
       },
@@ -279,4 +289,53 @@ test('the last step of a job ends it (finishIfDone), whoever runs it', async (t)
   await processor.step(task(0, 1), JOB, lease());
   assert.equal(await processor.finishIfDone('job', 1000), true);
   assert.equal(store.status, 'completed');
+});
+
+/** A node that also generates: `status` scripts its answer to each /api/generate call. */
+class GeneratingBackend extends ScriptedBackend {
+  readonly generationParallel = 1;
+  readonly prompts: string[] = [];
+  status = 200;
+  canGenerate(path: GenerationPath): boolean {
+    return path === '/api/generate';
+  }
+  async forward(_path: GenerationPath, body: string): Promise<ForwardedResponse> {
+    const prompt = (JSON.parse(body) as { prompt: string }).prompt;
+    this.prompts.push(prompt);
+    const text = this.status === 200 ? JSON.stringify({ response: `${this.id}: ${prompt}`, done_reason: 'stop', eval_count: 1 }) : '{"error":"boom"}';
+    return { status: this.status, contentType: 'application/json', body: Object.assign(Readable.from([Buffer.from(text)]), { text: async () => text }) };
+  }
+  async forwardedError(response: ForwardedResponse): Promise<BackendError> {
+    return new BackendError('BACKEND_UNAVAILABLE', `answered ${response.status}`, { status: response.status });
+  }
+}
+
+test('a generation item goes through the same rules: one item per call, a 500 retried once on another node, the result recorded', async (t) => {
+  const backends = [new GeneratingBackend('gen0'), new GeneratingBackend('gen1')];
+  const pool = new BackendPool(backends, { healthIntervalMs: 60_000 });
+  await pool.start();
+  t.after(() => pool.close());
+  const store = new MemoryStore(['{"prompt":"p0"}', '{"prompt":"p1"}']);
+  const processor = new ChunkProcessor(store.asJobStore(), pool, { maxCalls: 8, chunkRetries: 2 }, silentLogger());
+  const job: JobMeta = { model: 'm', options: { truncate: true }, type: 'generate' };
+  const slot = (avoid?: readonly string[]) => {
+    const granted = pool.tryAcquireGeneration('m', '/api/generate', avoid ? new Set(avoid) : undefined);
+    assert.ok(granted, 'a generation slot');
+    return granted;
+  };
+  const first = slot();
+  const failing = backends.find((b) => b.id === first.backendId)!;
+  failing.status = 500;
+  // A range of two items: one call takes one item, the other stays pending.
+  const failed = await processor.step({ jobId: 'job', start: 0, end: 2, attempt: 0 }, job, first);
+  assert.equal(failed.kind, 'retry');
+  assert.ok(failed.kind === 'retry');
+  assert.deepEqual([failed.task.start, failed.task.end, failed.task.attempt, failed.task.avoid], [0, 2, 1, [failing.id]]);
+  assert.deepEqual(failing.prompts, ['p0']);
+  const again = slot(failed.task.avoid);
+  assert.notEqual(again.backendId, failing.id, 'the retry goes to the other node');
+  assert.equal((await processor.step(failed.task, job, again)).kind, 'done');
+  assert.deepEqual([...store.generated.keys()], [0]);
+  assert.equal(JSON.parse(store.generated.get(0)!).response, `${again.backendId}: p0`);
+  assert.equal(store.failed.size, 0);
 });

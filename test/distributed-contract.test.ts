@@ -38,4 +38,7 @@ if ('skip' in server) {
   await import('./metrics.test.js');
   await import('./invalid-vectors.test.js');
   await import('./poison.test.js');
+  await import('./batch-generate.test.js');
+  await import('./openai-files.test.js');
+  await import('./generation-control.test.js');
 }

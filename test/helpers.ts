@@ -46,6 +46,11 @@ export interface TestGateway {
 let onRedis: { url: string; prefix: string; byDataDir: Map<string, string> } | undefined;
 
 /** Runs every later `startTestGateway` in the distributed mode, under prefixes `<prefix><n>:`. */
+/** Whether this process's test gateways run in the distributed mode (distributed-contract.test.ts). */
+export function gatewaysOnRedis(): boolean {
+  return onRedis !== undefined;
+}
+
 export function runGatewaysOnRedis(url: string, prefix: string): void {
   onRedis = { url, prefix, byDataDir: new Map() };
 }

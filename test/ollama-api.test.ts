@@ -187,11 +187,11 @@ test('a streamed answer is passed through part by part as the node sends it', as
   assert.equal(rest.at(-1)!.done, true);
 });
 
-test('a stream the client drops or the node breaks gives its slot back; a break ends with an error line', async (t) => {
+test('a stream the client drops or the node breaks gives its generation slot back; a break ends with an error line', async (t) => {
   const node = await startHeldStreamNode(t);
   const { url } = await startTestGateway(t, { backend: [node.url] });
   const ollama = new Ollama({ host: url });
-  const inFlight = async (): Promise<number> => (await call(`${url}/api/stats`)).body.backends[0].in_flight;
+  const inFlight = async (): Promise<number> => (await call(`${url}/api/stats`)).body.backends[0].generation_in_flight;
   const messages = [{ role: 'user', content: 'hi' }];
 
   const stream = await ollama.chat({ model: 'chatty', messages, stream: true });

@@ -596,6 +596,38 @@ function conformance(h: Harness): void {
       assert.equal((await store.list(ALICE, { limit: 5, status: 'completed' })).total, 1);
       assertSameVector((await store.readResults(ALICE, job.id, 0, 2))[1], vector(1));
     });
+
+    test('generation jobs: type kept, results stored as text once per item, failures, retry keeps results, never the cache', async (t) => {
+      const { store, another } = await h.open(t, CACHE_BYTES);
+      const requests = ['{"prompt":"same"}', '{"prompt":"same"}', '{"prompt":"ünïcode"}', '{"prompt":"x"}'];
+      const job = await admit(store, makeJob(requests, { type: 'chat', options: { truncate: true, keepAlive: '5m' } }));
+      assert.equal(job.type, 'chat');
+      assert.deepEqual(job.options, { truncate: true, keepAlive: '5m' });
+      assert.deepEqual(await store.pendingDocuments(job.id, 0, 4), requests.map((text, index) => ({ index, text })), 'identical requests are not de-duplicated');
+      const result = (n: number): string => JSON.stringify({ message: { role: 'assistant', content: `reply ${n} – ✓` }, done_reason: 'stop', eval_count: n });
+      assert.ok(await store.recordGenerations(job.id, { done: [{ index: 0, result: result(0) }, { index: 2, result: result(2) }], failed: [] }));
+      assert.ok(await store.recordGenerations(job.id, { done: [{ index: 0, result: result(99) }], failed: [failed(3, 'BACKEND_TIMEOUT')] }), 'a repeat is written');
+      const other = await another();
+      const record = await other.get(ALICE, job.id);
+      assert.deepEqual([record?.type, record?.completedItems, record?.failedItems, record?.dimensions], ['chat', 2, 1, null], 'each item counted once');
+      const items = await other.readResults(ALICE, job.id, 0, 4);
+      assert.deepEqual(items, [
+        { index: 0, state: 'generated', result: result(0) },
+        { index: 1, state: 'pending' },
+        { index: 2, state: 'generated', result: result(2) },
+        { index: 3, state: 'failed', code: 'BACKEND_TIMEOUT', error: 'doc 3 failed' },
+      ]);
+      assert.ok(await store.recordGenerations(job.id, { done: [{ index: 1, result: result(1) }], failed: [] }));
+      await finish(store, job.id, 'completed');
+      assert.equal(await store.recordGenerations(job.id, { done: [{ index: 3, result: result(3) }], failed: [] }), false, 'nothing is written once the job is over');
+      const retry = await store.admitRetry(ALICE, job.id, { id: randomUUID(), owner: 'alice', status: 'running', createdAt: Date.now() }, policy());
+      assert.ok(retry !== 'not-found' && retry !== 'active' && retry.admitted);
+      assert.deepEqual([retry.job.type, retry.job.completedItems, retry.job.totalItems], ['chat', 3, 4]);
+      assert.deepEqual(await store.pendingDocuments(retry.job.id, 0, 4), [{ index: 3, text: requests[3] }]);
+      assert.deepEqual((await store.readResults(ALICE, retry.job.id, 0, 3))[2], { index: 2, state: 'generated', result: result(2) });
+      const cache = await store.cacheStats();
+      assert.deepEqual([cache.entries, cache.hits], [0, 0], 'generation results never enter the embedding cache');
+    });
   });
 }
 

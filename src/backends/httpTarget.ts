@@ -34,4 +34,11 @@ export interface HttpBackendOptions {
   readonly timeoutMs: number;
   /** Timeout of health checks. @defaultValue 3000 */
   readonly probeTimeoutMs?: number;
+  /**
+   * Generation slots (`?parallel=N` on `--backend`): generations kept in flight here at once.
+   * @defaultValue 1 for an Ollama node (DEFAULT_GENERATION_PARALLEL), 0 (embeddings only) for an OpenAI-compatible server
+   */
+  readonly parallel?: number;
+  /** Timeout of one generation (headers, and each silence in a streamed body). @defaultValue 600000 */
+  readonly generationTimeoutMs?: number;
 }

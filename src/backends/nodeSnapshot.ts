@@ -25,6 +25,9 @@ export interface NodeSnapshot {
   readonly consecutive_failures: number;
   readonly circuit_opens: number;
   readonly last_error: string | null;
+  /** Generation slots of the node (`?parallel=N`; 0: it generates nothing) and how many are in use. */
+  readonly generation_parallel?: number;
+  readonly generation_in_flight?: number;
 }
 
 export function snapshotOf(n: NodeState, now: number): NodeSnapshot {

@@ -5,25 +5,19 @@
  * The sync API also forwards `/api/generate` and `/api/chat` here (`forward`), and reads
  * the node's model list details and `/api/ps` (`tagEntries`, `ps`).
  */
-import type { Readable } from 'node:stream';
 import { Pool, type Dispatcher } from 'undici';
 import { countField, modelOptionsOf, type EmbedResultWithUsage } from './embedExtras.js';
 import { EmbedParseError, embedParser, OFFLOAD_MIN_BYTES } from './embedParser.js';
 import { BackendError, coerceBackendError } from './errors.js';
 import { invalidVector, toFloat32 } from './vectorCheck.js';
+import { DEFAULT_GENERATION_PARALLEL, DEFAULT_GENERATION_TIMEOUT_MS, type ForwardedResponse, type GenerationBackend, type GenerationPath } from './generation.js';
 import { httpTarget, type HttpBackendOptions, type HttpTarget } from './httpTarget.js';
 import type { BackendProbe, EmbeddingBackend, EmbedRequest, EmbedResult } from './types.js';
 
 /** One model as the node's `/api/tags` or `/api/ps` lists it (Ollama's JSON, kept as is). */
 export type OllamaModelEntry = Readonly<Record<string, unknown>> & { readonly name: string };
 
-/** A forwarded call's answer: status and headers at once, the body as it streams in. */
-export interface ForwardedResponse {
-  readonly status: number;
-  readonly contentType: string;
-  /** The node's body; iterate it (Buffers) or read it with `text()`, exactly once. */
-  readonly body: Readable & { text(): Promise<string> };
-}
+export type { ForwardedResponse } from './generation.js';
 
 export type OllamaBackendOptions = HttpBackendOptions;
 
@@ -32,13 +26,15 @@ interface HttpAnswer {
   readonly text: string;
 }
 
-export class OllamaBackend implements EmbeddingBackend {
+export class OllamaBackend implements EmbeddingBackend, GenerationBackend {
   readonly kind = 'ollama' as const;
   readonly id: string;
   readonly maxConcurrency: number;
+  readonly generationParallel: number;
   private readonly target: HttpTarget;
   private readonly pool: Pool;
   private readonly timeoutMs: number;
+  private readonly generationTimeoutMs: number;
   private readonly probeTimeoutMs: number;
   private legacyOnly = false;
   /** Model entries of the last successful probe's `/api/tags`, as the node sent them. */
@@ -50,8 +46,11 @@ export class OllamaBackend implements EmbeddingBackend {
     this.id = this.target.displayUrl;
     this.maxConcurrency = options.maxConcurrency ?? 2;
     this.timeoutMs = options.timeoutMs;
+    this.generationParallel = options.parallel ?? DEFAULT_GENERATION_PARALLEL;
+    this.generationTimeoutMs = options.generationTimeoutMs ?? DEFAULT_GENERATION_TIMEOUT_MS;
     this.probeTimeoutMs = options.probeTimeoutMs ?? 3000;
-    this.pool = new Pool(this.target.origin, { connections: this.maxConcurrency + 4, keepAliveTimeout: 30_000 });
+    // Generations get connections of their own, so a long one never holds up an embed call.
+    this.pool = new Pool(this.target.origin, { connections: this.maxConcurrency + this.generationParallel + 4, keepAliveTimeout: 30_000 });
   }
 
   async embed(request: EmbedRequest): Promise<EmbedResult> {
@@ -126,15 +125,20 @@ export class OllamaBackend implements EmbeddingBackend {
     };
   }
 
+  /** Ollama serves every generation route, its own and the OpenAI-compatible ones. */
+  canGenerate(_path: GenerationPath): boolean {
+    return true;
+  }
+
   /**
-   * Forwards a `POST` (the sync API's `/api/generate` and `/api/chat`) and answers as soon
-   * as the node sent its headers; the body then streams through as it arrives. The call
+   * Forwards a generation `POST` (sync routes and batch items) and answers as soon
+   * as the node sent its headers; the body then streams through as it arrives. The generation
    * timeout bounds the wait for the headers and each silence between body chunks, not the
    * whole answer, so a long generation keeps streaming. Throws BackendError when the node
    * cannot be reached or does not answer in time; a non-2xx answer comes back as it is (read
    * it with `forwardedError`).
    */
-  async forward(path: '/api/generate' | '/api/chat', body: string, signal?: AbortSignal): Promise<ForwardedResponse> {
+  async forward(path: GenerationPath, body: string, signal?: AbortSignal): Promise<ForwardedResponse> {
     try {
       const response = await this.pool.request({
         method: 'POST',
@@ -142,8 +146,8 @@ export class OllamaBackend implements EmbeddingBackend {
         headers: { ...this.target.headers, 'content-type': 'application/json' },
         body,
         ...(signal ? { signal } : {}),
-        headersTimeout: this.timeoutMs,
-        bodyTimeout: this.timeoutMs,
+        headersTimeout: this.generationTimeoutMs,
+        bodyTimeout: this.generationTimeoutMs,
       });
       const type = response.headers['content-type'];
       return {

@@ -13,6 +13,7 @@ import { Pool } from 'undici';
 import { countField, type EmbedResultWithUsage } from './embedExtras.js';
 import { BackendError, coerceBackendError } from './errors.js';
 import { invalidVector, toFloat32 } from './vectorCheck.js';
+import { DEFAULT_GENERATION_TIMEOUT_MS, type ForwardedResponse, type GenerationBackend, type GenerationPath } from './generation.js';
 import { httpTarget, type HttpBackendOptions, type HttpTarget } from './httpTarget.js';
 import type { BackendProbe, EmbeddingBackend, EmbedRequest } from './types.js';
 
@@ -28,10 +29,13 @@ interface HttpAnswer {
   readonly sollolInstance?: string;
 }
 
-export class OpenAIBackend implements EmbeddingBackend {
+export class OpenAIBackend implements EmbeddingBackend, GenerationBackend {
   readonly kind = 'openai' as const;
   readonly id: string;
   readonly maxConcurrency: number;
+  /** 0 unless `?parallel=N` says the server also serves `/v1/chat/completions` and `/v1/completions`. */
+  readonly generationParallel: number;
+  private readonly generationTimeoutMs: number;
   private readonly target: HttpTarget;
   private readonly apiBase: string;
   private readonly pool: Pool;
@@ -52,8 +56,10 @@ export class OpenAIBackend implements EmbeddingBackend {
     this.apiBase = this.target.basePath.endsWith('/v1') ? this.target.basePath : `${this.target.basePath}/v1`;
     this.maxConcurrency = options.maxConcurrency ?? 2;
     this.timeoutMs = options.timeoutMs;
+    this.generationParallel = options.parallel ?? 0;
+    this.generationTimeoutMs = options.generationTimeoutMs ?? DEFAULT_GENERATION_TIMEOUT_MS;
     this.probeTimeoutMs = options.probeTimeoutMs ?? 3000;
-    this.pool = new Pool(this.target.origin, { connections: this.maxConcurrency + 2, keepAliveTimeout: 30_000 });
+    this.pool = new Pool(this.target.origin, { connections: this.maxConcurrency + this.generationParallel + 2, keepAliveTimeout: 30_000 });
   }
 
   async embed(request: EmbedRequest): Promise<EmbedResultWithUsage> {
@@ -150,6 +156,50 @@ export class OpenAIBackend implements EmbeddingBackend {
       const coerced = coerceBackendError(error, this.id);
       throw new BackendError(coerced.code, this.redact(coerced.message), { cause: error });
     }
+  }
+
+  /** An OpenAI-compatible server has no Ollama routes; its own chat and completions, when it serves them. */
+  canGenerate(path: GenerationPath): boolean {
+    return this.generationParallel > 0 && path.startsWith('/v1/');
+  }
+
+  /** Forwards a generation body to `<root>/v1/...`, the model renamed as the server lists it. */
+  async forward(path: GenerationPath, body: string, signal?: AbortSignal): Promise<ForwardedResponse> {
+    if (!this.canGenerate(path)) throw new BackendError('INPUT_REJECTED', `Backend ${this.id} does not serve ${path}`);
+    let sent = body;
+    try {
+      const parsed = JSON.parse(body) as Record<string, unknown>;
+      if (typeof parsed.model === 'string') sent = JSON.stringify({ ...parsed, model: this.serverModelName(parsed.model) });
+    } catch {
+      // not JSON: the server will say so
+    }
+    try {
+      const response = await this.pool.request({
+        method: 'POST',
+        path: this.apiBase + path.slice('/v1'.length),
+        headers: { ...this.target.headers, 'content-type': 'application/json' },
+        body: sent,
+        ...(signal ? { signal } : {}),
+        headersTimeout: this.generationTimeoutMs,
+        bodyTimeout: this.generationTimeoutMs,
+      });
+      const type = response.headers['content-type'];
+      return { status: response.statusCode, contentType: (Array.isArray(type) ? type[0] : type) ?? 'application/json', body: response.body };
+    } catch (error) {
+      if (signal?.aborted) throw new BackendError('CANCELLED', `Call to ${this.id} was aborted`, { cause: error });
+      const coerced = coerceBackendError(error, this.id);
+      throw new BackendError(coerced.code, this.redact(coerced.message), { cause: error });
+    }
+  }
+
+  async forwardedError(response: ForwardedResponse): Promise<BackendError> {
+    const text = await response.body.text().catch(() => '');
+    try {
+      this.throwIfError({ status: response.status, text });
+    } catch (error) {
+      if (error instanceof BackendError) return error;
+    }
+    return new BackendError('BACKEND_UNAVAILABLE', `Backend ${this.id} answered ${response.status}`, { status: response.status });
   }
 
   async probe(signal?: AbortSignal): Promise<BackendProbe> {

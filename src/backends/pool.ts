@@ -15,6 +15,8 @@ import { EventEmitter } from 'node:events';
 import { DEFAULT_BREAKER_OPTIONS, type BreakerOptions, type CircuitState } from './circuitBreaker.js';
 import { BackendError } from './errors.js';
 import { failureKind } from './failureKind.js';
+import type { GenerationPath } from './generation.js';
+import { GenerationSlots, type GenerationLease } from './generationSlots.js';
 import { canonicalModel } from './modelNames.js';
 import { snapshotOf, type NodeSnapshot } from './nodeSnapshot.js';
 import { NodeState } from './nodeState.js';
@@ -23,6 +25,7 @@ import { checkAnswer } from './vectorCheck.js';
 import type { EmbeddingBackend, EmbedRequest, EmbedResult } from './types.js';
 
 export type { NodeSnapshot } from './nodeSnapshot.js';
+export type { GenerationLease } from './generationSlots.js';
 
 const UNHEALTHY_PROBE_MS = 1000;
 /** Longer than the scheduler's first retry backoffs (200 ms, 400 ms), so retries go elsewhere. */
@@ -86,6 +89,8 @@ export class BackendPool {
   private wakeAt = Number.POSITIVE_INFINITY;
   private probing: Promise<void> | undefined;
   private closed = false;
+  /** Generation slots, apart from the embedding slots (generationSlots.ts). */
+  private readonly generation: GenerationSlots;
 
   constructor(backends: readonly EmbeddingBackend[], private readonly options: PoolOptions) {
     const breaker = { ...DEFAULT_BREAKER_OPTIONS, ...options.breaker };
@@ -93,6 +98,15 @@ export class BackendPool {
     this.nodes = backends.map(
       (b) => new NodeState(b, breaker, (from, to) => this.onCircuitChange(b.id, from, to)),
     );
+    this.generation = new GenerationSlots(this.nodes, {
+      recentFailureMs: this.recentFailureMs,
+      failed: (node, error, started, model) => {
+        // Counted as a call of no documents, so the embedding figures (ms per document) stay apart.
+        node.callStarted(0);
+        this.recordFailure(node, error, 0, started, false, model);
+      },
+      capacity: () => this.events.emit('capacity'),
+    });
   }
 
   /**
@@ -143,6 +157,7 @@ export class BackendPool {
     if (!node.healthy) return;
     node.breaker.probeSucceeded();
     this.grantWaiters(node);
+    this.generation.grantWaiters(node);
     this.events.emit('capacity');
   }
 
@@ -366,16 +381,46 @@ export class BackendPool {
       const wokeAt = Date.now();
       for (const n of this.nodes) n.breaker.refresh(wokeAt);
       this.grantWaiters();
+      this.generation.grantWaiters();
       this.events.emit('capacity');
       this.scheduleWake();
     }, Math.max(0, at - now) + 1);
     this.wakeTimer.unref();
   }
 
+  // ---- generation (one item per call, on generation slots: generationSlots.ts) ----
+
+  /** Whether a healthy node can serve a generation of `model` on `path`. */
+  servesGeneration(model: string, path: GenerationPath): boolean {
+    return this.generation.serves(model, path);
+  }
+
+  hasGenerationRoomFor(model: string, path: GenerationPath, avoid?: ReadonlySet<string>): boolean {
+    return this.generation.hasRoomFor(model, path, avoid);
+  }
+
+  /** A batch generation slot, or undefined when none is free (`avoid` as in tryAcquire). */
+  tryAcquireGeneration(model: string, path: GenerationPath, avoid?: ReadonlySet<string>): GenerationLease | undefined {
+    return this.generation.tryAcquire(model, path, avoid);
+  }
+
+  /** Ids of the healthy nodes serving generations of `model` on `path` (servingNodes for generation). */
+  servingGenerationNodes(model: string, path: GenerationPath): string[] {
+    return this.generation.servingNodes(model, path);
+  }
+
+  /** A generation slot for a sync call, ahead of batch items (see GenerationSlots.acquireInteractive). */
+  acquireGeneration(model: string, path: GenerationPath, signal?: AbortSignal): Promise<GenerationLease> {
+    return this.generation.acquireInteractive(model, path, signal);
+  }
+
   /** Each node as `/api/stats` shows it. */
   snapshot(): NodeSnapshot[] {
     const now = Date.now();
-    return this.nodes.map((n) => snapshotOf(n, now));
+    return this.nodes.map((n) => {
+      const slots = this.generation.inUse(n);
+      return { ...snapshotOf(n, now), generation_parallel: slots.parallel, generation_in_flight: slots.inFlight };
+    });
   }
 
   /** The node with this display id, for calls other than embed (tags, ps). */

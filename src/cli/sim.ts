@@ -76,6 +76,9 @@ interface SimFlags {
   poison?: string;
   badVector: SimBadVector;
   poisonError: SimPoisonError;
+  generateParallel: number;
+  delayPerToken: number;
+  replyTokens?: number;
 }
 
 function toOptions(flags: SimFlags): Partial<SimOptions> & SimListenOptions {
@@ -97,6 +100,9 @@ function toOptions(flags: SimFlags): Partial<SimOptions> & SimListenOptions {
     poison: flags.poison ?? null,
     badVector: flags.badVector,
     poisonError: flags.poisonError,
+    generateParallel: flags.generateParallel,
+    delayPerTokenMs: flags.delayPerToken,
+    replyTokens: flags.replyTokens ?? null,
   };
 }
 
@@ -161,6 +167,13 @@ export function simCommand(): Command {
     .addOption(new Option('--poison <text>', 'documents containing this text are poisoned (default: every document, when a bad shape or error is set)'))
     .addOption(new Option('--bad-vector <shape>', 'answer poisoned documents with this bad vector').choices(SIM_BAD_VECTORS).default('none'))
     .addOption(new Option('--poison-error <kind>', 'fail every call holding a poisoned document').choices(SIM_POISON_ERRORS).default('none'))
+    .addOption(
+      new Option('--generate-parallel <n>', 'generations run at once (like OLLAMA_NUM_PARALLEL); more wait in order')
+        .default(1)
+        .argParser(integerIn(1, 1024, 'a slot count')),
+    )
+    .addOption(new Option('--delay-per-token <ms>', 'time each generated token takes').default(0).argParser(milliseconds))
+    .addOption(new Option('--reply-tokens <n>', 'tokens in every reply (default: a fixed sentence)').argParser(integerIn(1, 100_000, 'a token count')))
     .action(async (flags: SimFlags, command: Command) => {
       try {
         await run(flags);

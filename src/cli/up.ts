@@ -33,6 +33,7 @@ export function upCommand(): Command {
     .option('--chunk-size <n>', `documents per backend call (env SOLLOL_CHUNK_SIZE; default ${DEFAULTS.chunkSize})`)
     .option('--body-limit-mb <mb>', `largest request body (env SOLLOL_BODY_LIMIT_MB; default ${DEFAULTS.bodyLimitMb})`)
     .option('--backend-timeout <seconds>', `timeout of one backend call (env SOLLOL_BACKEND_TIMEOUT; default ${DEFAULTS.backendTimeoutSeconds})`)
+    .option('--generation-timeout <seconds>', `timeout of one generation call (env SOLLOL_GENERATION_TIMEOUT; default ${DEFAULTS.generationTimeoutSeconds})`)
     .option('--cache', 'content cache: identical (model, text, options) embedded once (default; env SOLLOL_CACHE)')
     .option('--no-cache', 'turn the content cache off')
     .option('--cache-max-mb <mb>', `bytes of vectors the cache keeps (env SOLLOL_CACHE_MAX_MB; default ${DEFAULTS.cacheMaxMb})`)

@@ -21,6 +21,7 @@ export function workerCommand(): Command {
     .option('--workers <n>', 'most chunks in flight: auto (2 per remote node + embedded threads) or a number (env SOLLOL_WORKERS)')
     .option('--embedded-threads <n>', `worker threads for the embedded model (env SOLLOL_EMBEDDED_THREADS; default ${DEFAULTS.embeddedThreads})`)
     .option('--backend-timeout <seconds>', `timeout of one backend call (env SOLLOL_BACKEND_TIMEOUT; default ${DEFAULTS.backendTimeoutSeconds})`)
+    .option('--generation-timeout <seconds>', `timeout of one generation call (env SOLLOL_GENERATION_TIMEOUT; default ${DEFAULTS.generationTimeoutSeconds})`)
     .option('--cache', 'write vectors to the shared content cache (default; env SOLLOL_CACHE)')
     .option('--no-cache', 'do not write the content cache')
     .option('--cache-max-mb <mb>', `bytes of vectors the shared cache keeps (env SOLLOL_CACHE_MAX_MB; default ${DEFAULTS.cacheMaxMb})`)

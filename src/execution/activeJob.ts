@@ -5,6 +5,7 @@
  * goes back in the queue with its attempt count and a not-before time.
  */
 import type { EmbedOptions } from '../backends/types.js';
+import type { JobType } from '../jobs/model.js';
 
 export interface ChunkRange {
   readonly start: number;
@@ -27,6 +28,8 @@ export class ActiveJob {
     readonly totalItems: number,
     public status: 'pending' | 'running',
     readonly createdAt: number,
+    /** generate/chat jobs take one item per call, on generation slots. */
+    readonly type: JobType = 'embed',
   ) {}
 
   /** The next range ready at `now`, or undefined. Requeued ranges go first. */

@@ -6,8 +6,10 @@
  *
  * - the status is re-checked before every backend call (`pendingDocuments` is empty unless the
  *   job is running), so a cancelled job starts no new call; a cancel aborts calls in flight;
- * - one call on a lease becomes a {@link CallOutcome} in {@link ChunkProcessor.callOnLease}
- *   (the place another item kind plugs in); the pool has validated the vectors (vectorCheck.ts);
+ * - one call on a lease becomes a {@link CallOutcome} in {@link ChunkProcessor.callOnLease}:
+ *   an embedding call for a chunk's documents (the pool has validated the vectors,
+ *   vectorCheck.ts), or, for a generate/chat job, one item on a generation slot
+ *   (generationItem.ts); everything around the call is the same for both;
  * - a node-level failure (timeout, connection, 429/503) retries after a backoff, up to
  *   `chunkRetries`, then fails the documents with its code;
  * - a failure that may be the documents' (a 4xx, another 5xx, INVALID_VECTOR) is retried once
@@ -17,6 +19,9 @@
  *   the model, nothing is bisected;
  * - a store fault (StoreError, or anything the store throws) is never a backend's: it charges
  *   no node and fails no document; the task waits and runs again after a backoff.
+ * Generation items are one per task (a range of one item), on generation slots: the embedded
+ * scheduler cuts them so; `run` (distributed) gives each pending item of its range its own
+ * slot and steps them side by side.
  * Delivery is at least once (a dead worker's chunk runs again elsewhere): `pendingDocuments`
  * skips what is done and `recordChunk` only counts documents still pending, so every document
  * is counted once.
@@ -24,9 +29,9 @@
 import { EventEmitter } from 'node:events';
 import { BackendError, coerceBackendError } from '../backends/errors.js';
 import type { ItemErrorCode } from '../backends/errors.js';
-import type { BackendPool, Lease } from '../backends/pool.js';
+import type { BackendPool, GenerationLease, Lease } from '../backends/pool.js';
 import type { EmbedOptions } from '../backends/types.js';
-import { ADMIN_SCOPE, type ChunkOutcome } from '../jobs/model.js';
+import { ADMIN_SCOPE, isGenerationJob, type ChunkOutcome, type GenerationOutcome, type JobType } from '../jobs/model.js';
 import type { Logger } from '../logger.js';
 import type { ChunkObserver } from '../metrics.js';
 import { isStoreError } from '../store/errors.js';
@@ -34,6 +39,7 @@ import type { JobStore } from '../store/types.js';
 import { AbortRegistry } from './abortRegistry.js';
 import type { ChunkData } from './bullQueue.js';
 import { finishIfDone } from './finishJob.js';
+import { generationPathOf, runGenerationItem } from './generationItem.js';
 
 /** One piece of a job's work: the pending documents of [start, end). */
 export interface ChunkTask {
@@ -70,6 +76,8 @@ export type StepResult =
 /** A backend call's result as the pipeline sees it. */
 export type CallOutcome =
   | { readonly kind: 'ok'; readonly outcome: ChunkOutcome; readonly ms: number }
+  /** A generation item's answer (generate/chat jobs). */
+  | { readonly kind: 'generated'; readonly outcome: GenerationOutcome; readonly ms: number }
   | { readonly kind: 'failed'; readonly error: BackendError; readonly backendId: string };
 
 export type ChunkVerdict =
@@ -86,12 +94,19 @@ export interface ChunkProcessorOptions {
   readonly maxCalls: number;
   readonly chunkRetries: number;
   readonly chunkObserver?: ChunkObserver;
+  /** Whole-call timeout of one generation item. @defaultValue 600000 */
+  readonly generationTimeoutMs?: number;
 }
 
 export interface JobMeta {
   readonly model: string;
   readonly options: EmbedOptions;
+  /** @defaultValue 'embed' */
+  readonly type?: JobType;
 }
+
+/** A slot for one call: an embedding slot, or a generation slot for a generate/chat job's item. */
+export type AnyLease = Lease | GenerationLease;
 
 type Doc = { index: number; text: string };
 
@@ -150,7 +165,7 @@ export class ChunkProcessor {
    * status check), make one call, record what it gave, or say what to do next. Never throws
    * for a store fault (it becomes a `wait`).
    */
-  async step(task: ChunkTask, job: JobMeta, lease: Lease): Promise<StepResult> {
+  async step(task: ChunkTask, job: JobMeta, lease: AnyLease): Promise<StepResult> {
     let docs: Doc[];
     try {
       docs = await this.store.pendingDocuments(task.jobId, task.start, task.end);
@@ -162,9 +177,11 @@ export class ChunkProcessor {
       lease.release();
       return DONE;
     }
+    // A generation item is one call: the rest of the range, if any, stays pending for later steps.
+    if (isGenerationJob(job.type ?? 'embed')) docs = docs.slice(0, 1);
     const call = await this.callOnLease(task.jobId, job, docs, lease);
-    if (call.kind === 'ok') {
-      const recorded = await this.record(task, call.outcome);
+    if (call.kind !== 'failed') {
+      const recorded = await this.record(task, job, call.outcome);
       if (recorded !== true) return recorded;
       this.options.chunkObserver?.chunkDone?.(docs.length, call.ms);
       return DONE;
@@ -174,14 +191,28 @@ export class ChunkProcessor {
 
   /**
    * Runs one backend call for `docs` on `lease` and turns its result into an outcome: the
-   * vectors in document order, or the normalised error. Another item kind (one item per call)
-   * adds its own call here; everything around it stays the same.
+   * vectors in document order, or the item's generation (one item per call on a generation
+   * lease), or the normalised error.
    */
-  async callOnLease(jobId: string, job: JobMeta, docs: readonly Doc[], lease: Lease): Promise<CallOutcome> {
+  async callOnLease(jobId: string, job: JobMeta, docs: readonly Doc[], lease: AnyLease): Promise<CallOutcome> {
     const call = this.aborts.register(jobId);
     this.calling.set(jobId, (this.calling.get(jobId) ?? 0) + 1);
     const started = performance.now();
     try {
+      if ('forward' in lease) {
+        const type = job.type === 'chat' ? 'chat' : 'generate';
+        const item = docs[0]!;
+        const answer = await runGenerationItem(lease, {
+          type,
+          model: job.model,
+          request: item.text,
+          signal: call.signal,
+          ...(job.options.keepAlive === undefined ? {} : { keepAlive: job.options.keepAlive }),
+          ...(this.options.generationTimeoutMs === undefined ? {} : { timeoutMs: this.options.generationTimeoutMs }),
+        });
+        if (!answer.ok) return { kind: 'failed', error: answer.error, backendId: lease.backendId };
+        return { kind: 'generated', outcome: { done: [{ index: item.index, result: answer.result }], failed: [] }, ms: performance.now() - started };
+      }
       const result = await lease.embed({ model: job.model, inputs: docs.map((d) => d.text), options: job.options, signal: call.signal });
       const truncated = new Set(result.truncated ?? []);
       const done = docs.map((d, i) => ({ index: d.index, vector: result.vectors[i]!, truncated: truncated.has(i) }));
@@ -201,13 +232,14 @@ export class ChunkProcessor {
     const { chunkRetries } = this.options;
     if (error.code === 'CANCELLED') return DONE;
     const range = `${task.start}-${task.end - 1}`;
-    if (error.code === 'MODEL_NOT_FOUND' && task.attempt < chunkRetries && this.pool.serves(job.model)) {
+    const serving = this.servingNodes(job);
+    if (error.code === 'MODEL_NOT_FOUND' && task.attempt < chunkRetries && serving.length > 0) {
       // The node that refused lost the model in the pool until its next probe; another node has it.
       return { kind: 'retry', task: { ...task, attempt: task.attempt + 1 }, delayMs: 0 };
     }
     if (maybeTheDocuments(error)) {
       const avoid = [...new Set([...(task.avoid ?? []), backendId])];
-      const elsewhere = this.pool.servingNodes(job.model).some((id) => !avoid.includes(id));
+      const elsewhere = serving.some((id) => !avoid.includes(id));
       const nodeWide = error.code !== 'INPUT_REJECTED';
       // The node fails every call, not just these documents: the work moves to another node.
       // (With no other node a sick node and documents that all fail cannot be told apart: the
@@ -233,15 +265,26 @@ export class ChunkProcessor {
     }
     this.log.warn({ job_id: task.jobId, code: error.code }, `${docs.length} documents of ${range} failed: ${error.message}`);
     this.options.chunkObserver?.chunkFailed?.(docs.length, error.code);
-    const recorded = await this.record(task, { done: [], failed: docs.map((d) => ({ index: d.index, code: error.code, error: error.message })) });
+    const recorded = await this.record(task, job, { done: [], failed: docs.map((d) => ({ index: d.index, code: error.code, error: error.message })) });
     return recorded === true ? DONE : recorded;
   }
 
-  /** Writes an outcome; a store fault makes the task wait (nothing is charged, nothing failed). */
-  private async record(task: ChunkTask, outcome: ChunkOutcome): Promise<true | StepResult> {
+  /** Nodes that can serve the job's calls: embedding nodes, or generation nodes for its route. */
+  private servingNodes(job: JobMeta): string[] {
+    const type = job.type ?? 'embed';
+    return isGenerationJob(type) ? this.pool.servingGenerationNodes(job.model, generationPathOf(type)) : this.pool.servingNodes(job.model);
+  }
+
+  /**
+   * Writes an outcome (vectors, or a generation job's results: recordGenerations); a store
+   * fault makes the task wait (nothing is charged, nothing failed).
+   */
+  private async record(task: ChunkTask, job: JobMeta, outcome: ChunkOutcome | GenerationOutcome): Promise<true | StepResult> {
     try {
+      const type = job.type ?? 'embed';
+      const written = isGenerationJob(type) ? await this.store.recordGenerations(task.jobId, outcome as GenerationOutcome) : await this.store.recordChunk(task.jobId, outcome as ChunkOutcome);
       // false: the job is no longer running (cancelled): its late results are dropped.
-      return (await this.store.recordChunk(task.jobId, outcome)) ? true : DONE;
+      return written ? true : DONE;
     } catch (error) {
       return this.storeWait(task, error);
     }
@@ -261,7 +304,7 @@ export class ChunkProcessor {
     const job = await this.store.get(ADMIN_SCOPE, jobId);
     if (!job) return undefined;
     if (this.meta.size >= META_CACHE) this.meta.delete(this.meta.keys().next().value!);
-    const meta = { model: job.model, options: job.options };
+    const meta = { model: job.model, options: job.options, type: job.type };
     this.meta.set(jobId, meta);
     return meta;
   }
@@ -291,7 +334,8 @@ export class ChunkProcessor {
       return wait.kind === 'wait' ? { kind: 'wait', delayMs: wait.delayMs, reason: wait.reason, message: wait.message } : { kind: 'done' };
     }
     if (!job) return { kind: 'done' };
-    const verdict = await this.runTasks(data, job);
+    const verdict = isGenerationJob(job.type ?? 'embed') ? await this.runItems(data, job) : await this.runTasks(data, job, [{ jobId, start: data.start, end: data.end, attempt: data.attempt }]);
+    if (verdict.kind === 'done') await this.finishIfDone(jobId, data.ttlMs);
     if (verdict.kind === 'wait') this.noteWait(jobId, verdict.reason, verdict.message);
     else if (verdict.kind === 'done') this.waits.delete(jobId);
     return verdict;
@@ -308,26 +352,63 @@ export class ChunkProcessor {
     this.waits.set(jobId, { reason, message, since: known?.reason === reason ? known.since : Date.now() });
   }
 
-  private async runTasks(data: ChunkData, job: JobMeta): Promise<ChunkVerdict> {
+  /** Steps `tasks` (and the parts and immediate retries they lead to) in turn, each on a slot it waits for. */
+  private async runTasks(data: ChunkData, job: JobMeta, tasks: ChunkTask[], first?: AnyLease): Promise<ChunkVerdict> {
     const { jobId } = data;
-    const tasks: ChunkTask[] = [{ jobId, start: data.start, end: data.end, attempt: data.attempt }];
+    let granted = first;
     while (tasks.length > 0) {
       const task = tasks.pop()!;
-      const lease = await this.acquire(job.model, task.avoid);
+      const lease = granted ?? (await this.acquireFor(job, task.avoid));
+      granted = undefined;
       if (lease === 'stopping') return { kind: 'retry', attempt: data.attempt, delayMs: 0 };
       if (lease === 'no-backend') {
         if ((await this.store.status(jobId)) !== 'running') return { kind: 'done' };
         this.noteWait(jobId, 'no_backend', `No reachable backend of this worker serves model ${job.model}; the job goes on as soon as one does`);
         return { kind: 'no-backend' };
       }
-      const result = await this.step(task, job, countedLease(lease, () => this.freeSlot()));
+      const result = await this.step(task, job, lease);
       if (result.kind === 'split') tasks.push(result.parts[1], result.parts[0]);
       else if (result.kind === 'retry' && result.delayMs === 0) tasks.push(result.task);
       else if (result.kind === 'retry') return { kind: 'retry', attempt: Math.max(data.attempt, result.task.attempt), delayMs: result.delayMs };
       else if (result.kind === 'wait') return { kind: 'wait', delayMs: result.delayMs, reason: result.reason, message: result.message };
     }
-    await this.finishIfDone(jobId, data.ttlMs);
     return { kind: 'done' };
+  }
+
+  /**
+   * A range of a generate/chat job: each pending item gets its own generation slot as soon as
+   * one is free and is stepped on it, side by side, so a range keeps as many slots busy as it
+   * has items. The range's verdict is the most pressing of its items' (a wait, a delayed
+   * retry, no backend); items already answered are not pending when the range runs again.
+   */
+  private async runItems(data: ChunkData, job: JobMeta): Promise<ChunkVerdict> {
+    const { jobId } = data;
+    let docs: Doc[];
+    try {
+      docs = await this.store.pendingDocuments(jobId, data.start, data.end);
+    } catch (error) {
+      const wait = this.storeWait({ jobId, start: data.start, end: data.end, attempt: data.attempt }, error);
+      return wait.kind === 'wait' ? { kind: 'wait', delayMs: wait.delayMs, reason: wait.reason, message: wait.message } : { kind: 'done' };
+    }
+    const items: Promise<ChunkVerdict>[] = [];
+    let stopped: ChunkVerdict | undefined;
+    for (const doc of docs) {
+      const task: ChunkTask = { jobId, start: doc.index, end: doc.index + 1, attempt: data.attempt };
+      const lease = await this.acquireFor(job, undefined);
+      if (lease === 'stopping' || lease === 'no-backend') {
+        // Hand the refusal to runTasks, which words it; the items started go on.
+        stopped = await this.runTasks(data, job, [task], undefined);
+        break;
+      }
+      items.push(this.runTasks(data, job, [task], lease));
+    }
+    const verdicts = await Promise.all(items);
+    if (stopped) verdicts.push(stopped);
+    const rank = (v: ChunkVerdict): number => ({ wait: 3, retry: 2, 'no-backend': 1, done: 0 })[v.kind];
+    const worst = verdicts.reduce<ChunkVerdict>((a, b) => (rank(b) > rank(a) ? b : a), { kind: 'done' });
+    if (worst.kind !== 'retry') return worst;
+    const retries = verdicts.filter((v): v is Extract<ChunkVerdict, { kind: 'retry' }> => v.kind === 'retry');
+    return { kind: 'retry', attempt: Math.max(...retries.map((v) => v.attempt)), delayMs: Math.min(...retries.map((v) => v.delayMs)) };
   }
 
   private recordFailed(jobId: string, docs: readonly { index: number }[], code: ItemErrorCode, error: string): Promise<boolean> {
@@ -353,15 +434,25 @@ export class ChunkProcessor {
    * free. (The queue hands this process more chunks than calls it may make, so the next chunk
    * is read and ready the moment a slot frees, as in the embedded scheduler.)
    */
-  private async acquire(model: string, avoid: readonly string[] | undefined): Promise<Lease | 'no-backend' | 'stopping'> {
+  private async acquireFor(job: JobMeta, avoid: readonly string[] | undefined): Promise<AnyLease | 'no-backend' | 'stopping'> {
+    const { model } = job;
+    const type = job.type ?? 'embed';
     const avoided = avoid && avoid.length > 0 ? new Set(avoid) : undefined;
     for (;;) {
       if (this.stopping) return 'stopping';
-      if (!this.pool.serves(model)) return 'no-backend';
-      const lease = this.leased < this.options.maxCalls ? this.pool.tryAcquire(model, avoided) : undefined;
-      if (lease) {
-        this.leased++;
-        return lease;
+      if (isGenerationJob(type)) {
+        // Generation slots are their own bound (not `maxCalls`, which counts embedding calls).
+        const path = generationPathOf(type);
+        if (!this.pool.servesGeneration(model, path)) return 'no-backend';
+        const lease = this.pool.tryAcquireGeneration(model, path, avoided);
+        if (lease) return lease;
+      } else {
+        if (!this.pool.serves(model)) return 'no-backend';
+        const lease = this.leased < this.options.maxCalls ? this.pool.tryAcquire(model, avoided) : undefined;
+        if (lease) {
+          this.leased++;
+          return countedLease(lease, () => this.freeSlot());
+        }
       }
       await new Promise<void>((resolve) => {
         const timer = setTimeout(done, SLOT_WAIT_MS);

@@ -3,24 +3,26 @@
  * fair queue for the next running job (round-robin) whose model has a node with room,
  * cuts that job's next chunk and hands it, with the granted slot, to the chunk pipeline
  * (chunkProcessor.ts, the same one the distributed workers run), up to `workers` chunks in
- * flight. What the pipeline answers (split, retry later, wait) goes back into the job's
- * queue of ranges here; every rule about a chunk itself lives there. A cancel event aborts
- * the calls in flight.
+ * flight. Items of generate/chat jobs are cut one per range and go on generation slots
+ * instead, bounded by those slots rather than by `workers`. What the pipeline answers (split,
+ * retry later, wait) goes back into the job's queue of ranges here; every rule about a chunk
+ * itself lives there. A cancel event aborts the calls in flight.
  *
  * Jobs that cannot progress are watched each second: a pending job whose model no reachable
  * node lists fails MODEL_NOT_FOUND; one that found no node serving its model for
  * `pendingTimeoutMs` has its remaining documents failed
  * BACKEND_UNAVAILABLE (finished ones are kept). Meanwhile `statusDetail` says why it waits.
  */
-import type { BackendPool, Lease } from '../backends/pool.js';
+import type { BackendPool } from '../backends/pool.js';
 import type { Logger } from '../logger.js';
 import type { ChunkObserver } from '../metrics.js';
-import { type JobRecord } from '../jobs/model.js';
+import { isGenerationJob, type JobRecord } from '../jobs/model.js';
 import { terminalPatch } from '../jobs/lifecycle.js';
 import type { Priority } from '../jobs/priority.js';
 import type { JobStore } from '../store/types.js';
 import { ActiveJob, type ChunkRange } from './activeJob.js';
-import { ChunkProcessor, type ChunkTask, type StatusDetail, type StepResult, type WaitReason } from './chunkProcessor.js';
+import { ChunkProcessor, type AnyLease, type ChunkTask, type StatusDetail, type StepResult, type WaitReason } from './chunkProcessor.js';
+import { generationPathOf } from './generationItem.js';
 import { FairQueue } from './fairQueue.js';
 import type { JobEvents } from './jobEvents.js';
 import type { JobScheduler } from './types.js';
@@ -35,6 +37,8 @@ export interface SchedulerOptions {
   readonly stopGraceMs?: number;
   /** Told about chunk outcomes (metrics). */
   readonly chunkObserver?: ChunkObserver;
+  /** Whole-call timeout of one generation item. @defaultValue 600000 */
+  readonly generationTimeoutMs?: number;
 }
 
 const WATCH_INTERVAL_MS = 1000;
@@ -64,7 +68,17 @@ export class Scheduler implements JobScheduler {
     private readonly options: SchedulerOptions,
     private readonly log: Logger,
   ) {
-    this.processor = new ChunkProcessor(store, pool, { maxCalls: options.workers, chunkRetries: options.chunkRetries, ...(options.chunkObserver ? { chunkObserver: options.chunkObserver } : {}) }, log);
+    this.processor = new ChunkProcessor(
+      store,
+      pool,
+      {
+        maxCalls: options.workers,
+        chunkRetries: options.chunkRetries,
+        ...(options.chunkObserver ? { chunkObserver: options.chunkObserver } : {}),
+        ...(options.generationTimeoutMs === undefined ? {} : { generationTimeoutMs: options.generationTimeoutMs }),
+      },
+      log,
+    );
   }
 
   start(): void {
@@ -84,7 +98,7 @@ export class Scheduler implements JobScheduler {
       this.track(this.processor.finishIfDone(job.id, this.options.jobTtlMs));
       return;
     }
-    this.queue.add(new ActiveJob(job.id, job.model, job.options, job.totalItems, job.status, job.createdAt), job.priority);
+    this.queue.add(new ActiveJob(job.id, job.model, job.options, job.totalItems, job.status, job.createdAt, job.type), job.priority);
     this.dispatch();
   }
 
@@ -114,7 +128,7 @@ export class Scheduler implements JobScheduler {
     this.promotePending();
     const now = Date.now();
     while (this.inFlight < this.options.workers) {
-      const job = this.queue.pick((j) => j.status === 'running' && j.hasWork(now) && this.pool.hasRoomFor(j.model));
+      const job = this.queue.pick((j) => j.type === 'embed' && j.status === 'running' && j.hasWork(now) && this.pool.hasRoomFor(j.model));
       if (!job) break;
       const range = job.takeRange(this.options.chunkSize, now);
       const lease = range ? this.pool.tryAcquire(job.model, range.avoid ? new Set(range.avoid) : undefined) : undefined;
@@ -122,18 +136,57 @@ export class Scheduler implements JobScheduler {
         if (range) job.requeue(range);
         break;
       }
-      this.launch(job, range, lease);
+      this.launch(job, range, lease, true);
     }
+    this.dispatchGeneration(now);
     this.scheduleWake();
   }
 
-  private launch(job: ActiveJob, range: ChunkRange, lease: Lease): void {
-    this.inFlight++;
+  /**
+   * Items of generate/chat jobs, one per range, each on a generation slot of a node serving the
+   * model on the job's route; bounded by free generation slots, not by `workers`.
+   */
+  private dispatchGeneration(now: number): void {
+    for (;;) {
+      const job = this.queue.pick((j) => isGenerationJob(j.type) && j.status === 'running' && j.hasWork(now) && this.generationRoom(j));
+      if (!job || !isGenerationJob(job.type)) return;
+      const range = job.takeRange(1, now);
+      const lease = range ? this.pool.tryAcquireGeneration(job.model, generationPathOf(job.type), range.avoid ? new Set(range.avoid) : undefined) : undefined;
+      if (!lease || !range) {
+        if (range) job.requeue(range);
+        return;
+      }
+      this.launch(job, range, lease, false);
+    }
+  }
+
+  /** Room for an item; a model served only by nodes that cannot generate fails the job's items instead of waiting forever. */
+  private generationRoom(job: ActiveJob): boolean {
+    if (!isGenerationJob(job.type)) return false;
+    const path = generationPathOf(job.type);
+    if (this.pool.servesGeneration(job.model, path)) return this.pool.hasGenerationRoomFor(job.model, path);
+    if (this.pool.serves(job.model)) {
+      // Not from inside the queue's pick: failing the job removes it from the queue.
+      queueMicrotask(() => this.track(this.failUnservable(job)));
+    }
+    return false;
+  }
+
+  private async failUnservable(job: ActiveJob): Promise<void> {
+    if (!this.queue.get(job.id)) return;
+    this.forget(job.id);
+    const error = `Model ${job.model} is served only by backends that cannot ${job.type} (the embedded model, OpenAI-compatible embedding servers)`;
+    await this.processor.failRange({ jobId: job.id, start: 0, end: job.totalItems, ttlMs: this.options.jobTtlMs }, 'INPUT_REJECTED', error);
+  }
+
+  /** Runs one step of `range` on `lease`; `counted`: an embedding slot, within `workers`. */
+  private launch(job: ActiveJob, range: ChunkRange, lease: AnyLease, counted: boolean): void {
+    if (counted) this.inFlight++;
     job.inFlight++;
     const { start, end, attempt, avoid } = range;
     const task = { jobId: job.id, start, end, attempt, ...(avoid ? { avoid } : {}) };
     const run = this.processor
-      .step(task, { model: job.model, options: job.options }, lease)
+      .step(task, { model: job.model, options: job.options, type: job.type }, lease)
       .then((result) => this.apply(job, result))
       .catch((error: unknown) => {
         // Not expected (the pipeline turns store and backend faults into results): the range goes back.
@@ -141,7 +194,7 @@ export class Scheduler implements JobScheduler {
         job.requeue({ ...range, notBefore: Date.now() + 1000 });
       })
       .finally(() => {
-        this.inFlight--;
+        if (counted) this.inFlight--;
         job.inFlight--;
         this.inFlightChunks.delete(run);
         this.track(this.afterChunk(job));

@@ -31,6 +31,10 @@ import { batchRoutes } from './routes/batch.js';
 import { metricsRoutes } from './routes/metrics.js';
 import { ollamaRoutes } from './routes/ollama.js';
 import { openaiRoutes } from './routes/openai.js';
+import { openaiGenerateRoutes } from './routes/openaiGenerate.js';
+import { batchGenerateRoutes } from './routes/batchGenerate.js';
+import { openaiFileRoutes } from './routes/openaiFiles.js';
+import type { FileStore } from '../store/files/types.js';
 import { resultRoutes } from './routes/results.js';
 import { eventRoutes } from './routes/events.js';
 import { dashboardRoutes } from './routes/dashboard.js';
@@ -50,6 +54,8 @@ export interface AppDependencies {
   readonly templates?: Templates;
   /** Serves /api/autobatch when given. */
   readonly autobatch?: Autobatch;
+  /** Serves the OpenAI Files API (/v1/files) when given. */
+  readonly files?: FileStore;
   readonly config: {
     readonly batchProcessing: boolean;
     readonly maxBatchDocuments: number;
@@ -123,6 +129,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
   await app.register(batchRoutes, { manager: deps.manager, enabled: config.batchProcessing, maxBatchDocuments: config.maxBatchDocuments });
+  await app.register(batchGenerateRoutes, { manager: deps.manager, enabled: config.batchProcessing, maxBatchDocuments: config.maxBatchDocuments });
   await app.register(resultRoutes, { manager: deps.manager, enabled: config.batchProcessing });
   await app.register(jobControlRoutes, { manager: deps.manager });
   if (deps.templates) await app.register(templateRoutes, { templates: deps.templates, maxBatchDocuments: config.maxBatchDocuments });
@@ -143,6 +150,8 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   const sync = { pool: deps.pool, chunkSize: config.chunkSize, retries: config.chunkRetries, maxInputs: config.maxBatchDocuments, startedAt: Date.now() };
   await app.register(ollamaRoutes, { ...sync, instanceId: config.instanceId });
   await app.register(openaiRoutes, { ...sync, prefix: '/v1' });
+  await app.register(openaiGenerateRoutes, { pool: sync.pool, prefix: '/v1' });
+  if (deps.files) await app.register(openaiFileRoutes, { files: deps.files, prefix: '/v1' });
   if (deps.metrics) await app.register(metricsRoutes, { metrics: deps.metrics });
   return app;
 }

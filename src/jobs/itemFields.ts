@@ -9,8 +9,19 @@ import type { ItemResult } from './model.js';
 /** The item's text in that field; undefined when the item has none (it failed, or the field is empty). */
 export type ItemTextAccessor = (item: ItemResult) => string | undefined;
 
+/** A field of a generation item's result (a JSON object text: generationItem.ts), when it is a string. */
+function resultField(read: (result: Record<string, unknown>) => unknown): ItemTextAccessor {
+  return (item) => {
+    if (item.state !== 'generated') return undefined;
+    const value = read(JSON.parse(item.result) as Record<string, unknown>);
+    return typeof value === 'string' ? value : undefined;
+  };
+}
+
 export const ITEM_TEXT_FIELDS: Record<string, Readonly<Record<string, ItemTextAccessor>>> = {
   embed: {},
+  generate: { response: resultField((r) => r.response) },
+  chat: { 'message.content': resultField((r) => (r.message as { content?: unknown } | undefined)?.content) },
 };
 
 export function textAccessor(jobType: string, field: string): ItemTextAccessor | undefined {
@@ -29,9 +40,10 @@ export type FilledDocument = { readonly text: string } | { readonly code: 'DEPEN
 /** The child's documents from the parent's items: each failed or empty parent item fails its child item, naming its index. */
 export function documentsFromItems(parentId: string, field: string, items: readonly ItemResult[], accessor: ItemTextAccessor): FilledDocument[] {
   return items.map((item) => {
-    const text = item.state === 'done' ? accessor(item) : undefined;
+    const answered = item.state === 'done' || item.state === 'generated';
+    const text = answered ? accessor(item) : undefined;
     if (text !== undefined && text !== '') return { text };
-    const why = item.state === 'failed' ? `failed (${item.code}: ${item.error})` : item.state === 'done' ? `has no '${field}'` : 'was not processed';
+    const why = item.state === 'failed' ? `failed (${item.code}: ${item.error})` : answered ? `has no '${field}'` : 'was not processed';
     return { code: 'DEPENDENCY_FAILED' as const, error: `Item ${item.index} of parent job ${parentId} ${why}` };
   });
 }

@@ -11,7 +11,7 @@ import type { JobScheduler } from '../execution/types.js';
 import type { Logger } from '../logger.js';
 import type { Admission, AdmissionPolicy, CacheStats, JobStore, StoreFootprint, StoreHealth } from '../store/types.js';
 import { terminalPatch } from './lifecycle.js';
-import { ADMIN_SCOPE, ANONYMOUS_OWNER, type ItemResult, type JobCounters, type JobRecord, type Scope } from './model.js';
+import { ADMIN_SCOPE, ANONYMOUS_OWNER, type ItemResult, type JobCounters, type JobRecord, type JobType, type Scope } from './model.js';
 import { isTerminal, type JobStatus } from './state.js';
 import { ERROR_ITEMS_SHOWN, statusView, type JobStatusView } from './view.js';
 import type { ControlStore, JobControl } from '../store/control.js';
@@ -27,6 +27,8 @@ export interface SubmitRequest {
   readonly options?: EmbedOptions;
   /** Job control (priority, run_at, depends_on), whatever the job type: jobs/scheduling.ts. */
   readonly control?: SubmitControl;
+  /** `generate` / `chat`: `documents` are the items' requests as JSON (see NewJob). @defaultValue 'embed' */
+  readonly type?: JobType;
 }
 
 export interface SubmitAnswer {
@@ -128,6 +130,7 @@ export class JobManager {
         metadata: request.metadata ?? {},
         options: request.options ?? { truncate: true },
         documents: request.documents,
+        ...(request.type === undefined ? {} : { type: request.type }),
       },
       this.policy(),
     );
@@ -143,7 +146,7 @@ export class JobManager {
       job_id: job.id,
       status: job.status as 'pending' | 'running' | 'scheduled',
       total_items: job.totalItems,
-      message: `Batch embedding job submitted with ${job.totalItems} documents`,
+      message: job.type === 'embed' ? `Batch embedding job submitted with ${job.totalItems} documents` : `Batch ${job.type} job submitted with ${job.totalItems} items`,
       ...(control ? controlView(control) : {}),
     };
   }

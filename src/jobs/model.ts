@@ -18,10 +18,17 @@ export interface JobError {
   readonly error: string;
 }
 
+/** `embed`: documents to vectors. `generate` / `chat`: one generation per item (docs/ARCHITECTURE.md, "Generation"). */
+export type JobType = 'embed' | 'generate' | 'chat';
+
+export function isGenerationJob(type: JobType): type is 'generate' | 'chat' {
+  return type === 'generate' || type === 'chat';
+}
+
 export interface JobRecord {
   readonly id: string;
   readonly owner: string;
-  readonly type: 'embed';
+  readonly type: JobType;
   readonly model: string;
   readonly status: JobStatus;
   /** Epoch milliseconds. */
@@ -61,14 +68,28 @@ export interface NewJob {
   readonly createdAt: number;
   readonly metadata: Readonly<Record<string, unknown>>;
   readonly options: EmbedOptions;
+  /**
+   * One entry per item: the text to embed, or for a generation job the item's request as JSON
+   * (`{"prompt",...}` / `{"messages",...}`, job-level options merged in).
+   */
   readonly documents: readonly string[];
+  /** @defaultValue 'embed' */
+  readonly type?: JobType;
 }
 
 /** One document's outcome, in document order. */
 export type ItemResult =
   | { readonly index: number; readonly state: 'done'; readonly vector: Float32Array; readonly truncated: boolean }
   | { readonly index: number; readonly state: 'failed'; readonly code: ItemErrorCode; readonly error: string }
-  | { readonly index: number; readonly state: 'pending' };
+  | { readonly index: number; readonly state: 'pending' }
+  /** A generation job's answer: a JSON object text (`response`/`message`, `done_reason`, counts, `total_duration`). */
+  | { readonly index: number; readonly state: 'generated'; readonly result: string };
+
+/** Generation items' outcomes: a result (JSON object text) per done item, or its failure. */
+export interface GenerationOutcome {
+  readonly done: readonly { readonly index: number; readonly result: string }[];
+  readonly failed: readonly { readonly index: number; readonly code: ItemErrorCode; readonly error: string }[];
+}
 
 export interface ChunkOutcome {
   readonly done: readonly { readonly index: number; readonly vector: Float32Array; readonly truncated: boolean }[];

@@ -7,7 +7,7 @@
  * time), so a run happens once even with several gateways, and a restart carries on. Every run
  * is an ordinary job whose status and list entry carry `template`.
  *
- * Job types plug in as runners (`TemplateRunner`): this branch has `embed`; others add theirs.
+ * Job types plug in as runners (`TemplateRunner`): `embed`, `generate` and `chat` (http/routes/templates.ts).
  */
 import { Cron } from 'croner';
 import { ApiError } from '../errors.js';

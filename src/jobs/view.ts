@@ -1,6 +1,6 @@
 /** The job as the Batch API shows it (docs/ARCHITECTURE.md, "Batch API rules"). */
 import type { FailureSummary } from '../store/types.js';
-import type { JobRecord } from './model.js';
+import type { JobRecord, JobType } from './model.js';
 
 /** ISO 8601 in UTC with an explicit +00:00 offset: older Python `fromisoformat` rejects a bare Z. */
 export function isoTime(ms: number | null): string | null {
@@ -14,7 +14,7 @@ export function percent(job: JobRecord): number {
 
 export interface JobStatusView {
   job_id: string;
-  job_type: 'embed';
+  job_type: JobType;
   status: string;
   model: string;
   created_at: string;

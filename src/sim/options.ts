@@ -122,6 +122,25 @@ export interface SimOptions {
    * @defaultValue 'none'
    */
   readonly poisonError: SimPoisonError;
+  /**
+   * Generations (`/api/generate`, `/api/chat`, `/v1/chat/completions`, `/v1/completions`)
+   * the node runs at once, like Ollama's `OLLAMA_NUM_PARALLEL`; more wait in arrival order.
+   * @defaultValue 1
+   */
+  readonly generateParallel: number;
+  /**
+   * Time each generated token takes, in milliseconds, so a generation costs
+   * `delayPerCallMs + tokens * delayPerTokenMs` of one slot.
+   * @defaultValue 0
+   */
+  readonly delayPerTokenMs: number;
+  /**
+   * Tokens in every reply (deterministic words drawn from the prompt); `null` answers the
+   * fixed sentence "Simulated reply from MODEL: the prompt had N characters.". A request's
+   * `num_predict` / `max_tokens` caps it (`done_reason` `length`).
+   * @defaultValue null
+   */
+  readonly replyTokens: number | null;
 }
 
 export const DEFAULT_SIM_OPTIONS: SimOptions = Object.freeze({
@@ -141,6 +160,9 @@ export const DEFAULT_SIM_OPTIONS: SimOptions = Object.freeze({
   poison: null,
   badVector: 'none',
   poisonError: 'none',
+  generateParallel: 1,
+  delayPerTokenMs: 0,
+  replyTokens: null,
 });
 
 /** A refused option value; `POST /sim/config` answers it with 400. */
@@ -249,6 +271,9 @@ const VALIDATORS: Validators = {
   poison: textOrNull,
   badVector: oneOf(SIM_BAD_VECTORS),
   poisonError: oneOf(SIM_POISON_ERRORS),
+  generateParallel: (key, value) => positiveInt(key, value, 1024),
+  delayPerTokenMs: milliseconds,
+  replyTokens: (key, value) => (value === null ? null : positiveInt(key, value, 100_000)),
 };
 
 function isOptionKey(key: string): key is keyof SimOptions {

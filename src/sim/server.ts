@@ -8,6 +8,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { handleEmbed, handleLegacyEmbeddings } from './embed.js';
 import { handleChat, handleGenerate } from './generate.js';
+import { handleOpenAIChat, handleOpenAICompletion } from './openaiCompat.js';
 import {
   abortOnClose,
   HttpError,
@@ -64,6 +65,8 @@ const MODEL_ROUTES: Readonly<Record<string, BodyHandler>> = {
   '/api/embeddings': handleLegacyEmbeddings,
   '/api/generate': handleGenerate,
   '/api/chat': handleChat,
+  '/v1/chat/completions': handleOpenAIChat,
+  '/v1/completions': handleOpenAICompletion,
 };
 
 function countCall(state: SimState, path: string): void {

@@ -6,6 +6,7 @@
 import { FailureDice, HangGate, SerialGate } from './behaviour.js';
 import { ModelCatalog, type ServedModel } from './models.js';
 import { resolveSimOptions, type SimOptions } from './options.js';
+import { SlotGate } from './slots.js';
 import { SimCounters, type SimStats } from './stats.js';
 import { VectorJsonCache } from './vectors.js';
 
@@ -26,6 +27,8 @@ export class SimState {
   readonly hang = new HangGate();
   readonly dice: FailureDice;
   readonly cache: VectorJsonCache;
+  /** Parallel generation slots (`generateParallel`). */
+  readonly generation: SlotGate;
   /** Models used recently, by key, with when they "unload" (for `/api/ps`). */
   readonly #loaded = new Map<string, { model: ServedModel; until: number }>();
 
@@ -35,6 +38,7 @@ export class SimState {
     this.gate = new SerialGate(options.serial);
     this.dice = new FailureDice(options.failureSeed);
     this.cache = new VectorJsonCache(options.cacheMb * MIB);
+    this.generation = new SlotGate(options.generateParallel);
   }
 
   get options(): SimOptions {
@@ -56,6 +60,7 @@ export class SimState {
     if ('failureSeed' in given) this.dice.reseed(next.failureSeed);
     this.cache.resize(next.cacheMb * MIB);
     this.gate.setSerial(next.serial);
+    this.generation.setSlots(next.generateParallel);
     if (!next.hang) this.hang.releaseAll();
     return next;
   }
@@ -95,6 +100,12 @@ export class SimState {
       notFound: c.notFound,
       generateCalls: c.generateCalls,
       chatCalls: c.chatCalls,
+      openaiChatCalls: c.openaiChatCalls,
+      openaiCompletionCalls: c.openaiCompletionCalls,
+      generatedTokens: c.generatedTokens,
+      generating: this.generation.running,
+      maxGenerating: this.generation.maxRunning,
+      generateQueued: this.generation.waiting,
       cacheHits: this.cache.hits,
       cacheMisses: this.cache.misses,
       cacheBytes: this.cache.bytes,
@@ -106,6 +117,7 @@ export class SimState {
   resetStats(): void {
     this.counters.reset();
     this.gate.resetMaxima();
+    this.generation.resetMaxima();
     this.cache.hits = 0;
     this.cache.misses = 0;
   }

@@ -44,6 +44,17 @@ export interface SimStats {
   readonly notFound: number;
   readonly generateCalls: number;
   readonly chatCalls: number;
+  /** `POST /v1/chat/completions` and `POST /v1/completions` calls received. */
+  readonly openaiChatCalls: number;
+  readonly openaiCompletionCalls: number;
+  /** Tokens generated over every generation route. */
+  readonly generatedTokens: number;
+  /** Gauge: generations running now (at most `generateParallel`). */
+  readonly generating: number;
+  /** Highest `generating` seen. */
+  readonly maxGenerating: number;
+  /** Gauge: generations waiting for a parallel slot. */
+  readonly generateQueued: number;
   /** Vector cache hits and misses, over both embed endpoints. */
   readonly cacheHits: number;
   readonly cacheMisses: number;
@@ -65,6 +76,9 @@ export class SimCounters {
   notFound = 0;
   generateCalls = 0;
   chatCalls = 0;
+  openaiChatCalls = 0;
+  openaiCompletionCalls = 0;
+  generatedTokens = 0;
   lastEmbed: LastEmbedCall | null = null;
   readonly callSizes: number[] = [];
   readonly documentsByModel = new Map<string, number>();
@@ -89,6 +103,9 @@ export class SimCounters {
     this.notFound = 0;
     this.generateCalls = 0;
     this.chatCalls = 0;
+    this.openaiChatCalls = 0;
+    this.openaiCompletionCalls = 0;
+    this.generatedTokens = 0;
     this.lastEmbed = null;
     this.callSizes.length = 0;
     this.documentsByModel.clear();

@@ -6,7 +6,7 @@
  *
  * Methods are async so that a networked store (Redis) fits the same port.
  */
-import type { ChunkOutcome, ItemResult, JobCounters, JobError, JobRecord, NewJob, RetryJob, Scope } from '../jobs/model.js';
+import type { ChunkOutcome, GenerationOutcome, ItemResult, JobCounters, JobError, JobRecord, NewJob, RetryJob, Scope } from '../jobs/model.js';
 import type { JobStatus, TerminalStatus } from '../jobs/state.js';
 import type { ItemErrorCode } from '../backends/errors.js';
 
@@ -100,6 +100,11 @@ export interface JobStore {
   recordChunk(id: string, outcome: ChunkOutcome): Promise<boolean>;
   /** Counts by code and the first `limit` failed documents of a job (empty when none failed or the job is gone). */
   failureSummary(id: string, limit: number): Promise<FailureSummary>;
+  /**
+   * The same for generation items: each done item's result (a JSON object text) stored with
+   * the item, failures as in recordChunk, progress counted once per item, only while running.
+   */
+  recordGenerations(id: string, outcome: GenerationOutcome): Promise<boolean>;
   /** Item results with index in [offset, offset + limit), in order. */
   readResults(scope: Scope, id: string, offset: number, limit: number): Promise<ItemResult[]>;
   /** Deletes one terminal job and its documents now; 'active' (nothing deleted) when it is not terminal. */

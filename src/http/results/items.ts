@@ -40,6 +40,7 @@ export function isListed(item: ItemResult, plan: ResultsPlan): boolean {
  * cancelled one: the job-level entry says it).
  */
 export function writeItem(out: AsciiChunks, item: ItemResult, plan: ResultsPlan, writeVector: VectorWriter): string | undefined {
+  if (plan.job.type !== 'embed') return writeGenerationItem(out, item, plan);
   out.add(`{"index":${item.index},"embedding":`);
   if (item.state === 'done') {
     writeVector(out, item.vector);
@@ -55,6 +56,26 @@ export function writeItem(out: AsciiChunks, item: ItemResult, plan: ResultsPlan,
   const reason = unprocessedReason(plan.job);
   out.add(`null,"error":${jsonString(reason.error)},"code":${jsonString(reason.code)}}`);
   return undefined;
+}
+
+/**
+ * A generation job's item: `{"index":i,"response"|"message",...}` (the stored result's fields
+ * after the index), or `{"index":i,"error","code"}`.
+ */
+function writeGenerationItem(out: AsciiChunks, item: ItemResult, plan: ResultsPlan): string | undefined {
+  if (item.state === 'generated') {
+    out.add(`{"index":${item.index},${jsonAscii(item.result.slice(1))}`);
+    return undefined;
+  }
+  const reason = item.state === 'failed' ? item : unprocessedReason(plan.job);
+  const fields = `"error":${jsonString(reason.error)},"code":${jsonString(reason.code)}}`;
+  out.add(`{"index":${item.index},${fields}`);
+  return item.state === 'failed' ? `{"index":${item.index},${fields}` : undefined;
+}
+
+/** Stored results are JSON.stringify output: non-ASCII characters escaped, as every piece here must be ASCII. */
+function jsonAscii(text: string): string {
+  return text.replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
 function unprocessedReason(job: JobRecord): { error: string; code: string } {

@@ -6,19 +6,18 @@
  * Errors answer in Ollama's shape `{"error", "code"}` (this plugin's own error handler).
  */
 import { createHash } from 'node:crypto';
-import { Readable } from 'node:stream';
 import type {} from '@fastify/swagger';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { EMBEDDED_MODEL } from '../../backends/embedded/backend.js';
-import { coerceBackendError } from '../../backends/errors.js';
 import type { PassThroughEmbedOptions } from '../../backends/embedExtras.js';
 import { canonicalModel } from '../../backends/modelNames.js';
 import { OllamaBackend, type OllamaModelEntry } from '../../backends/ollama.js';
-import type { BackendPool, Lease } from '../../backends/pool.js';
+import type { BackendPool } from '../../backends/pool.js';
 import { formatCount } from '../../errors.js';
 import { VERSION } from '../../version.js';
-import { CompatError, modelNotFound, noBackend, sendOllamaError, toCompatError } from '../compatErrors.js';
-import { assertServed, clientSignal, embedThroughPool, jsonPieces, sendJsonPieces, vectorJson, type SyncEmbedSettings } from '../syncEmbed.js';
+import { CompatError, sendOllamaError, toCompatError } from '../compatErrors.js';
+import { forwardGeneration } from '../generationForward.js';
+import { clientSignal, embedThroughPool, jsonPieces, sendJsonPieces, vectorJson, type SyncEmbedSettings } from '../syncEmbed.js';
 import { MAX_JSON_DEPTH, nestedDeeperThan } from '../validation.js';
 
 /**
@@ -96,89 +95,9 @@ export async function ollamaRoutes(app: FastifyInstance, options: OllamaRouteOpt
   }
 }
 
-async function forward(pool: BackendPool, path: '/api/generate' | '/api/chat', what: string, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+async function forward(pool: BackendPool, path: '/api/generate' | '/api/chat', _what: string, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
   const body = objectBody(request.body);
-  const model = modelField(body);
-  const signal = clientSignal(reply);
-  const { lease, backend } = await leaseOllamaNode(pool, model, what, signal);
-  let released = false;
-  const release = (): void => {
-    if (!released) lease.release();
-    released = true;
-  };
-  try {
-    const response = await backend.forward(path, JSON.stringify(body), signal);
-    if (response.status < 200 || response.status >= 300) throw await backend.forwardedError(response);
-    reply.code(200).type(response.contentType);
-    return reply.send(Readable.from(relay(response.body, backend.id, signal, release)));
-  } catch (error) {
-    release();
-    throw error;
-  }
-}
-
-/**
- * The node's body, chunk by chunk as it arrives. A failure after the first bytes cannot change
- * the status any more: it ends the stream with an `{"error", "code"}` line, as Ollama itself
- * does (its clients raise it). The slot is held until the last byte and then given back.
- */
-async function* relay(body: AsyncIterable<Buffer> & { destroy(): void }, backendId: string, signal: AbortSignal, release: () => void): AsyncGenerator<Buffer | string> {
-  try {
-    for await (const chunk of body) yield chunk;
-  } catch (error) {
-    if (!signal.aborted) {
-      const cause = coerceBackendError(error, backendId);
-      const failure =
-        cause.code === 'BACKEND_TIMEOUT'
-          ? { error: `Backend ${backendId} went silent for longer than the backend timeout in the middle of the response`, code: 'BACKEND_TIMEOUT' }
-          : { error: `Backend ${backendId} stopped answering in the middle of the response (${describeCause(error)})`, code: 'BACKEND_UNAVAILABLE' };
-      yield `\n${JSON.stringify(failure)}\n`;
-    }
-  } finally {
-    body.destroy();
-    release();
-  }
-}
-
-function describeCause(error: unknown): string {
-  const err = error as { code?: unknown; message?: unknown } | undefined;
-  return typeof err?.code === 'string' ? err.code : typeof err?.message === 'string' ? err.message : 'connection lost';
-}
-
-/**
- * A slot on an Ollama node serving `model`. Other backends (the embedded model, OpenAI-compatible
- * servers) embed but cannot generate or chat; a lease the pool grants on one of them is held
- * (so the next grant must come from another node) and given back once an Ollama node's arrives.
- */
-async function leaseOllamaNode(pool: BackendPool, model: string, what: string, signal: AbortSignal): Promise<{ lease: Lease; backend: OllamaBackend }> {
-  assertServed(pool, model);
-  const key = canonicalModel(model);
-  const ollamaServes = (): boolean => pool.snapshot().some((n) => n.healthy && n.kind === 'ollama' && n.models.includes(key));
-  if (!ollamaServes()) {
-    const kinds = [...new Set(pool.snapshot().filter((n) => n.healthy && n.models.includes(key)).map((n) => describeKind(n.kind)))].join(' and ');
-    throw new CompatError(
-      'UNSUPPORTED_OPERATION',
-      `model ${JSON.stringify(model)} does not support ${what}: it is served only by ${kinds}, which can embed but not ${what}; use a model of an Ollama node`,
-      { param: 'model' },
-    );
-  }
-  const held: Lease[] = [];
-  try {
-    for (;;) {
-      const lease = await pool.acquireInteractive(model, signal);
-      if (lease.backend instanceof OllamaBackend) return { lease, backend: lease.backend };
-      held.push(lease);
-      if (!ollamaServes()) throw pool.anyHealthy() ? modelNotFound(model) : noBackend();
-    }
-  } finally {
-    for (const lease of held) lease.release();
-  }
-}
-
-function describeKind(kind: string): string {
-  if (kind === 'embedded') return 'the embedded backend';
-  if (kind === 'openai') return 'an OpenAI-compatible backend';
-  return `a ${kind} backend`;
+  return forwardGeneration(pool, path, modelField(body), body, reply);
 }
 
 // ---- /api/tags and /api/ps ------------------------------------------------------------

@@ -1,7 +1,7 @@
 /** Mapping between the Redis store's replies and the job model. */
 import type { EmbedOptions } from '../../backends/types.js';
 import type { ItemErrorCode } from '../../backends/errors.js';
-import type { ItemResult, JobError, JobRecord } from '../../jobs/model.js';
+import type { ItemResult, JobError, JobRecord, JobType } from '../../jobs/model.js';
 import type { JobStatus } from '../../jobs/state.js';
 import { blobToVector } from '../vectorBlob.js';
 
@@ -12,10 +12,11 @@ export function jobFromHash(flat: readonly string[]): JobRecord {
   const text = (field: string): string => h.get(field) ?? '';
   const int = (field: string): number => Number(text(field) || '0');
   const maybe = (field: string): number | null => (text(field) === '' ? null : Number(text(field)));
+  const { jobType, ...options } = JSON.parse(text('options') || '{}') as EmbedOptions & { jobType?: JobType };
   return {
     id: text('id'),
     owner: text('owner'),
-    type: 'embed',
+    type: jobType ?? 'embed',
     model: text('model'),
     status: text('status') as JobStatus,
     createdAt: int('createdAt'),
@@ -26,7 +27,7 @@ export function jobFromHash(flat: readonly string[]): JobRecord {
     failedItems: int('failed'),
     dimensions: maybe('dims'),
     metadata: JSON.parse(text('metadata') || '{}') as Record<string, unknown>,
-    options: JSON.parse(text('options') || '{}') as EmbedOptions,
+    options,
     errors: JSON.parse(text('errors') || '[]') as JobError[],
     retryOf: text('retryOf') || null,
   };
@@ -43,8 +44,19 @@ const DONE_TRUNCATED = 0x32;
 const FAILED = 0x33;
 const FAILED_BY_JOB = 0x34;
 
-/** The READ_RESULTS reply: state slice, job failure code and message, vectors of done documents, errors of failed ones. */
-export function itemsFromReply(reply: readonly (Buffer | null)[], offset: number): ItemResult[] {
+/**
+ * A job's options as stored: a generation job's type rides in the options JSON (`jobType`), so
+ * admission and retry (which copies the options) keep it without a field of their own.
+ */
+export function storedOptions(options: EmbedOptions, type: JobType): string {
+  return JSON.stringify(type === 'embed' ? options : { ...options, jobType: type });
+}
+
+/**
+ * The READ_RESULTS reply: state slice, job failure code and message, vectors of done documents, errors of failed ones.
+ * `generated`: a generation job, whose done items hold their result (JSON text, UTF-8) where vectors go.
+ */
+export function itemsFromReply(reply: readonly (Buffer | null)[], offset: number, generated = false): ItemResult[] {
   const [state, failCode, failError] = reply;
   if (!state) return [];
   let next = 3;
@@ -59,7 +71,8 @@ export function itemsFromReply(reply: readonly (Buffer | null)[], offset: number
     const index = offset + pos;
     const byte = state[pos];
     const vector = vectors.get(pos);
-    if (vector) items.push({ index, state: 'done', vector: blobToVector(vector), truncated: byte === DONE_TRUNCATED });
+    if (vector && generated) items.push({ index, state: 'generated', result: vector.toString('utf8') });
+    else if (vector) items.push({ index, state: 'done', vector: blobToVector(vector), truncated: byte === DONE_TRUNCATED });
     else if (byte === FAILED) items.push(failedItem(index, errors.get(pos)?.toString('utf8')));
     else if (byte === FAILED_BY_JOB) items.push(failedItem(index, `${failCode?.toString('utf8') ?? ''}\n${failError?.toString('utf8') ?? ''}`));
     else items.push({ index, state: 'pending' });

@@ -13,7 +13,7 @@
  * store has no local disk, and Redis memory is bounded by Redis's own `maxmemory`.
  */
 import { Redis } from 'ioredis';
-import type { ChunkOutcome, ItemResult, JobCounters, JobRecord, NewJob, RetryJob, Scope } from '../../jobs/model.js';
+import type { ChunkOutcome, GenerationOutcome, ItemResult, JobCounters, JobRecord, NewJob, RetryJob, Scope } from '../../jobs/model.js';
 import { statesLeadingTo, type JobStatus } from '../../jobs/state.js';
 import { cacheKey, cacheKeyPrefix } from '../cacheKey.js';
 import type { CachePolicy } from '../sqlite/embeddingCache.js';
@@ -24,7 +24,7 @@ import { guarded } from './faults.js';
 import { DEFAULT_PREFIX, RedisKeys } from './keys.js';
 import type { ScriptArg } from './luaScript.js';
 import { COUNTERS, LIST, PURGE, READ_RESULTS, SWEEP, UNFINISHED } from './readScripts.js';
-import { itemsFromReply, jobFromHash, memberOf } from './records.js';
+import { itemsFromReply, jobFromHash, memberOf, storedOptions } from './records.js';
 import { ADMIT, ADMIT_RETRY, PENDING_DOCUMENTS, RECORD_CHUNK, TRANSITION } from './scripts.js';
 
 export interface RedisStoreOptions {
@@ -73,7 +73,7 @@ export class RedisJobStore implements JobStore {
       const { keysHex, dups } = this.contentKeys(job);
       const reply = (await ADMIT.run(this.redis, [
         this.prefix, policy.now, policy.maxJobs, policy.maxActivePerOwner ?? 0, job.id, job.owner, job.model, job.status,
-        job.createdAt, JSON.stringify(job.metadata), JSON.stringify(job.options), this.cachePolicy.maxBytes, keysHex,
+        job.createdAt, JSON.stringify(job.metadata), storedOptions(job.options, job.type ?? 'embed'), this.cachePolicy.maxBytes, keysHex,
         dups.length / 2, ...dups, ...job.documents,
       ])) as [number, number, string[]?];
       if (reply[0] === 0) return { admitted: false, storedJobs: reply[1] };
@@ -87,7 +87,8 @@ export class RedisJobStore implements JobStore {
    * key -> "i,j,k": the in-job de-duplication. Both only with the cache on, as in SQLite.
    */
   private contentKeys(job: NewJob): { keysHex: string; dups: string[] } {
-    if (!this.cacheOn) return { keysHex: '', dups: [] };
+    // Generation items are never answered from the (embedding) content cache.
+    if (!this.cacheOn || (job.type ?? 'embed') !== 'embed') return { keysHex: '', dups: [] };
     const prefix = cacheKeyPrefix(job.model, job.options);
     const hex = job.documents.map((text) => cacheKey(prefix, text).toString('hex'));
     const byKey = new Map<string, number[]>();
@@ -191,13 +192,29 @@ export class RedisJobStore implements JobStore {
     });
   }
 
+  /** Generation results go where vectors go (`:vec`, UTF-8 JSON text), through the same script; never into the cache. */
+  recordGenerations(id: string, outcome: GenerationOutcome): Promise<boolean> {
+    return guarded(async () => {
+      const args: ScriptArg[] = [this.prefix, id, Date.now(), 0, '', outcome.done.length];
+      for (const item of outcome.done) args.push(item.index, '0', Buffer.from(item.result, 'utf8'));
+      args.push(outcome.failed.length);
+      for (const item of outcome.failed) args.push(item.index, item.code, item.error);
+      return (await RECORD_CHUNK.run(this.redis, args)) === 1;
+    });
+  }
+
+  private async isGenerationJob(id: string): Promise<boolean> {
+    const options = await this.redis.hget(this.keys.job(id), 'options');
+    return options !== null && /"jobType":"(generate|chat)"/.test(options);
+  }
+
   readResults(scope: Scope, id: string, offset: number, limit: number): Promise<ItemResult[]> {
     return guarded(async () => {
       // As SQLite's `idx >= offset AND idx < offset + limit`: a negative offset shortens the page.
       if (offset < 0) [offset, limit] = [0, limit + offset];
       if (limit <= 0) return [];
       const reply = (await READ_RESULTS.runBuffer(this.redis, [this.prefix, id, ...scopeArgs(scope), offset, limit])) as (Buffer | null)[];
-      return itemsFromReply(reply, offset);
+      return itemsFromReply(reply, offset, reply[0] ? await this.isGenerationJob(id) : false);
     });
   }
 

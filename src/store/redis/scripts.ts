@@ -200,7 +200,8 @@ for _, f in ipairs(fails) do
 end
 if done > 0 then redis.call('HINCRBY', job, 'completed', done) end
 if failed > 0 then redis.call('HINCRBY', job, 'failed', failed) end
-if done > 0 and redis.call('HGET', job, 'dims') == '' then redis.call('HSET', job, 'dims', dims) end
+-- Generation results (recordGenerations) have no dimensions.
+if done > 0 and dims and redis.call('HGET', job, 'dims') == '' then redis.call('HSET', job, 'dims', dims) end
 if max_bytes > 0 then cache_trim(max_bytes) end
 return 1
 `, [1]);

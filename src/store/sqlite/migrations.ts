@@ -156,6 +156,10 @@ const MIGRATIONS: readonly string[] = [
   DROP TABLE embedding_cache_usage;
   CREATE INDEX embedding_cache_lru_used ON embedding_cache_lru(used_at);
   `,
+  // 7: generation jobs (generate / chat): an item's result, a JSON object text, beside its request in \`text\`.
+  `
+  ALTER TABLE documents ADD COLUMN result TEXT;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -1,7 +1,7 @@
 /** Mapping between SQLite rows and the job model. */
 import type { EmbedOptions } from '../../backends/types.js';
 import type { ItemErrorCode } from '../../backends/errors.js';
-import type { ItemResult, JobError, JobRecord } from '../../jobs/model.js';
+import type { ItemResult, JobError, JobRecord, JobType } from '../../jobs/model.js';
 import type { JobStatus } from '../../jobs/state.js';
 import { blobToVector } from '../vectorBlob.js';
 
@@ -37,13 +37,15 @@ export interface DocumentRow {
   truncated: number;
   code: string | null;
   error: string | null;
+  /** A generation item's result (migration 6). */
+  result: string | null;
 }
 
 export function jobFromRow(row: JobRow): JobRecord {
   return {
     id: row.id,
     owner: row.owner,
-    type: 'embed',
+    type: row.type as JobType,
     model: row.model,
     status: row.status as JobStatus,
     createdAt: row.created_at,
@@ -61,6 +63,7 @@ export function jobFromRow(row: JobRow): JobRecord {
 }
 
 export function itemFromRow(row: DocumentRow): ItemResult {
+  if (row.state === DOC_DONE && row.result !== null) return { index: row.idx, state: 'generated', result: row.result };
   if (row.state === DOC_DONE && row.vector) {
     return { index: row.idx, state: 'done', vector: blobToVector(row.vector), truncated: row.truncated === 1 };
   }

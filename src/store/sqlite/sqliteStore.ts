@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import type { Database as DB, Statement, Transaction } from 'better-sqlite3';
-import type { ChunkOutcome, ItemResult, JobCounters, JobRecord, NewJob, RetryJob, Scope } from '../../jobs/model.js';
+import type { ChunkOutcome, GenerationOutcome, ItemResult, JobCounters, JobRecord, NewJob, RetryJob, Scope } from '../../jobs/model.js';
 import { statesLeadingTo, type JobStatus } from '../../jobs/state.js';
 import type { ItemErrorCode } from '../../backends/errors.js';
 import type { Admission, AdmissionPolicy, CacheStats, FailureSummary, JobStore, ListQuery, TransitionPatch } from '../types.js';
@@ -123,6 +123,7 @@ export class SqliteJobStore implements JobStore {
       const seq = Number(
         this.stmt.insertJob.run({
           id: job.id,
+          type: job.type ?? 'embed',
           owner: job.owner,
           model: job.model,
           status: job.status,
@@ -196,7 +197,8 @@ export class SqliteJobStore implements JobStore {
    * insert of the full row is several times cheaper than growing the row later.
    */
   private insertDocuments(seq: number, job: NewJob, now: number): void {
-    if (!this.cache.enabled) {
+    // Generation items are never answered from the (embedding) content cache.
+    if (!this.cache.enabled || (job.type ?? 'embed') !== 'embed') {
       job.documents.forEach((text, idx) => this.stmt.insertDocument.run(seq, idx, text, null, 0));
       return;
     }
@@ -340,6 +342,20 @@ export class SqliteJobStore implements JobStore {
       }
       this.stmt.addProgress.run(done, failed, dimensions, row.seq);
       this.cache.putMany(cached, Date.now());
+      return true;
+    }));
+  }
+
+  async recordGenerations(id: string, outcome: GenerationOutcome): Promise<boolean> {
+    if (this.walReset) await this.walReset;
+    return this.write('grow', this.db.transaction((): boolean => {
+      const row = this.stmt.getProgressRow.get(id) as { seq: number; status: string } | undefined;
+      if (!row || row.status !== 'running') return false;
+      let done = 0;
+      let failed = 0;
+      for (const item of outcome.done) done += this.stmt.markGenerated.run(item.result, row.seq, item.index).changes;
+      for (const item of outcome.failed) failed += this.stmt.markFailed.run(item.code, item.error, row.seq, item.index).changes;
+      this.stmt.addProgress.run(done, failed, null, row.seq);
       return true;
     }));
   }
@@ -617,7 +633,7 @@ function prepareStatements(db: DB) {
   const s = (sql: string): Statement => db.prepare(sql);
   return {
     insertJob: s(`INSERT INTO jobs (id, owner, type, model, status, created_at, started_at, total_items, metadata, options)
-                  VALUES (@id, @owner, 'embed', @model, @status, @created_at, @started_at, @total_items, @metadata, @options)`),
+                  VALUES (@id, @owner, @type, @model, @status, @created_at, @started_at, @total_items, @metadata, @options)`),
     insertDocument: s(`INSERT INTO documents (job_seq, idx, state, text, cache_key, dup) VALUES (?, ?, ${DOC_PENDING}, ?, ?, ?)`),
     insertDoneDocument: s(`INSERT INTO documents (job_seq, idx, state, text, cache_key, dup, vector, truncated)
                            VALUES (?, ?, ${DOC_DONE}, ?, ?, ?, ?, ?)`),
@@ -628,10 +644,10 @@ function prepareStatements(db: DB) {
     insertRetryJob: s(`INSERT INTO jobs (id, owner, type, model, status, created_at, started_at, total_items, metadata, options, retry_of)
                        SELECT @id, @owner, type, model, @status, @created_at, @started_at, total_items, metadata, options, id
                        FROM jobs WHERE seq = @old_seq`),
-    copyDocuments: s(`INSERT INTO documents (job_seq, idx, state, text, vector, truncated, cache_key, dup)
+    copyDocuments: s(`INSERT INTO documents (job_seq, idx, state, text, vector, truncated, cache_key, dup, result)
                       SELECT ?, idx, CASE WHEN state = ${DOC_DONE} THEN ${DOC_DONE} ELSE ${DOC_PENDING} END, text,
                              CASE WHEN state = ${DOC_DONE} THEN vector END, CASE WHEN state = ${DOC_DONE} THEN truncated ELSE 0 END,
-                             cache_key, dup
+                             cache_key, dup, CASE WHEN state = ${DOC_DONE} THEN result END
                       FROM documents WHERE job_seq = ?`),
     countDone: s(`SELECT COUNT(*) AS n FROM documents WHERE job_seq = ? AND state = ${DOC_DONE}`),
     getStatus: s(`SELECT status FROM jobs WHERE id = ?`),
@@ -666,7 +682,8 @@ function prepareStatements(db: DB) {
                    WHERE job_seq = ? AND idx = ? AND state = ${DOC_PENDING}`),
     addProgress: s(`UPDATE jobs SET completed_items = completed_items + ?, failed_items = failed_items + ?,
                       dimensions = COALESCE(?, dimensions) WHERE seq = ?`),
-    readDocuments: s(`SELECT idx, state, vector, truncated, code, error FROM documents
+    markGenerated: s(`UPDATE documents SET state = ${DOC_DONE}, result = ? WHERE job_seq = ? AND idx = ? AND state = ${DOC_PENDING}`),
+    readDocuments: s(`SELECT idx, state, vector, truncated, code, error, result FROM documents
                       WHERE job_seq = ? AND idx >= ? AND idx < ? ORDER BY idx`),
     deleteJob: s(`DELETE FROM jobs WHERE seq = ?`),
     expiredIds: s(`SELECT id FROM jobs WHERE expires_at IS NOT NULL AND expires_at <= ?`),
