@@ -8,6 +8,8 @@
 import { RedisFileStore } from './store/files/redisFiles.js';
 import { SqliteFileStore } from './store/files/sqliteFiles.js';
 import type { FileStore } from './store/files/types.js';
+import { BatchService } from './openaiBatch/batches.js';
+import { RedisBatchStore, SqliteBatchStore, type BatchStore } from './openaiBatch/batchStore.js';
 import type { FastifyInstance } from 'fastify';
 import type { Logger as PinoLogger } from 'pino';
 import { createBackend } from './backends/factory.js';
@@ -49,18 +51,21 @@ export async function startGateway(config: Config, logger: PinoLogger): Promise<
     onHealthChange: (url, healthy, error) =>
       healthy ? logger.info({ backend: url }, 'backend is healthy') : logger.warn({ backend: url, error }, 'backend is unavailable'),
   });
-  const { store, events, scheduler, catalog, files } = await openExecution(config, pool, metrics, logger).catch(async (error: unknown) => {
+  const { store, events, scheduler, catalog, files, batchStore } = await openExecution(config, pool, metrics, logger).catch(async (error: unknown) => {
     await pool.close();
     throw error;
   });
   const manager = new JobManager(store, scheduler, events, catalog, config, logger);
+  const batches = new BatchService(batchStore, files, manager, logger);
   let app: FastifyInstance | undefined;
   const closeAll = async (): Promise<void> => {
     manager.stop();
     await app?.close();
+    await batches.stop();
     await scheduler.stop();
     await pool.close();
     await events.close();
+    await batchStore.close();
     await files.close();
     await store.close();
   };
@@ -68,8 +73,9 @@ export async function startGateway(config: Config, logger: PinoLogger): Promise<
     await pool.start();
     await scheduler.start();
     await manager.start();
+    batches.start();
     metrics.watch({ pool, scheduler, manager });
-    app = await buildApp({ manager, pool, scheduler, logger, config, metrics, files });
+    app = await buildApp({ manager, pool, scheduler, logger, config, metrics, files, batches });
     await app.listen({ host: config.host, port: config.port });
     await refuseSelf(pool);
   } catch (error) {
@@ -90,6 +96,8 @@ interface Execution {
   readonly catalog: ModelCatalog;
   /** OpenAI Files API files, beside the jobs in the same mode's store. */
   readonly files: FileStore;
+  /** OpenAI Batch API batches, beside the files. */
+  readonly batchStore: BatchStore;
 }
 
 /** The store, job events and scheduler of the mode `config.redisUrl` selects. */
@@ -101,7 +109,7 @@ async function openExecution(config: Config, pool: BackendPool, metrics: Gateway
     });
     const events = new InProcessJobEvents();
     const scheduler = new Scheduler(store, pool, events, { ...config, chunkObserver: metrics }, logger);
-    return { store, events, scheduler, catalog: pool, files: new SqliteFileStore(config.dataDir) };
+    return { store, events, scheduler, catalog: pool, files: new SqliteFileStore(config.dataDir), batchStore: new SqliteBatchStore(config.dataDir) };
   }
   const url = config.redisUrl;
   const client = connectRedis(url, 'command', logger, 'store', config.redisPrefix);
@@ -115,7 +123,7 @@ async function openExecution(config: Config, pool: BackendPool, metrics: Gateway
     throw error;
   }
   const scheduler = new DistributedScheduler(store, pool, events, { ...config, redisUrl: url, chunkObserver: metrics }, logger);
-  return { store, events, scheduler, catalog: scheduler, files: new RedisFileStore(client, config.redisPrefix) };
+  return { store, events, scheduler, catalog: scheduler, files: new RedisFileStore(client, config.redisPrefix), batchStore: new RedisBatchStore(client, config.redisPrefix) };
 }
 
 /** The default port is Ollama's: refuse a backend that turns out to be this very gateway. */
