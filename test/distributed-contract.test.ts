@@ -38,4 +38,5 @@ if ('skip' in server) {
   await import('./metrics.test.js');
   await import('./batch-generate.test.js');
   await import('./openai-files.test.js');
+  await import('./openai-batches.test.js');
 }
