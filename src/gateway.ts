@@ -56,7 +56,7 @@ export async function startGateway(config: Config, logger: PinoLogger): Promise<
     throw error;
   });
   const manager = new JobManager(store, scheduler, events, catalog, config, logger);
-  const batches = new BatchService(batchStore, files, manager, logger);
+  const batches = new BatchService(batchStore, files, manager, logger, config.maxBatchDocuments);
   let app: FastifyInstance | undefined;
   const closeAll = async (): Promise<void> => {
     manager.stop();

@@ -5,9 +5,11 @@
  * Also run on Redis by distributed-contract.test.ts (the kill -9 case is SQLite's subprocess).
  */
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import OpenAI, { toFile } from 'openai';
 import { call, MODEL, startSim, startTestGateway, tempDir, waitFor } from './helpers.js';
+import { deletePrefix, uniquePrefix } from './redisKeys.js';
+import { testClient, testRedis } from './redisServer.js';
 import { spawnGateway } from './subprocess.js';
 
 const CHAT = 'llama3.2';
@@ -253,10 +255,10 @@ test('batches and their files belong to the key that made them', async (t) => {
   assert.equal((await call(`${url}/v1/batches`)).status, 401);
 });
 
-test('kill -9 mid-batch: the batch resumes after a restart and completes with every line', async (t) => {
+async function killNineMidBatch(t: TestContext, storeArgs: string[]): Promise<void> {
   const sim = await startSim(t, { models: MODELS, replyTokens: 3, delayPerTokenMs: 20 });
   const dataDir = tempDir(t);
-  const args = ['--backend', `${sim.url}?parallel=1`, '--data-dir', dataDir];
+  const args = ['--backend', `${sim.url}?parallel=1`, '--data-dir', dataDir, ...storeArgs];
   const first = await spawnGateway(t, args);
   const openai = client(first.url);
   const ids = Array.from({ length: 20 }, (_, i) => `k${i}`);
@@ -272,4 +274,31 @@ test('kill -9 mid-batch: the batch resumes after a restart and completes with ev
   const output = await fileLines(again, done.output_file_id);
   assert.deepEqual(output.map((l) => l.custom_id).sort(), [...ids].sort());
   assert.ok(output.every((l) => l.response.status_code === 200 && l.response.body.object === 'chat.completion'));
+  // Every answer once: the node ran each line at most twice (the one in flight at the kill again), never all again.
+  assert.ok(sim.stats().chatCalls <= 21, `chat calls: ${sim.stats().chatCalls}`);
+}
+
+test('kill -9 mid-batch: the batch resumes after a restart and completes with every line', (t) => killNineMidBatch(t, []));
+
+test('kill -9 mid-batch on Redis: the batch resumes after a restart', async (t) => {
+  const server = await testRedis();
+  if ('skip' in server) return t.skip(server.skip);
+  const prefix = uniquePrefix('batches');
+  t.after(async () => {
+    const redis = testClient(server.url);
+    await deletePrefix(redis, prefix);
+    redis.disconnect();
+    await server.stop();
+  });
+  await killNineMidBatch(t, ['--redis', server.url, '--redis-prefix', prefix]);
+});
+
+test('a model whose lines hold more items than --max-batch-documents fails the batch at validation', async (t) => {
+  const sim = await startSim(t, { models: MODELS });
+  const { url } = await startTestGateway(t, { backend: [sim.url], maxBatchDocuments: '3' });
+  const openai = client(url);
+  const fileId = await upload(openai, [line('a', '/v1/embeddings', { model: MODEL, input: ['1', '2'] }), line('b', '/v1/embeddings', { model: MODEL, input: ['3', '4'] })]);
+  const batch = await openai.batches.create({ input_file_id: fileId, endpoint: '/v1/embeddings', completion_window: '24h' });
+  assert.equal(batch.status, 'failed');
+  assert.deepEqual(batch.errors?.data?.map((e) => e.code), ['too_many_items']);
 });

@@ -58,6 +58,8 @@ export class BatchService {
     private readonly files: FileStore,
     private readonly manager: JobManager,
     private readonly log: Logger,
+    /** Most items one job may have (`--max-batch-documents`): a group with more fails the batch at validation. */
+    private readonly maxItemsPerJob: number,
     private readonly intervalMs = FINALISER_INTERVAL_MS,
   ) {}
 
@@ -111,6 +113,10 @@ export class BatchService {
     const groups = planGroups(endpoint, verdict.requests);
     if (groups.length > MAX_BATCH_GROUPS) {
       return this.putFailed(base, [{ code: 'too_many_models', message: `The file's lines name ${groups.length} different models (or embedding dimensions); one batch may use at most ${MAX_BATCH_GROUPS}`, param: 'body.model', line: null }]);
+    }
+    const big = groups.find((g) => g.documents.length > this.maxItemsPerJob);
+    if (big) {
+      return this.putFailed(base, [{ code: 'too_many_items', message: `The lines for model ${JSON.stringify(big.model).slice(0, 100)} hold ${big.documents.length} items (inputs); one batch may give one model at most ${this.maxItemsPerJob} (--max-batch-documents)`, param: 'body.input', line: null }]);
     }
     const batch: StoredBatch = { ...base, counts: { total: verdict.requests.length, completed: 0, failed: 0 } };
     await this.batches.put(batch);
