@@ -189,6 +189,9 @@ test('batch routes refuse what OpenAI refuses, in its error shape', async (t) =>
   assert.deepEqual(all, [ok.id, failed.id]);
   assert.equal((await call(`${url}/v1/batches?limit=0`)).status, 400);
   assert.equal((await call(`${url}/v1/batches?limit=101`)).body.error.code, 'INVALID_LIMIT');
+  const paths = (await call(`${url}/openapi.json`)).body.paths;
+  for (const path of ['/v1/batches', '/v1/batches/{id}', '/v1/batches/{id}/cancel']) assert.ok(path in paths, `${path} in the OpenAPI description`);
+  assert.deepEqual(paths['/v1/batches'].post.requestBody.content['application/json'].schema.required, ['input_file_id', 'endpoint', 'completion_window']);
 });
 
 test('a model no node serves fails its lines into the error file; the other lines complete', async (t) => {

@@ -26,6 +26,8 @@ export const COMPLETION_WINDOWS = ['24h'] as const;
 const WINDOW_MS = 24 * 3600 * 1000;
 export const FINALISER_INTERVAL_MS = 250;
 const RESULT_PAGE = 1000;
+/** A batch still `validating` this long after it was created lost the request that was starting it. */
+const LAUNCH_GRACE_MS = 30_000;
 
 export interface CreateBatch {
   readonly input_file_id: string;
@@ -161,8 +163,14 @@ export class BatchService {
         });
       }
     }
+    const started = await this.batches.update(batch.id, ['validating'], { status: 'in_progress', jobs, times: { in_progress: Date.now() } });
+    if (!started) {
+      // Cancelled meanwhile (or another gateway started it first): these jobs are nobody's.
+      for (const job of jobs) if (job.jobId) await this.cancelJob(job.jobId);
+      return this.batches.get(ADMIN_SCOPE, batch.id);
+    }
     this.log.info({ batch_id: batch.id, jobs: jobs.map((j) => j.jobId), lines: batch.counts.total }, 'batch started');
-    return this.batches.update(batch.id, ['validating'], { status: 'in_progress', jobs, times: { in_progress: Date.now() } });
+    return started;
   }
 
   async get(scope: Scope, id: string): Promise<StoredBatch> {
@@ -242,7 +250,9 @@ export class BatchService {
   private async advance(batch: StoredBatch): Promise<void> {
     const now = Date.now();
     if (batch.status === 'validating') {
-      // A gateway died between storing the batch and starting its jobs: start them again.
+      // A gateway died between storing the batch and starting its jobs: start them again. A
+      // younger batch is still being started by the request that created it.
+      if (now - (batch.times.created ?? 0) < LAUNCH_GRACE_MS) return;
       const content = await this.files.content(ADMIN_SCOPE, batch.inputFileId);
       const verdict = content ? validateInputFile(content, batch.endpoint as BatchEndpoint) : undefined;
       if (!verdict?.ok) {

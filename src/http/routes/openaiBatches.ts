@@ -58,7 +58,8 @@ export async function openaiBatchRoutes(app: FastifyInstance, options: OpenAIBat
     batchObject(await batches.cancel(scopeOf(request), request.params.id)),
   );
 
-  app.get<{ Querystring: { limit?: string; after?: string } }>('/batches', { schema: { tags: ['openai'], summary: `List your batches, newest first (limit 1-${MAX_LIST}, default 20; after: a batch id)` } }, async (request) => {
+  const listQuery = { type: 'object', properties: { limit: { type: 'string', description: `1-${MAX_LIST}, default 20` }, after: { type: 'string', description: 'A batch id: list the batches made before it' } } } as const;
+  app.get<{ Querystring: { limit?: string; after?: string } }>('/batches', { schema: { tags: ['openai'], querystring: listQuery, summary: `List your batches, newest first (limit 1-${MAX_LIST}, default 20; after: a batch id)` } }, async (request) => {
     const limit = request.query.limit === undefined ? 20 : Number(request.query.limit);
     if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIST) throw new ApiError('INVALID_LIMIT', `limit must be an integer from 1 to ${MAX_LIST}`);
     const { after } = request.query;
