@@ -5,12 +5,15 @@
  * Also run on Redis by distributed-contract.test.ts (the kill -9 case is SQLite's subprocess).
  */
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import OpenAI, { toFile } from 'openai';
 import { call, MODEL, startSim, startTestGateway, tempDir, waitFor } from './helpers.js';
 import { deletePrefix, uniquePrefix } from './redisKeys.js';
 import { testClient, testRedis } from './redisServer.js';
 import { spawnGateway } from './subprocess.js';
+import { SqliteBatchStore } from '../src/openaiBatch/batchStore.js';
 
 const CHAT = 'llama3.2';
 const SLOW = 'slowchat';
@@ -304,4 +307,36 @@ test('a model whose lines hold more items than --max-batch-documents fails the b
   const batch = await openai.batches.create({ input_file_id: fileId, endpoint: '/v1/embeddings', completion_window: '24h' });
   assert.equal(batch.status, 'failed');
   assert.deepEqual(batch.errors?.data?.map((e) => e.code), ['too_many_items']);
+});
+
+test('a batch left validating by a gateway that died before starting its jobs is started by the finaliser', async (t) => {
+  const sim = await startSim(t, { models: MODELS });
+  const gw = await startTestGateway(t, { backend: [sim.url] });
+  // SQLite only (on Redis, distributed-contract's run, the store is not this file).
+  if (!fs.existsSync(path.join(gw.dataDir, 'batches.sqlite'))) return t.skip('the gateway runs on Redis');
+  const openai = client(gw.url);
+  const fileId = await upload(openai, [line('a', '/v1/embeddings', { model: MODEL, input: 'left behind' })]);
+  // What a gateway killed between storing the batch and submitting its jobs leaves in the store.
+  const stale = Date.now() - 60_000;
+  const store = new SqliteBatchStore(gw.dataDir);
+  t.after(() => store.close());
+  await store.put({
+    id: 'batch_000000000000000000000abc',
+    owner: 'anonymous',
+    endpoint: '/v1/embeddings',
+    inputFileId: fileId,
+    completionWindow: '24h',
+    status: 'validating',
+    metadata: null,
+    errors: [],
+    outputFileId: null,
+    errorFileId: null,
+    times: { created: stale, expires: stale + 24 * 3600 * 1000 },
+    counts: { total: 1, completed: 0, failed: 0 },
+    jobs: [],
+  });
+  const done = await untilDone(openai, 'batch_000000000000000000000abc');
+  assert.equal(done.status, 'completed');
+  assert.equal(typeof done.in_progress_at, 'number');
+  assert.deepEqual((await fileLines(openai, done.output_file_id)).map((l) => l.custom_id), ['a']);
 });
