@@ -340,3 +340,27 @@ test('a batch left validating by a gateway that died before starting its jobs is
   assert.equal(typeof done.in_progress_at, 'number');
   assert.deepEqual((await fileLines(openai, done.output_file_id)).map((l) => l.custom_id), ['a']);
 });
+
+test('a batch past its completion window expires: finished lines in the output file, the rest batch_expired in the error file', async (t) => {
+  const fast = await startSim(t, { models: { [CHAT]: null }, replyTokens: 3 });
+  const hung = await startSim(t, { models: { [SLOW]: null }, hang: true });
+  const gw = await startTestGateway(t, { backend: [fast.url, hung.url] });
+  if (!fs.existsSync(path.join(gw.dataDir, 'batches.sqlite'))) return t.skip('the gateway runs on Redis');
+  const openai = client(gw.url);
+  const lines = [line('f0', '/v1/chat/completions', { model: CHAT, messages: [{ role: 'user', content: 'f0' }] }), line('s0', '/v1/chat/completions', { model: SLOW, messages: [{ role: 'user', content: 's0' }] })];
+  const batch = await openai.batches.create({ input_file_id: await upload(openai, lines), endpoint: '/v1/chat/completions', completion_window: '24h' });
+  await waitFor(async () => ((await openai.batches.retrieve(batch.id)).request_counts?.completed === 1 ? true : undefined), 'the fast line to finish');
+  await waitFor(() => (hung.stats().hung > 0 ? true : undefined), 'the slow line to be in flight');
+  // The 24 h window cannot pass in a test: move the batch's deadline into the past in its store.
+  const store = new SqliteBatchStore(gw.dataDir);
+  t.after(() => store.close());
+  assert.ok(await store.update(batch.id, ['in_progress'], { times: { expires: Date.now() - 1000 } }));
+  const done = await untilDone(openai, batch.id);
+  assert.equal(done.status, 'expired');
+  assert.equal(typeof done.expired_at, 'number');
+  assert.deepEqual((await fileLines(openai, done.output_file_id)).map((l) => l.custom_id), ['f0']);
+  const errors = await fileLines(openai, done.error_file_id);
+  assert.deepEqual(errors.map((l) => [l.custom_id, l.response, l.error?.code]), [['s0', null, 'batch_expired']]);
+  assert.deepEqual(done.request_counts, { total: 2, completed: 1, failed: 1 });
+  await waitFor(() => (hung.stats().hung === 0 ? true : undefined), 'the hung call to be aborted');
+});
