@@ -60,6 +60,9 @@ export const API_ERRORS = {
   // OpenAI Files API (/v1/files).
   INVALID_FILE: 400,
   FILE_NOT_FOUND: 404,
+  // OpenAI Batch API (/v1/batches).
+  BATCH_NOT_FOUND: 404,
+  BATCH_NOT_CANCELLABLE: 409,
 } as const;
 
 export type ApiErrorCode = keyof typeof API_ERRORS;

@@ -8,6 +8,8 @@
 import { RedisFileStore } from './store/files/redisFiles.js';
 import { SqliteFileStore } from './store/files/sqliteFiles.js';
 import type { FileStore } from './store/files/types.js';
+import { BatchService } from './openaiBatch/batches.js';
+import { RedisBatchStore, SqliteBatchStore, type BatchStore } from './openaiBatch/batchStore.js';
 import type { FastifyInstance } from 'fastify';
 import type { Logger as PinoLogger } from 'pino';
 import { createBackend } from './backends/factory.js';
@@ -62,7 +64,7 @@ export async function startGateway(config: Config, logger: PinoLogger): Promise<
     onHealthChange: (url, healthy, error) =>
       healthy ? logger.info({ backend: url }, 'backend is healthy') : logger.warn({ backend: url, error }, 'backend is unavailable'),
   });
-  const { store, events, scheduler, catalog, sharedRateLimit, control, files } = await openExecution(config, pool, metrics, logger).catch(async (error: unknown) => {
+  const { store, events, scheduler, catalog, sharedRateLimit, control, files, batchStore } = await openExecution(config, pool, metrics, logger).catch(async (error: unknown) => {
     await pool.close();
     throw error;
   });
@@ -100,11 +102,13 @@ export async function startGateway(config: Config, logger: PinoLogger): Promise<
         ? (await templates.run(scope, target.template, { documents }, { metadata })).job_id
         : (await manager.submit(scope, { model: target.model, documents, metadata, options: { truncate: true } })).job_id,
   }, logger);
+  const batches = new BatchService(batchStore, files, manager, logger, config.maxBatchDocuments);
   let app: FastifyInstance | undefined;
   const closeAll = async (): Promise<void> => {
     webhooks.stop();
     await background.stop();
     manager.stop();
+    await batches.stop();
     // Stop dispatching first: no new chunk starts, those in flight get the grace period.
     const schedulerStopped = scheduler.stop();
     // Stop accepting; requests in flight (sync calls, /api/chat streams) get the same grace,
@@ -119,6 +123,7 @@ export async function startGateway(config: Config, logger: PinoLogger): Promise<
     }
     await pool.close();
     await events.close();
+    await batchStore.close();
     await files.close();
     await store.close();
   };
@@ -130,8 +135,9 @@ export async function startGateway(config: Config, logger: PinoLogger): Promise<
     webhooks.start(background);
     templates.start(background);
     autobatch.start(background);
+    batches.start();
     metrics.watch({ pool, scheduler, manager });
-    app = await buildApp({ manager, pool, scheduler, logger, config, metrics, templates, autobatch, files, ...(sharedRateLimit ? { sharedRateLimit } : {}) });
+    app = await buildApp({ manager, pool, scheduler, logger, config, metrics, templates, autobatch, files, batches, ...(sharedRateLimit ? { sharedRateLimit } : {}) });
     await app.listen({ host: config.host, port: config.port });
     await refuseSelf(pool);
     warnUnreachable(pool, logger);
@@ -156,6 +162,8 @@ interface Execution {
   readonly control: ControlStore;
   /** OpenAI Files API files, beside the jobs in the same mode's store. */
   readonly files: FileStore;
+  /** OpenAI Batch API batches, beside the files. */
+  readonly batchStore: BatchStore;
 }
 
 /** The store, job events and scheduler of the mode `config.redisUrl` selects. */
@@ -167,7 +175,7 @@ async function openExecution(config: Config, pool: BackendPool, metrics: Gateway
     });
     const events = new InProcessJobEvents();
     const scheduler = new Scheduler(store, pool, events, { ...config, chunkObserver: metrics }, logger);
-    return { store, events, scheduler, catalog: pool, control: new SqliteControlStore(store.database), files: new SqliteFileStore(config.dataDir) };
+    return { store, events, scheduler, catalog: pool, control: new SqliteControlStore(store.database), files: new SqliteFileStore(config.dataDir), batchStore: new SqliteBatchStore(config.dataDir) };
   }
   const url = config.redisUrl;
   const client = connectRedis(url, 'command', logger, 'store', config.redisPrefix);
@@ -183,7 +191,7 @@ async function openExecution(config: Config, pool: BackendPool, metrics: Gateway
   const control = new RedisControlStore(client, store.keys);
   const priorityOf = async (id: string) => (await control.controls([id])).get(id)?.priority;
   const scheduler = new DistributedScheduler(store, pool, events, { ...config, redisUrl: url, chunkObserver: metrics, priorityOf }, logger);
-  return { store, events, scheduler, catalog: scheduler, control, sharedRateLimit: { redis: client, prefix: config.redisPrefix }, files: new RedisFileStore(client, config.redisPrefix) };
+  return { store, events, scheduler, catalog: scheduler, control, sharedRateLimit: { redis: client, prefix: config.redisPrefix }, files: new RedisFileStore(client, config.redisPrefix), batchStore: new RedisBatchStore(client, config.redisPrefix) };
 }
 
 /**

@@ -41,4 +41,5 @@ if ('skip' in server) {
   await import('./batch-generate.test.js');
   await import('./openai-files.test.js');
   await import('./generation-control.test.js');
+  await import('./openai-batches.test.js');
 }

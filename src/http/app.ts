@@ -35,6 +35,8 @@ import { openaiGenerateRoutes } from './routes/openaiGenerate.js';
 import { batchGenerateRoutes } from './routes/batchGenerate.js';
 import { openaiFileRoutes } from './routes/openaiFiles.js';
 import type { FileStore } from '../store/files/types.js';
+import type { BatchService } from '../openaiBatch/batches.js';
+import { openaiBatchRoutes } from './routes/openaiBatches.js';
 import { resultRoutes } from './routes/results.js';
 import { eventRoutes } from './routes/events.js';
 import { dashboardRoutes } from './routes/dashboard.js';
@@ -56,6 +58,8 @@ export interface AppDependencies {
   readonly autobatch?: Autobatch;
   /** Serves the OpenAI Files API (/v1/files) when given. */
   readonly files?: FileStore;
+  /** Serves the OpenAI Batch API's batches (/v1/batches) when given. */
+  readonly batches?: BatchService;
   readonly config: {
     readonly batchProcessing: boolean;
     readonly maxBatchDocuments: number;
@@ -152,6 +156,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   await app.register(openaiRoutes, { ...sync, prefix: '/v1' });
   await app.register(openaiGenerateRoutes, { pool: sync.pool, prefix: '/v1' });
   if (deps.files) await app.register(openaiFileRoutes, { files: deps.files, prefix: '/v1' });
+  if (deps.batches) await app.register(openaiBatchRoutes, { batches: deps.batches, prefix: '/v1' });
   if (deps.metrics) await app.register(metricsRoutes, { metrics: deps.metrics });
   return app;
 }

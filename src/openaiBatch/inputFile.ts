@@ -4,7 +4,7 @@
  * `{"custom_id", "method": "POST", "url", "body"}`; `url` is one of the supported endpoints,
  * `custom_id` unique in the file, and `body` valid for the endpoint by the very checks the sync
  * route makes (http/openaiBodies.ts), so a line is refused exactly when the sync call would be.
- * Used by `POST /v1/files` (http/routes/openaiFiles.ts); the Batches routes are not built yet.
+ * Used by `POST /v1/files` (http/routes/openaiFiles.ts) and `POST /v1/batches` (batches.ts).
  */
 import { chatCompletionProblem, completionProblem, embeddingProblem, type BodyProblem } from '../http/openaiBodies.js';
 
