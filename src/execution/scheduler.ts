@@ -21,6 +21,7 @@ import type { Priority } from '../jobs/priority.js';
 import type { JobStore } from '../store/types.js';
 import { ActiveJob, type ChunkRange } from './activeJob.js';
 import { ChunkProcessor, type ChunkTask, type StatusDetail, type StepResult, type WaitReason } from './chunkProcessor.js';
+import { tailChunkSize, type NodePace } from './chunkSizing.js';
 import { FairQueue } from './fairQueue.js';
 import type { JobEvents } from './jobEvents.js';
 import type { JobScheduler } from './types.js';
@@ -51,6 +52,8 @@ export class Scheduler implements JobScheduler {
   private readonly inFlightChunks = new Set<Promise<void>>();
   private readonly unsubscribe: (() => void)[] = [];
   private inFlight = 0;
+  /** Documents of this scheduler's chunks in flight per node (chunk sizing at the tail). */
+  private readonly docsOn = new Map<string, number>();
   private stopping = false;
   private wakeTimer: NodeJS.Timeout | undefined;
   private watchTimer: NodeJS.Timeout | undefined;
@@ -116,10 +119,13 @@ export class Scheduler implements JobScheduler {
     while (this.inFlight < this.options.workers) {
       const job = this.queue.pick((j) => j.status === 'running' && j.hasWork(now) && this.pool.hasRoomFor(j.model));
       if (!job) break;
-      const range = job.takeRange(this.options.chunkSize, now);
-      const lease = range ? this.pool.tryAcquire(job.model, range.avoid ? new Set(range.avoid) : undefined) : undefined;
+      // A requeued range keeps its cut (and the nodes it avoids); a new one is cut for the granted node.
+      const requeued = job.takeRequeued(now);
+      const lease = this.pool.tryAcquire(job.model, requeued?.avoid ? new Set(requeued.avoid) : undefined);
+      const range = requeued ?? (lease ? job.cut(this.sizeFor(job, lease.backendId)) : undefined);
       if (!lease || !range) {
-        if (range) job.requeue(range);
+        if (requeued) job.requeue(requeued);
+        lease?.release();
         break;
       }
       this.launch(job, range, lease);
@@ -127,10 +133,22 @@ export class Scheduler implements JobScheduler {
     this.scheduleWake();
   }
 
+  /** Documents of the next new range of `job` for node `backendId`: smaller at the tail (chunkSizing.ts). */
+  private sizeFor(job: ActiveJob, backendId: string): number {
+    const serving = this.pool.servingNodes(job.model);
+    const paces = this.pool.snapshot().filter((n) => serving.includes(n.url));
+    const pace = (n: (typeof paces)[number]): NodePace => ({ msPerDoc: n.ms_per_document, docsInFlight: this.docsOn.get(n.url) ?? 0 });
+    const node = paces.find((n) => n.url === backendId);
+    if (!node) return this.options.chunkSize;
+    return tailChunkSize({ chunkSize: this.options.chunkSize, remaining: job.undispatched, node: pace(node), nodes: paces.map(pace) });
+  }
+
   private launch(job: ActiveJob, range: ChunkRange, lease: Lease): void {
     this.inFlight++;
     job.inFlight++;
     const { start, end, attempt, avoid } = range;
+    const node = lease.backendId;
+    this.docsOn.set(node, (this.docsOn.get(node) ?? 0) + end - start);
     const task = { jobId: job.id, start, end, attempt, ...(avoid ? { avoid } : {}) };
     const run = this.processor
       .step(task, { model: job.model, options: job.options }, lease)
@@ -143,6 +161,7 @@ export class Scheduler implements JobScheduler {
       .finally(() => {
         this.inFlight--;
         job.inFlight--;
+        this.docsOn.set(node, (this.docsOn.get(node) ?? 0) - (end - start));
         this.inFlightChunks.delete(run);
         this.track(this.afterChunk(job));
       });
