@@ -2,7 +2,7 @@
  * wal: 50,000 768-dim vectors written by the embedded store with the content cache on (each
  * vector written twice: the document and the cache), 64 per transaction as the scheduler writes
  * them, the WAL file's size sampled after every chunk. Users saw the WAL reach 1.3-2.1 GB here;
- * it must stay near its 64 MiB limit. Target: peak WAL under 128 MB.
+ * it must stay near its limit (DEFAULT_WAL_LIMIT_BYTES). Target: peak WAL under 128 MB.
  */
 import fs from 'node:fs';
 import os from 'node:os';

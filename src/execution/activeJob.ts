@@ -42,6 +42,25 @@ export class ActiveJob {
     return { start, end: this.cursor, attempt: 0, notBefore: 0 };
   }
 
+  /** A requeued range ready at `now` (it goes before new ones), or undefined. */
+  takeRequeued(now: number): ChunkRange | undefined {
+    const readyAt = this.requeued.findIndex((r) => r.notBefore <= now);
+    return readyAt >= 0 ? this.requeued.splice(readyAt, 1)[0] : undefined;
+  }
+
+  /** Documents not cut into a range yet. */
+  get undispatched(): number {
+    return this.totalItems - this.cursor;
+  }
+
+  /** The next `size` documents (fewer at the end) as a new range, or undefined when all are cut. */
+  cut(size: number): ChunkRange | undefined {
+    if (this.cursor >= this.totalItems) return undefined;
+    const start = this.cursor;
+    this.cursor = Math.min(this.totalItems, start + Math.max(1, size));
+    return { start, end: this.cursor, attempt: 0, notBefore: 0 };
+  }
+
   requeue(range: ChunkRange): void {
     this.requeued.push(range);
   }

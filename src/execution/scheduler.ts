@@ -23,6 +23,7 @@ import type { JobStore } from '../store/types.js';
 import { ActiveJob, type ChunkRange } from './activeJob.js';
 import { ChunkProcessor, type AnyLease, type ChunkTask, type StatusDetail, type StepResult, type WaitReason } from './chunkProcessor.js';
 import { generationPathOf } from './generationItem.js';
+import { tailChunkSize, type NodePace } from './chunkSizing.js';
 import { FairQueue } from './fairQueue.js';
 import type { JobEvents } from './jobEvents.js';
 import type { JobScheduler } from './types.js';
@@ -55,6 +56,8 @@ export class Scheduler implements JobScheduler {
   private readonly inFlightChunks = new Set<Promise<void>>();
   private readonly unsubscribe: (() => void)[] = [];
   private inFlight = 0;
+  /** Documents of this scheduler's chunks in flight per node (chunk sizing at the tail). */
+  private readonly docsOn = new Map<string, number>();
   private stopping = false;
   private wakeTimer: NodeJS.Timeout | undefined;
   private watchTimer: NodeJS.Timeout | undefined;
@@ -130,10 +133,13 @@ export class Scheduler implements JobScheduler {
     while (this.inFlight < this.options.workers) {
       const job = this.queue.pick((j) => j.type === 'embed' && j.status === 'running' && j.hasWork(now) && this.pool.hasRoomFor(j.model));
       if (!job) break;
-      const range = job.takeRange(this.options.chunkSize, now);
-      const lease = range ? this.pool.tryAcquire(job.model, range.avoid ? new Set(range.avoid) : undefined) : undefined;
+      // A requeued range keeps its cut (and the nodes it avoids); a new one is cut for the granted node.
+      const requeued = job.takeRequeued(now);
+      const lease = this.pool.tryAcquire(job.model, requeued?.avoid ? new Set(requeued.avoid) : undefined);
+      const range = requeued ?? (lease ? job.cut(this.sizeFor(job, lease.backendId)) : undefined);
       if (!lease || !range) {
-        if (range) job.requeue(range);
+        if (requeued) job.requeue(requeued);
+        lease?.release();
         break;
       }
       this.launch(job, range, lease, true);
@@ -179,11 +185,23 @@ export class Scheduler implements JobScheduler {
     await this.processor.failRange({ jobId: job.id, start: 0, end: job.totalItems, ttlMs: this.options.jobTtlMs }, 'INPUT_REJECTED', error);
   }
 
+  /** Documents of the next new range of `job` for node `backendId`: smaller at the tail (chunkSizing.ts). */
+  private sizeFor(job: ActiveJob, backendId: string): number {
+    const serving = this.pool.servingNodes(job.model);
+    const paces = this.pool.snapshot().filter((n) => serving.includes(n.url));
+    const pace = (n: (typeof paces)[number]): NodePace => ({ msPerDoc: n.ms_per_document, docsInFlight: this.docsOn.get(n.url) ?? 0 });
+    const node = paces.find((n) => n.url === backendId);
+    if (!node) return this.options.chunkSize;
+    return tailChunkSize({ chunkSize: this.options.chunkSize, remaining: job.undispatched, node: pace(node), nodes: paces.map(pace) });
+  }
+
   /** Runs one step of `range` on `lease`; `counted`: an embedding slot, within `workers`. */
   private launch(job: ActiveJob, range: ChunkRange, lease: AnyLease, counted: boolean): void {
     if (counted) this.inFlight++;
     job.inFlight++;
     const { start, end, attempt, avoid } = range;
+    const node = lease.backendId;
+    this.docsOn.set(node, (this.docsOn.get(node) ?? 0) + end - start);
     const task = { jobId: job.id, start, end, attempt, ...(avoid ? { avoid } : {}) };
     const run = this.processor
       .step(task, { model: job.model, options: job.options, type: job.type }, lease)
@@ -196,6 +214,7 @@ export class Scheduler implements JobScheduler {
       .finally(() => {
         if (counted) this.inFlight--;
         job.inFlight--;
+        this.docsOn.set(node, (this.docsOn.get(node) ?? 0) - (end - start));
         this.inFlightChunks.delete(run);
         this.track(this.afterChunk(job));
       });
