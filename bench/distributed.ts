@@ -18,9 +18,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { Pool } from 'undici';
 import { testRedis } from '../test/redisServer.js';
-import { fmt, getJson, percentile, postJson, startGatewayProc, startSimProc, startWorkerProc, texts, waitForJob, type Proc, type Row } from './lib.js';
+import { driveDirectly, fmt, getJson, percentile, postJson, startGatewayProc, startSimProc, startWorkerProc, texts, waitForJob, type Proc, type Row } from './lib.js';
 
 const DOCS = 10_000;
 const DIMS = 768;
@@ -164,7 +163,7 @@ async function serialNodes(redisUrl: string, prefix: string): Promise<Row[]> {
       [workerFor(nodes[0]!, nodes[1]!), workerFor(nodes[2]!, nodes[3]!), () => startGatewayProc(['--backend', nodes[0]!.url, '--chunk-size', String(CHUNK), '--workers', '0', ...redisFlags])],
       (procs) => timeJob(procs[2]!.url, 'serial'),
     );
-    const direct = await driveDirectly(nodes, texts(DOCS, 'direct'));
+    const direct = await driveDirectly(nodes, MODEL, texts(DOCS, 'direct'), CHUNK, true);
     const capacity = (4 * 1000) / SERIAL_MS_PER_DOC;
     const ratio = run.docsPerSecond / capacity;
     return [
@@ -256,25 +255,6 @@ export async function syncDuringJob(redisUrl: string, prefix: string): Promise<R
   } finally {
     for (const node of nodes) await node.stop();
   }
-}
-
-/** Documents per second the nodes deliver when this process drives them itself (2 calls in flight each). */
-async function driveDirectly(nodes: readonly Proc[], documents: string[]): Promise<number> {
-  let next = 0;
-  const pools = nodes.map((node) => new Pool(node.url, { connections: 2 }));
-  const started = performance.now();
-  const lane = async (pool: Pool): Promise<void> => {
-    while (next < documents.length) {
-      const batch = documents.slice(next, (next += CHUNK));
-      const body = JSON.stringify({ model: MODEL, input: batch, truncate: true });
-      const response = await pool.request({ method: 'POST', path: '/api/embed', headers: { 'content-type': 'application/json' }, body });
-      (JSON.parse(await response.body.text()) as { embeddings: number[][] }).embeddings.forEach((v) => Float32Array.from(v));
-    }
-  };
-  await Promise.all(pools.flatMap((pool) => [lane(pool), lane(pool)]));
-  const seconds = (performance.now() - started) / 1000;
-  await Promise.all(pools.map((pool) => pool.close()));
-  return documents.length / seconds;
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {

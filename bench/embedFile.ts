@@ -9,8 +9,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Pool } from 'undici';
-import { fmt, startGatewayProc, startSimProc, texts, type Proc, type Row } from './lib.js';
+import { driveDirectly, fmt, startGatewayProc, startSimProc, texts, type Proc, type Row } from './lib.js';
 
 const LINES = 200_000;
 const NODES = 4;
@@ -45,7 +44,7 @@ export async function benchEmbedFile(): Promise<Row[]> {
     const expectedBytes = 128 + LINES * DIMS * 4;
     const size = fs.statSync(output).size;
     if (size !== expectedBytes) throw new Error(`out.npy has ${size} bytes, expected ${expectedBytes}`);
-    const direct = await driveDirectly(nodes, texts(20_000, 'direct'));
+    const direct = await driveDirectly(nodes, MODEL, texts(20_000, 'direct'), 64, false);
     return [
       [`sollol embed, ${fmt(LINES)} lines -> .npy (docs/s)`, fmt(docsPerSecond), `run time ${fmt(runSeconds, 1)} s as the CLI reports it (${fmt(wallPerSecond)} docs/s counting process start-up)`],
       ['share of the 4 serial nodes\' summed capacity', `${fmt(ratio * 100, 1)} %`, `capacity ${fmt(capacity)} docs/s (${MS_PER_DOC} ms/doc each); target >= 95 % ${ratio >= 0.95 ? 'MET' : 'MISSED'}`],
@@ -81,23 +80,4 @@ function runCli(args: string[]): Promise<{ code: number | null; stderr: string; 
       resolve({ code, stderr, peakRssMb: peak, wallSeconds: (performance.now() - started) / 1000 });
     });
   });
-}
-
-/** Documents per second the nodes deliver when this process drives them itself (2 calls in flight each). */
-async function driveDirectly(nodes: readonly Proc[], documents: string[]): Promise<number> {
-  let next = 0;
-  const pools = nodes.map((node) => new Pool(node.url, { connections: 2 }));
-  const started = performance.now();
-  const lane = async (pool: Pool): Promise<void> => {
-    while (next < documents.length) {
-      const batch = documents.slice(next, (next += 64));
-      const body = JSON.stringify({ model: MODEL, input: batch, truncate: true });
-      const response = await pool.request({ method: 'POST', path: '/api/embed', headers: { 'content-type': 'application/json' }, body });
-      await response.body.text();
-    }
-  };
-  await Promise.all(pools.flatMap((pool) => [lane(pool), lane(pool)]));
-  const seconds = (performance.now() - started) / 1000;
-  await Promise.all(pools.map((pool) => pool.close()));
-  return documents.length / seconds;
 }

@@ -7,6 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { Pool } from 'undici';
 
 const CLI = ['--import', 'tsx', 'src/cli/main.ts'];
 
@@ -187,4 +188,27 @@ export function dirBytes(dir: string): number {
   let total = 0;
   for (const name of fs.readdirSync(dir)) total += fs.statSync(path.join(dir, name)).size;
   return total;
+}
+
+/**
+ * Documents per second the nodes deliver when this process drives them itself (2 calls in flight
+ * each, `chunk` documents a call); with `decode` each answer's vectors are parsed into Float32Arrays too.
+ */
+export async function driveDirectly(nodes: readonly Proc[], model: string, documents: string[], chunk: number, decode: boolean): Promise<number> {
+  let next = 0;
+  const pools = nodes.map((node) => new Pool(node.url, { connections: 2 }));
+  const started = performance.now();
+  const lane = async (pool: Pool): Promise<void> => {
+    while (next < documents.length) {
+      const batch = documents.slice(next, (next += chunk));
+      const body = JSON.stringify({ model, input: batch, truncate: true });
+      const response = await pool.request({ method: 'POST', path: '/api/embed', headers: { 'content-type': 'application/json' }, body });
+      const text = await response.body.text();
+      if (decode) (JSON.parse(text) as { embeddings: number[][] }).embeddings.forEach((v) => Float32Array.from(v));
+    }
+  };
+  await Promise.all(pools.flatMap((pool) => [lane(pool), lane(pool)]));
+  const seconds = (performance.now() - started) / 1000;
+  await Promise.all(pools.map((pool) => pool.close()));
+  return documents.length / seconds;
 }

@@ -4,23 +4,16 @@
  * chunks), each under its own key prefix, all deleted at the end. A real Redis is required
  * (redisServer.ts starts one when none answers; in CI a missing Redis fails the run).
  */
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import { runGatewaysOnRedis } from './helpers.js';
-import { deletePrefix, uniquePrefix } from './redisKeys.js';
-import { testClient, testRedis } from './redisServer.js';
+import { redisSuite } from './redisServer.js';
 
-const server = await testRedis();
-if ('skip' in server) {
-  test('distributed contract tests', { skip: server.skip }, () => {});
+const redis = await redisSuite();
+if (redis.skip) {
+  test('distributed contract tests', { skip: redis.skip }, () => {});
 } else {
-  const prefix = uniquePrefix('contract');
-  runGatewaysOnRedis(server.url, prefix);
-  after(async () => {
-    const client = testClient(server.url);
-    await deletePrefix(client, prefix);
-    client.disconnect();
-    await server.stop();
-  });
+  const prefix = redis.prefix('contract');
+  runGatewaysOnRedis(redis.url, prefix);
   await import('./batch-lifecycle.test.js');
   await import('./batch-cancel.test.js');
   await import('./batch-validation.test.js');

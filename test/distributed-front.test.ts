@@ -6,23 +6,14 @@
  * `--port`, serves its own /api/health and /metrics.
  */
 import assert from 'node:assert/strict';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import { simVector } from '../src/sim/index.js';
 import { MODEL, call, docs, startSim, submit, waitFor, waitForStatus } from './helpers.js';
-import { deletePrefix, uniquePrefix } from './redisKeys.js';
-import { testClient, testRedis } from './redisServer.js';
+import { redisSuite } from './redisServer.js';
 import { spawnGateway, spawnWorker } from './subprocess.js';
 
-const server = await testRedis();
-const skip = 'skip' in server ? server.skip : false;
-const client = 'skip' in server ? undefined : testClient(server.url);
-const prefixes: string[] = [];
-after(async () => {
-  if (!client || 'skip' in server) return;
-  for (const prefix of prefixes) await deletePrefix(client, prefix);
-  client.disconnect();
-  await server.stop();
-});
+const redis = await redisSuite();
+const { skip } = redis;
 
 const ENV = { SOLLOL_CHUNK_LOCK: '2', SOLLOL_HEALTH_INTERVAL: '0.2', SOLLOL_SWEEP_INTERVAL: '0.2' };
 
@@ -32,9 +23,8 @@ function sameVectors(got: number[][], texts: string[]): void {
 }
 
 test('a --workers 0 gateway answers /api/embed, /api/embeddings and /v1/embeddings through a worker, lists its models and nodes; the worker serves /api/health and /metrics', { skip }, async (t) => {
-  const prefix = uniquePrefix('front');
-  prefixes.push(prefix);
-  const flags = ['--redis', (server as { url: string }).url, '--redis-prefix', prefix];
+  const prefix = redis.prefix('front');
+  const flags = ['--redis', redis.url, '--redis-prefix', prefix];
   const node = await startSim(t, { delayPerCallMs: 5 });
   const worker = await spawnWorker(t, [...flags, '--backend', node.url, '--port', '0'], ENV);
   const workerUrl = /health and metrics on (http:\/\/127\.0\.0\.1:\d+)/.exec(worker.log())?.[1];

@@ -5,21 +5,12 @@
  * gateways is the deployment's figure).
  */
 import assert from 'node:assert/strict';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import { MODEL, call, docs, startSim, startTestGateway, submit, waitFor, waitForStatus } from './helpers.js';
-import { deletePrefix, uniquePrefix } from './redisKeys.js';
-import { testClient, testRedis } from './redisServer.js';
+import { redisSuite } from './redisServer.js';
 
-const server = await testRedis();
-const skip = 'skip' in server ? server.skip : false;
-const client = 'skip' in server ? undefined : testClient(server.url);
-const prefixes: string[] = [];
-after(async () => {
-  if (!client || 'skip' in server) return;
-  for (const prefix of prefixes) await deletePrefix(client, prefix);
-  client.disconnect();
-  await server.stop();
-});
+const redis = await redisSuite();
+const { skip, client } = redis;
 
 function sample(text: string, name: string): number {
   const line = text.split('\n').find((l) => l.startsWith(`${name} `));
@@ -27,10 +18,9 @@ function sample(text: string, name: string): number {
 }
 
 test('two gateways on one Redis share one rate limit: the limit holds across them, not once per gateway', { skip }, async (t) => {
-  const prefix = uniquePrefix('ratelimit');
-  prefixes.push(prefix);
+  const prefix = redis.prefix('ratelimit');
   const node = await startSim(t);
-  const flags = { redis: (server as { url: string }).url, redisPrefix: prefix, backend: [node.url], rateLimit: '6' };
+  const flags = { redis: redis.url, redisPrefix: prefix, backend: [node.url], rateLimit: '6' };
   const g1 = await startTestGateway(t, flags);
   const g2 = await startTestGateway(t, flags);
   for (let i = 0; i < 3; i++) {
@@ -48,10 +38,9 @@ test('two gateways on one Redis share one rate limit: the limit holds across the
 });
 
 test('/metrics: store-wide job totals are the same on every gateway; process-local counters sum to the deployment\'s figure', { skip }, async (t) => {
-  const prefix = uniquePrefix('metrics');
-  prefixes.push(prefix);
+  const prefix = redis.prefix('metrics');
   const node = await startSim(t, { delayPerCallMs: 5 });
-  const flags = { redis: (server as { url: string }).url, redisPrefix: prefix, backend: [node.url], workers: '2', chunkSize: '10' };
+  const flags = { redis: redis.url, redisPrefix: prefix, backend: [node.url], workers: '2', chunkSize: '10' };
   const g1 = await startTestGateway(t, flags);
   const g2 = await startTestGateway(t, flags);
   await waitFor(async () => ((await client!.scard(`${prefix}workers`)) >= 2 ? true : undefined), 'both gateways to register as workers');

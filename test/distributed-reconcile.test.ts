@@ -6,30 +6,20 @@
  * the test-only hook SOLLOL_TEST_CRASH_AFTER_ADMIT (the gateway SIGKILLs itself there).
  */
 import assert from 'node:assert/strict';
-import { after, test, type TestContext } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import { MODEL, assertAllVectors, call, docs, startSim, submit, waitFor, waitForStatus } from './helpers.js';
-import { deletePrefix, uniquePrefix } from './redisKeys.js';
-import { testClient, testRedis } from './redisServer.js';
+import { redisSuite } from './redisServer.js';
 import { spawnGateway, spawnWorker } from './subprocess.js';
 
-const server = await testRedis();
-const skip = 'skip' in server ? server.skip : false;
-const client = 'skip' in server ? undefined : testClient(server.url);
-const prefixes: string[] = [];
-after(async () => {
-  if (!client || 'skip' in server) return;
-  for (const prefix of prefixes) await deletePrefix(client, prefix);
-  client.disconnect();
-  await server.stop();
-});
+const redis = await redisSuite();
+const { skip, client } = redis;
 
 const ENV = { SOLLOL_CHUNK_LOCK: '2', SOLLOL_HEALTH_INTERVAL: '0.2', SOLLOL_SWEEP_INTERVAL: '0.2', SOLLOL_RECONCILE_INTERVAL: '0.3' };
 
 function flagsFor(t: TestContext): string[] {
-  const prefix = uniquePrefix('reconcile');
-  prefixes.push(prefix);
+  const prefix = redis.prefix('reconcile');
   void t;
-  return ['--redis', (server as { url: string }).url, '--redis-prefix', prefix];
+  return ['--redis', redis.url, '--redis-prefix', prefix];
 }
 
 async function waitForWorkers(flags: string[], n: number): Promise<void> {

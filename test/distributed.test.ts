@@ -9,26 +9,16 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import fs from 'node:fs';
 import net from 'node:net';
-import { after, test, type TestContext } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import type { SimNode } from '../src/sim/server.js';
 import type { SimOptions } from '../src/sim/options.js';
 import { MODEL, assertAllVectors, call, docs, startSim, startTestGateway, submit, tempDir, waitFor, waitForStatus } from './helpers.js';
-import { deletePrefix, scanKeys, uniquePrefix } from './redisKeys.js';
-import { testClient, testRedis } from './redisServer.js';
+import { scanKeys } from './redisKeys.js';
+import { redisSuite, testClient } from './redisServer.js';
 import { spawnGateway, spawnWorker, type GatewayProcess, type WorkerProcess } from './subprocess.js';
 
-const server = await testRedis();
-const redisUrl = 'skip' in server ? '' : server.url;
-const client = 'skip' in server ? undefined : testClient(server.url);
-const prefixes: string[] = [];
-after(async () => {
-  if (!client || 'skip' in server) return;
-  for (const prefix of prefixes) await deletePrefix(client, prefix);
-  client.disconnect();
-  await server.stop();
-});
-
-const skip = 'skip' in server ? server.skip : false;
+const suite = await redisSuite();
+const { url: redisUrl, skip, client } = suite;
 /** Short chunk locks: a killed worker's chunks move on within about 2.5 s. */
 const WORKER_ENV = { SOLLOL_CHUNK_LOCK: '2', SOLLOL_HEALTH_INTERVAL: '0.2' };
 const GATEWAY_ENV = { SOLLOL_SWEEP_INTERVAL: '0.2', SOLLOL_HEALTH_INTERVAL: '0.2' };
@@ -42,8 +32,7 @@ interface Cluster {
 
 /** Two gateways that work no chunks and one worker per simulated node, all on a fresh prefix. */
 async function cluster(t: TestContext, sim: Partial<SimOptions>, gatewayFlags: string[] = [], gateways = 2, url = redisUrl): Promise<Cluster> {
-  const prefix = uniquePrefix('dist');
-  prefixes.push(prefix);
+  const prefix = suite.prefix('dist');
   const redis = ['--redis', url, '--redis-prefix', prefix];
   const nodes = [await startSim(t, sim), await startSim(t, sim)];
   const workers = await Promise.all(nodes.map((node) => spawnWorker(t, [...redis, '--backend', node.url], WORKER_ENV)));
@@ -227,8 +216,7 @@ test('a Redis restart mid-job is survived: every process reconnects and the job 
 
 test('two big jobs share the workers chunk by chunk: a job submitted later interleaves instead of waiting or jumping ahead', { skip }, async (t) => {
   const node = await startSim(t, { delayPerCallMs: 10, serial: true });
-  const prefix = uniquePrefix('fair');
-  prefixes.push(prefix);
+  const prefix = suite.prefix('fair');
   const { url } = await startTestGateway(t, { backend: [node.url], chunkSize: '10', workers: '1', redis: redisUrl, redisPrefix: prefix });
   const first = await submit(url, { model: MODEL, documents: docs(300, 'first') });
   await waitFor(async () => ((await progress(url, first.body.job_id)).progress.completed_items >= 50 ? true : undefined), 'the first job to be under way');

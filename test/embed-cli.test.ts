@@ -8,12 +8,12 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { simVector } from '../src/sim/index.js';
 import { MODEL, call, startSim, startTestGateway, tempDir, waitFor } from './helpers.js';
 import { spawnGateway } from './subprocess.js';
+import { freePort } from './ports.js';
 
 const CLI = ['--import', 'tsx', 'src/cli/main.ts'];
 
@@ -262,14 +262,3 @@ test('sollol jobs, status, wait, cancel and results', async (t) => {
   assert.equal(missing.code, 1);
   assert.match(missing.stderr, /JOB_NOT_FOUND/);
 });
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}

@@ -5,28 +5,18 @@
  * BullMQ queue on the shared Redis under a unique prefix.
  */
 import assert from 'node:assert/strict';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import { ChunkQueue, chunkJobId } from '../src/execution/bullQueue.js';
 import { PRIORITY_LIMIT } from '../src/execution/fairClock.js';
 import { priorityStride } from '../src/jobs/priority.js';
-import { deletePrefix, uniquePrefix } from './redisKeys.js';
-import { testClient, testRedis } from './redisServer.js';
+import { redisSuite, testClient } from './redisServer.js';
 
-const server = await testRedis();
-const skip = 'skip' in server ? server.skip : false;
-const client = 'skip' in server ? undefined : testClient(server.url);
-const prefixes: string[] = [];
-after(async () => {
-  if (!client || 'skip' in server) return;
-  for (const prefix of prefixes) await deletePrefix(client, prefix);
-  client.disconnect();
-  await server.stop();
-});
+const redis = await redisSuite();
+const { skip, client } = redis;
 
 test('a backlog at the priority limit does not clamp new jobs into FIFO: chunks stay ordered and interleave by job', { skip }, async (t) => {
-  const prefix = uniquePrefix('fair');
-  prefixes.push(prefix);
-  const connection = testClient((server as { url: string }).url);
+  const prefix = redis.prefix('fair');
+  const connection = testClient(redis.url);
   const queue = new ChunkQueue(connection, prefix);
   t.after(async () => {
     await queue.close();

@@ -1,29 +1,22 @@
 /** The job-control HTTP tests (job-control.test.ts) again in the distributed mode: Redis store, BullMQ chunk queue. */
 import assert from 'node:assert/strict';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import { MODEL, call, docs, runGatewaysOnRedis, startSim, startTestGateway } from './helpers.js';
-import { deletePrefix, uniquePrefix } from './redisKeys.js';
-import { testClient, testRedis } from './redisServer.js';
+import { redisSuite } from './redisServer.js';
 
-const server = await testRedis();
-if ('skip' in server) {
-  test('distributed job-control tests', { skip: server.skip }, () => {});
+const redis = await redisSuite();
+if (redis.skip) {
+  test('distributed job-control tests', { skip: redis.skip }, () => {});
 } else {
-  const prefix = uniquePrefix('jobctl');
-  runGatewaysOnRedis(server.url, prefix);
-  after(async () => {
-    const client = testClient(server.url);
-    await deletePrefix(client, prefix);
-    client.disconnect();
-    await server.stop();
-  });
+  const prefix = redis.prefix('jobctl');
+  runGatewaysOnRedis(redis.url, prefix);
   await import('./job-control.test.js');
   await import('./webhooks.test.js');
   await import('./templates-autobatch.test.js');
 
   test('Idempotency-Key across two gateways on one Redis: concurrent calls with one key make one job', async (t) => {
     const node = await startSim(t, { delayPerCallMs: 2 });
-    const shared = { backend: [node.url], redis: server.url, redisPrefix: `${prefix}two-gateways:` };
+    const shared = { backend: [node.url], redis: redis.url, redisPrefix: `${prefix}two-gateways:` };
     const [a, b] = [await startTestGateway(t, shared), await startTestGateway(t, shared)];
     const body = { model: MODEL, documents: docs(3) };
     const answers = await Promise.all([a, b, a, b, b, a].map((gw) => call(`${gw.url}/api/batch/embed`, { body, headers: { 'idempotency-key': 'lb-retry' } })));

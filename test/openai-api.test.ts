@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import OpenAI from 'openai';
 import { simVector } from '../src/sim/index.js';
 import { call, docs, MODEL, startSim, startTestGateway } from './helpers.js';
+import { apiError, openaiClient } from './openaiClient.js';
 
 const DIMS = 768;
 
@@ -14,20 +15,10 @@ function assertVector(actual: ArrayLike<number>, expected: Float32Array, what: s
   }
 }
 
-async function apiError(promise: Promise<unknown>): Promise<InstanceType<typeof OpenAI.APIError>> {
-  try {
-    await promise;
-  } catch (error) {
-    assert.ok(error instanceof OpenAI.APIError, `expected an APIError, got ${String(error)}`);
-    return error;
-  }
-  return assert.fail('expected the call to fail');
-}
-
 test('embeddings.create: base64 (the SDK default) and float give the node vectors', async (t) => {
   const sim = await startSim(t);
   const { url } = await startTestGateway(t, { backend: [sim.url], chunkSize: '16' });
-  const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: 'x', maxRetries: 0 });
+  const client = openaiClient(url);
 
   const viaBase64 = await client.embeddings.create({ model: MODEL, input: 'The cat sat on the mat.' });
   assert.equal(viaBase64.object, 'list');
@@ -64,7 +55,7 @@ test('embeddings.create: base64 (the SDK default) and float give the node vector
 test('models.list and models.retrieve', async (t) => {
   const sim = await startSim(t);
   const { url } = await startTestGateway(t, { backend: [sim.url] });
-  const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: 'x', maxRetries: 0 });
+  const client = openaiClient(url);
   const ids = [];
   for await (const model of client.models.list()) ids.push(model.id);
   assert.deepEqual(ids, ['all-minilm:latest', 'mxbai-embed-large:latest', 'nomic-embed-text:latest']);
@@ -78,7 +69,7 @@ test('models.list and models.retrieve', async (t) => {
 test("errors answer in OpenAI's shape", async (t) => {
   const sim = await startSim(t);
   const { url } = await startTestGateway(t, { backend: [sim.url], maxBatchDocuments: '5' });
-  const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: 'x', maxRetries: 0 });
+  const client = openaiClient(url);
 
   const unknown = await apiError(client.embeddings.create({ model: 'no-such-model', input: 'x' }));
   assert.ok(unknown instanceof OpenAI.NotFoundError);
@@ -121,7 +112,7 @@ test("errors answer in OpenAI's shape", async (t) => {
 
 test('the embedded model serves /v1/embeddings and /api/embed alike', async (t) => {
   const { url } = await startTestGateway(t, {});
-  const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: 'x', maxRetries: 0 });
+  const client = openaiClient(url);
   const viaOpenAI = await client.embeddings.create({ model: 'use-lite', input: ['hello world', 'goodbye'] });
   assert.equal(viaOpenAI.data.length, 2);
   assert.equal(viaOpenAI.data[0]!.embedding.length, 512);

@@ -10,6 +10,7 @@ import path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import OpenAI, { toFile } from 'openai';
 import { call, MODEL, startSim, startTestGateway, tempDir, waitFor } from './helpers.js';
+import { apiError, openaiClient as client } from './openaiClient.js';
 import { deletePrefix, uniquePrefix } from './redisKeys.js';
 import { testClient, testRedis } from './redisServer.js';
 import { spawnGateway } from './subprocess.js';
@@ -21,17 +22,6 @@ const MODELS = { [CHAT]: null, [MODEL]: null, 'all-minilm': 384 };
 
 const line = (id: string, url: string, body: unknown): string => JSON.stringify({ custom_id: id, method: 'POST', url, body });
 const jsonl = (lines: string[]): Buffer => Buffer.from(`${lines.join('\n')}\n`);
-const client = (url: string, apiKey = 'x'): OpenAI => new OpenAI({ baseURL: `${url}/v1`, apiKey, maxRetries: 0 });
-
-async function apiError(promise: Promise<unknown>): Promise<InstanceType<typeof OpenAI.APIError>> {
-  try {
-    await promise;
-  } catch (error) {
-    assert.ok(error instanceof OpenAI.APIError, `expected an APIError, got ${String(error)}`);
-    return error;
-  }
-  return assert.fail('expected the call to fail');
-}
 
 async function upload(openai: OpenAI, lines: string[]): Promise<string> {
   return (await openai.files.create({ file: await toFile(jsonl(lines), 'batch.jsonl'), purpose: 'batch' })).id;

@@ -1,8 +1,9 @@
 /** The OpenAI Files API (/v1/files) for batch input files, through the official `openai` client. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import OpenAI, { toFile } from 'openai';
+import { toFile } from 'openai';
 import { call, startSim, startTestGateway } from './helpers.js';
+import { apiError, openaiClient } from './openaiClient.js';
 
 const KEY_A = 'files-key-a-0123456789abcdef';
 const KEY_B = 'files-key-b-0123456789abcdef';
@@ -12,20 +13,10 @@ const line = (id: string, url = '/v1/chat/completions', body: unknown = { model:
   JSON.stringify({ custom_id: id, method: 'POST', url, body });
 const jsonl = (...lines: string[]): Buffer => Buffer.from(`${lines.join('\n')}\n`);
 
-async function apiError(promise: Promise<unknown>): Promise<InstanceType<typeof OpenAI.APIError>> {
-  try {
-    await promise;
-  } catch (error) {
-    assert.ok(error instanceof OpenAI.APIError, `expected an APIError, got ${String(error)}`);
-    return error;
-  }
-  return assert.fail('expected the call to fail');
-}
-
 test('files.create, retrieve, list with pages, content and del', async (t) => {
   const sim = await startSim(t);
   const { url } = await startTestGateway(t, { backend: [sim.url] });
-  const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: 'x', maxRetries: 0 });
+  const client = openaiClient(url);
   const content = jsonl(line('a'), line('b'), line('e1', '/v1/embeddings', { model: 'nomic-embed-text', input: ['x', 'y'] }));
   const created = await client.files.create({ file: await toFile(content, 'requests.jsonl'), purpose: 'batch' });
   assert.match(created.id, /^file-[0-9a-f]{24}$/);
@@ -57,7 +48,7 @@ test('files.create, retrieve, list with pages, content and del', async (t) => {
 
 test('uploads are validated: purpose, multipart, and every bad line named', async (t) => {
   const { url } = await startTestGateway(t, { backend: ['embedded'] });
-  const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: 'x', maxRetries: 0 });
+  const client = openaiClient(url);
   const purpose = await apiError(client.files.create({ file: await toFile(jsonl(line('a')), 'a.jsonl'), purpose: 'fine-tune' }));
   assert.equal(purpose.status, 400);
   assert.equal(purpose.param, 'purpose');
@@ -82,9 +73,9 @@ test('uploads are validated: purpose, multipart, and every bad line named', asyn
 test('files belong to the key that uploaded them', async (t) => {
   const sim = await startSim(t);
   const { url } = await startTestGateway(t, { backend: [sim.url], apiKey: [KEY_A, KEY_B], adminKey: [ADMIN] });
-  const a = new OpenAI({ baseURL: `${url}/v1`, apiKey: KEY_A, maxRetries: 0 });
-  const b = new OpenAI({ baseURL: `${url}/v1`, apiKey: KEY_B, maxRetries: 0 });
-  const admin = new OpenAI({ baseURL: `${url}/v1`, apiKey: ADMIN, maxRetries: 0 });
+  const a = openaiClient(url, KEY_A);
+  const b = openaiClient(url, KEY_B);
+  const admin = openaiClient(url, ADMIN);
   const file = await a.files.create({ file: await toFile(jsonl(line('a')), 'a.jsonl'), purpose: 'batch' });
   assert.equal((await apiError(b.files.retrieve(file.id))).status, 404);
   assert.equal((await apiError(b.files.content(file.id))).status, 404);
@@ -92,6 +83,6 @@ test('files belong to the key that uploaded them', async (t) => {
   assert.deepEqual((await b.files.list()).data, []);
   assert.deepEqual((await a.files.list()).data.map((f) => f.id), [file.id]);
   assert.equal((await admin.files.retrieve(file.id)).id, file.id);
-  assert.equal((await apiError(new OpenAI({ baseURL: `${url}/v1`, apiKey: 'wrong-key-0123456789abcdef', maxRetries: 0 }).files.list())).status, 401);
+  assert.equal((await apiError(openaiClient(url, 'wrong-key-0123456789abcdef').files.list())).status, 401);
   assert.equal((await a.files.retrieve(file.id)).id, file.id, 'still there for its owner');
 });

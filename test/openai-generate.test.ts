@@ -1,27 +1,17 @@
 /** Sync generation: /v1/chat/completions and /v1/completions through the official `openai` client, and generation slots. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import OpenAI from 'openai';
 import { ConfigError, parseBackends, resolveConfig } from '../src/config.js';
 import { call, MODEL, startSim, startTestGateway, waitFor } from './helpers.js';
+import { apiError, openaiClient } from './openaiClient.js';
 
 const CHAT = 'llama3.2';
 const MODELS = { [CHAT]: null, [MODEL]: null };
 
-async function apiError(promise: Promise<unknown>): Promise<InstanceType<typeof OpenAI.APIError>> {
-  try {
-    await promise;
-  } catch (error) {
-    assert.ok(error instanceof OpenAI.APIError, `expected an APIError, got ${String(error)}`);
-    return error;
-  }
-  return assert.fail('expected the call to fail');
-}
-
 test('chat.completions and completions, whole and streamed, answer what the node answers', async (t) => {
   const sim = await startSim(t, { models: MODELS, replyTokens: 6 });
   const { url } = await startTestGateway(t, { backend: [sim.url] });
-  const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: 'x', maxRetries: 0 });
+  const client = openaiClient(url);
   const messages = [{ role: 'user' as const, content: 'Say something' }];
 
   const whole = await client.chat.completions.create({ model: CHAT, messages });
@@ -53,7 +43,7 @@ test('chat.completions and completions, whole and streamed, answer what the node
 test('validation errors, unknown models and embed-only models answer in the OpenAI shape', async (t) => {
   const sim = await startSim(t, { models: MODELS });
   const { url } = await startTestGateway(t, { backend: [sim.url, 'embedded'] });
-  const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: 'x', maxRetries: 0 });
+  const client = openaiClient(url);
 
   const noMessages = await apiError(client.chat.completions.create({ model: CHAT, messages: [] }));
   assert.equal(noMessages.status, 400);

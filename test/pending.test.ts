@@ -1,17 +1,9 @@
 /** No reachable backend: jobs wait as pending, start when a node comes, fail after --pending-timeout. */
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import { test } from 'node:test';
 import { startSimNode } from '../src/sim/index.js';
 import { MODEL, call, docs, startTestGateway, submit, waitForStatus } from './helpers.js';
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
+import { freePort } from './ports.js';
 
 test('a job submitted while no backend is reachable is pending, then runs when the node comes up', async (t) => {
   const port = await freePort();

@@ -6,8 +6,10 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
+import { after } from 'node:test';
 import { Redis } from 'ioredis';
+import { deletePrefix, uniquePrefix } from './redisKeys.js';
+import { freePort } from './ports.js';
 
 export interface TestRedis {
   readonly url: string;
@@ -32,6 +34,41 @@ export async function testRedis(): Promise<TestRedis | { skip: string }> {
 /** A client for tests: fails fast instead of retrying. */
 export function testClient(url: string): Redis {
   return new Redis(url, { maxRetriesPerRequest: 1, connectTimeout: 2000 });
+}
+
+/** The Redis of one test file: `skip` for its tests, a `client`, and `prefix()` for keys deleted at the end. */
+export interface RedisSuite {
+  /** The Redis URL ('' when skipped). */
+  readonly url: string;
+  readonly skip: string | false;
+  /** A client for assertions (undefined when skipped). */
+  readonly client: Redis | undefined;
+  /** A fresh key prefix (see uniquePrefix) whose keys are deleted after the file's tests. */
+  prefix(label?: string): string;
+}
+
+/** testRedis() plus the file's cleanup: an `after` hook deletes every prefix() handed out, disconnects and stops the server. */
+export async function redisSuite(): Promise<RedisSuite> {
+  const server = await testRedis();
+  const skip = 'skip' in server ? server.skip : false;
+  const client = 'skip' in server ? undefined : testClient(server.url);
+  const prefixes: string[] = [];
+  after(async () => {
+    if (!client || 'skip' in server) return;
+    for (const prefix of prefixes) await deletePrefix(client, prefix);
+    client.disconnect();
+    await server.stop();
+  });
+  return {
+    url: 'skip' in server ? '' : server.url,
+    skip,
+    client,
+    prefix(label) {
+      const prefix = uniquePrefix(label);
+      prefixes.push(prefix);
+      return prefix;
+    },
+  };
 }
 
 async function answers(url: string): Promise<boolean> {
@@ -69,17 +106,6 @@ function stopChild(child: ChildProcess): Promise<void> {
   return new Promise((resolve) => {
     child.once('exit', () => resolve());
     child.kill('SIGTERM');
-  });
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
   });
 }
 

@@ -5,18 +5,10 @@
  * remaining documents fail BACKEND_UNAVAILABLE while the finished ones are kept.
  */
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import { test } from 'node:test';
 import { startSimNode } from '../src/sim/index.js';
 import { MODEL, call, docs, startSim, startTestGateway, submit, waitFor, waitForStatus } from './helpers.js';
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
+import { freePort } from './ports.js';
 
 test('a job given up on while its chunks are in flight ends (40/40 failed is failed, not running forever)', async (t) => {
   const node = await startSim(t, { hang: true });

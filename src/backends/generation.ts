@@ -7,7 +7,7 @@
  * its embedding slots (docs/ARCHITECTURE.md, "Generation").
  */
 import type { Readable } from 'node:stream';
-import type { BackendError } from './errors.js';
+import { BackendError } from './errors.js';
 import type { EmbeddingBackend } from './types.js';
 
 export const GENERATION_PATHS = ['/api/generate', '/api/chat', '/v1/chat/completions', '/v1/completions'] as const;
@@ -43,4 +43,18 @@ export interface GenerationBackend extends EmbeddingBackend {
 export function generationBackend(backend: EmbeddingBackend): GenerationBackend | undefined {
   const candidate = backend as Partial<GenerationBackend>;
   return typeof candidate.canGenerate === 'function' && (candidate.generationParallel ?? 0) > 0 ? (backend as GenerationBackend) : undefined;
+}
+
+/**
+ * The BackendError a forwarded error answer means: what `throwIfError` (the backend's own reading
+ * of an answer's status and body) throws for it, else BACKEND_UNAVAILABLE with the status.
+ */
+export async function forwardedErrorOf(id: string, response: ForwardedResponse, throwIfError: (answer: { status: number; text: string }) => void): Promise<BackendError> {
+  const text = await response.body.text().catch(() => '');
+  try {
+    throwIfError({ status: response.status, text });
+  } catch (error) {
+    if (error instanceof BackendError) return error;
+  }
+  return new BackendError('BACKEND_UNAVAILABLE', `Backend ${id} answered ${response.status}`, { status: response.status });
 }

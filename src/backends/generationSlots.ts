@@ -11,6 +11,7 @@ import { BackendError, coerceBackendError } from './errors.js';
 import { generationBackend, type ForwardedResponse, type GenerationBackend, type GenerationPath } from './generation.js';
 import type { NodeState } from './nodeState.js';
 import { isCandidate } from './routing.js';
+import { waitForGrant } from './waiters.js';
 
 /** One granted generation slot on one node. */
 export interface GenerationLease {
@@ -91,23 +92,8 @@ export class GenerationSlots {
     if (!this.serves(model, path)) return Promise.reject(new BackendError('MODEL_NOT_FOUND', `model '${model}' is not served for ${path} by any reachable node`));
     const free = this.routable(model, path)[0];
     if (free) return Promise.resolve(this.lease(free, model));
-    return new Promise<GenerationLease>((resolve, reject) => {
-      const waiter: Waiter = {
-        model,
-        path,
-        grant: (lease) => {
-          signal?.removeEventListener('abort', onAbort);
-          resolve(lease);
-        },
-      };
-      const onAbort = (): void => {
-        const at = this.waiters.indexOf(waiter);
-        if (at >= 0) this.waiters.splice(at, 1);
-        reject(new BackendError('CANCELLED', 'the request was aborted while waiting for a generation slot'));
-        this.hooks.capacity();
-      };
-      signal?.addEventListener('abort', onAbort, { once: true });
-      this.waiters.push(waiter);
+    return waitForGrant<GenerationLease, Waiter>(this.waiters, (grant) => ({ model, path, grant }), signal, 'the request was aborted while waiting for a generation slot', () => {
+      this.hooks.capacity();
     });
   }
 

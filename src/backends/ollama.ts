@@ -10,7 +10,7 @@ import { countField, modelOptionsOf, type EmbedResultWithUsage } from './embedEx
 import { EmbedParseError, embedParser, OFFLOAD_MIN_BYTES } from './embedParser.js';
 import { BackendError, coerceBackendError } from './errors.js';
 import { invalidVector, toFloat32 } from './vectorCheck.js';
-import { DEFAULT_GENERATION_PARALLEL, DEFAULT_GENERATION_TIMEOUT_MS, type ForwardedResponse, type GenerationBackend, type GenerationPath } from './generation.js';
+import { DEFAULT_GENERATION_PARALLEL, DEFAULT_GENERATION_TIMEOUT_MS, forwardedErrorOf, type ForwardedResponse, type GenerationBackend, type GenerationPath } from './generation.js';
 import { httpTarget, type HttpBackendOptions, type HttpTarget } from './httpTarget.js';
 import type { BackendProbe, EmbeddingBackend, EmbedRequest, EmbedResult } from './types.js';
 
@@ -162,14 +162,8 @@ export class OllamaBackend implements EmbeddingBackend, GenerationBackend {
   }
 
   /** Reads a forwarded error answer into the BackendError its status means. */
-  async forwardedError(response: ForwardedResponse): Promise<BackendError> {
-    const text = await response.body.text().catch(() => '');
-    try {
-      this.throwIfError({ status: response.status, text });
-    } catch (error) {
-      if (error instanceof BackendError) return error;
-    }
-    return new BackendError('BACKEND_UNAVAILABLE', `Backend ${this.id} answered ${response.status}`, { status: response.status });
+  forwardedError(response: ForwardedResponse): Promise<BackendError> {
+    return forwardedErrorOf(this.id, response, (answer) => this.throwIfError(answer));
   }
 
   /** Model entries of the node's `/api/tags` as of the last probe (names, sizes, digests, details). */

@@ -13,7 +13,7 @@ import { Pool } from 'undici';
 import { countField, type EmbedResultWithUsage } from './embedExtras.js';
 import { BackendError, coerceBackendError } from './errors.js';
 import { invalidVector, toFloat32 } from './vectorCheck.js';
-import { DEFAULT_GENERATION_TIMEOUT_MS, type ForwardedResponse, type GenerationBackend, type GenerationPath } from './generation.js';
+import { DEFAULT_GENERATION_TIMEOUT_MS, forwardedErrorOf, type ForwardedResponse, type GenerationBackend, type GenerationPath } from './generation.js';
 import { httpTarget, type HttpBackendOptions, type HttpTarget } from './httpTarget.js';
 import type { BackendProbe, EmbeddingBackend, EmbedRequest } from './types.js';
 
@@ -192,14 +192,8 @@ export class OpenAIBackend implements EmbeddingBackend, GenerationBackend {
     }
   }
 
-  async forwardedError(response: ForwardedResponse): Promise<BackendError> {
-    const text = await response.body.text().catch(() => '');
-    try {
-      this.throwIfError({ status: response.status, text });
-    } catch (error) {
-      if (error instanceof BackendError) return error;
-    }
-    return new BackendError('BACKEND_UNAVAILABLE', `Backend ${this.id} answered ${response.status}`, { status: response.status });
+  forwardedError(response: ForwardedResponse): Promise<BackendError> {
+    return forwardedErrorOf(this.id, response, (answer) => this.throwIfError(answer));
   }
 
   async probe(signal?: AbortSignal): Promise<BackendProbe> {

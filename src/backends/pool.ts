@@ -22,6 +22,7 @@ import { snapshotOf, type NodeSnapshot } from './nodeSnapshot.js';
 import { NodeState } from './nodeState.js';
 import { isCandidate, routableNodes, type RoutingContext } from './routing.js';
 import { checkAnswer } from './vectorCheck.js';
+import { waitForGrant } from './waiters.js';
 import type { EmbeddingBackend, EmbedRequest, EmbedResult } from './types.js';
 
 export type { NodeSnapshot } from './nodeSnapshot.js';
@@ -237,22 +238,8 @@ export class BackendPool {
     }
     const free = this.routable(model)[0];
     if (free) return Promise.resolve(this.lease(free));
-    return new Promise<Lease>((resolve, reject) => {
-      const waiter: InteractiveWaiter = {
-        model,
-        grant: (lease) => {
-          signal?.removeEventListener('abort', onAbort);
-          resolve(lease);
-        },
-      };
-      const onAbort = (): void => {
-        const at = this.waiters.indexOf(waiter);
-        if (at >= 0) this.waiters.splice(at, 1);
-        reject(new BackendError('CANCELLED', 'the request was aborted while waiting for a backend'));
-        this.events.emit('capacity');
-      };
-      signal?.addEventListener('abort', onAbort, { once: true });
-      this.waiters.push(waiter);
+    return waitForGrant<Lease, InteractiveWaiter>(this.waiters, (grant) => ({ model, grant }), signal, 'the request was aborted while waiting for a backend', () => {
+      this.events.emit('capacity');
     });
   }
 
