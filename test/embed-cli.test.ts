@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { simVector } from '../src/sim/index.js';
-import { MODEL, call, startSim, startTestGateway, tempDir, waitFor } from './helpers.js';
+import { MODEL, call, startSim, startTestGateway, tempDir, waitFor, waitForStatus } from './helpers.js';
 import { spawnGateway } from './subprocess.js';
 import { freePort } from './ports.js';
 
@@ -203,6 +203,25 @@ test('kill -9 of the CLI, then the same command again: continues without embeddi
   assert.deepEqual(rows.map((r) => r.index), lines.map((_, i) => i));
   rows.forEach((row, i) => assertVector(row.embedding, lines[i]!, `row ${i}`));
   assert.equal(node.stats().documents, 60, 'every document embedded exactly once across both runs');
+});
+
+test('a CLI killed between a submit and saving its state: the rerun finds that job (Idempotency-Key), nothing is embedded twice', async (t) => {
+  const node = await startSim(t, { serial: true });
+  const gw = await startTestGateway(t, { backend: [node.url], maxBatchDocuments: '10', cache: false });
+  const dir = tempDir(t);
+  const lines = Array.from({ length: 30 }, (_, i) => `submitted once ${i}`);
+  fs.writeFileSync(path.join(dir, 'in.txt'), `${lines.join('\n')}\n`);
+  const out = path.join(dir, 'out.jsonl');
+  const args = ['embed', path.join(dir, 'in.txt'), '-o', out, '-m', MODEL, '--gateway', gw.url, '--concurrency', '1'];
+  const crashed = await cli(t, args, { env: { SOLLOL_TEST_CRASH_AFTER_SUBMIT: '1' } });
+  assert.equal(crashed.signal, 'SIGKILL', 'the test hook killed the CLI after its first submit');
+  const made = (await call(`${gw.url}/api/batch/jobs`)).body.jobs as { job_id: string }[];
+  assert.equal(made.length, 1, 'one job was submitted before the crash');
+  await waitForStatus(gw.url, made[0]!.job_id, ['completed']);
+  const again = await cli(t, args);
+  assert.equal(again.code, 0, again.stderr);
+  assert.deepEqual(readJsonl(out).map((r) => r.index), lines.map((_, i) => i));
+  assert.equal(node.stats().documents, 30, 'the range submitted before the crash was not embedded again');
 });
 
 test('a gateway restart while the CLI runs is waited out; the output is complete and in order', async (t) => {

@@ -12,6 +12,7 @@
  * Exit codes: 0 all embedded, 3 some documents failed (listed in OUTPUT.errors.jsonl),
  * 1 an error stopped the run, 2 bad usage.
  */
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Command } from 'commander';
@@ -301,13 +302,21 @@ class EmbedRun {
       });
       if (!known) jobId = undefined;
     }
+    // A job the state file names but the gateway no longer has (expired, evicted) is submitted anew.
+    const lost = this.state.jobs[key] !== undefined && jobId === undefined;
     if (jobId === undefined) {
       const texts = batch.texts;
-      const answer = await withRetries(() => this.client.submit(this.model, texts, {
-        options: this.options,
-        metadata: { source: 'sollol embed', input: this.inputName, first_index: batch.start },
-      }), this.policy);
+      const metadata = { source: 'sollol embed', input: this.inputName, first_index: batch.start };
+      // The key is derived from what is submitted, so a rerun after a crash between the submit and
+      // the state file's save finds the job made then instead of embedding the range again.
+      const digest = createHash('sha256').update(JSON.stringify([this.model, this.options ?? null, metadata]));
+      for (const text of texts) digest.update(`\n${text}`);
+      const idempotencyKey = `sollol-embed-${digest.digest('hex').slice(0, 48)}${lost ? `-${Date.now()}` : ''}`;
+      const answer = await withRetries(() => this.client.submit(this.model, texts, { options: this.options, metadata, idempotencyKey }), this.policy);
       jobId = answer.job_id;
+      // Test-only (documented in the README's development notes): die between the submit and the
+      // state file's save, the window the idempotency key above covers.
+      if (process.env.SOLLOL_TEST_CRASH_AFTER_SUBMIT === '1') process.kill(process.pid, 'SIGKILL');
       this.state.jobs[key] = jobId;
       await this.stateFile.save();
     }

@@ -55,9 +55,20 @@ export class SollolClient {
     this.fetchImpl = options.fetch ?? fetch;
   }
 
-  /** POST /api/batch/embed (one try: see {@link withRetries}). */
-  submit(model: string, documents: readonly string[], extra: { metadata?: Record<string, unknown>; options?: EmbedOptions } = {}): Promise<SubmitAnswer> {
-    return this.json('POST', '/api/batch/embed', { model, documents, ...extra });
+  /**
+   * POST /api/batch/embed (one try: see {@link withRetries}). With `idempotencyKey`, a repeat of
+   * the same submit (a retry after a lost answer, or a rerun after a crash) answers the first
+   * job instead of making another (the gateway keeps the key for 24 hours).
+   */
+  async submit(
+    model: string,
+    documents: readonly string[],
+    extra: { metadata?: Record<string, unknown>; options?: EmbedOptions; idempotencyKey?: string } = {},
+  ): Promise<SubmitAnswer> {
+    const { idempotencyKey, ...fields } = extra;
+    const headers: Record<string, string> = idempotencyKey === undefined ? {} : { 'idempotency-key': idempotencyKey };
+    const response = await this.request('POST', '/api/batch/embed', { model, documents, ...fields }, headers);
+    return (await response.json()) as SubmitAnswer;
   }
 
   status(jobId: string): Promise<JobView> {
