@@ -5,16 +5,22 @@
  * Also run on Redis by distributed-contract.test.ts (the kill -9 case is SQLite's subprocess).
  */
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import OpenAI, { toFile } from 'openai';
-import { call, MODEL, startSim, startTestGateway, tempDir, waitFor } from './helpers.js';
+import { call, gatewaysOnRedis, MODEL, startSim, startTestGateway, tempDir, waitFor } from './helpers.js';
 import { apiError, openaiClient as client } from './openaiClient.js';
 import { deletePrefix, uniquePrefix } from './redisKeys.js';
 import { testClient, testRedis } from './redisServer.js';
 import { spawnGateway } from './subprocess.js';
 import { SqliteBatchStore } from '../src/openaiBatch/batchStore.js';
+
+/**
+ * Tests that edit a batch's row in batches.sqlite: registered only when the gateways run on
+ * SQLite (the Redis pass of distributed-contract.test.ts does not list them at all).
+ */
+const sqliteOnly = (name: string, fn: (t: TestContext) => Promise<void>): void => {
+  if (!gatewaysOnRedis()) test(name, fn);
+};
 
 const CHAT = 'llama3.2';
 const SLOW = 'slowchat';
@@ -299,11 +305,10 @@ test('a model whose lines hold more items than --max-batch-documents fails the b
   assert.deepEqual(batch.errors?.data?.map((e) => e.code), ['too_many_items']);
 });
 
-test('a batch left validating by a gateway that died before starting its jobs is started by the finaliser', async (t) => {
+sqliteOnly('a batch left validating by a gateway that died before starting its jobs is started by the finaliser', async (t) => {
   const sim = await startSim(t, { models: MODELS });
   const gw = await startTestGateway(t, { backend: [sim.url] });
   // SQLite only (on Redis, distributed-contract's run, the store is not this file).
-  if (!fs.existsSync(path.join(gw.dataDir, 'batches.sqlite'))) return t.skip('the gateway runs on Redis');
   const openai = client(gw.url);
   const fileId = await upload(openai, [line('a', '/v1/embeddings', { model: MODEL, input: 'left behind' })]);
   // What a gateway killed between storing the batch and submitting its jobs leaves in the store.
@@ -331,11 +336,10 @@ test('a batch left validating by a gateway that died before starting its jobs is
   assert.deepEqual((await fileLines(openai, done.output_file_id)).map((l) => l.custom_id), ['a']);
 });
 
-test('a batch past its completion window expires: finished lines in the output file, the rest batch_expired in the error file', async (t) => {
+sqliteOnly('a batch past its completion window expires: finished lines in the output file, the rest batch_expired in the error file', async (t) => {
   const fast = await startSim(t, { models: { [CHAT]: null }, replyTokens: 3 });
   const hung = await startSim(t, { models: { [SLOW]: null }, hang: true });
   const gw = await startTestGateway(t, { backend: [fast.url, hung.url] });
-  if (!fs.existsSync(path.join(gw.dataDir, 'batches.sqlite'))) return t.skip('the gateway runs on Redis');
   const openai = client(gw.url);
   const lines = [line('f0', '/v1/chat/completions', { model: CHAT, messages: [{ role: 'user', content: 'f0' }] }), line('s0', '/v1/chat/completions', { model: SLOW, messages: [{ role: 'user', content: 's0' }] })];
   const batch = await openai.batches.create({ input_file_id: await upload(openai, lines), endpoint: '/v1/chat/completions', completion_window: '24h' });
