@@ -89,6 +89,8 @@ export interface StepCall {
    * should be a duplicate one too, so the node is not charged either (pool.ts LeaseUse).
    */
   readonly duplicate?: boolean;
+  /** Called once the call answered with a result, before it is recorded. */
+  readonly onAnswer?: () => void;
 }
 
 /** A backend call's result as the pipeline sees it. */
@@ -200,6 +202,7 @@ export class ChunkProcessor {
     if (isGenerationJob(job.type ?? 'embed')) docs = docs.slice(0, 1);
     const call = await this.callOnLease(task.jobId, job, docs, lease, how.signal);
     if (call.kind !== 'failed') {
+      how.onAnswer?.();
       const recorded = await this.record(task, job, call.outcome);
       if (recorded !== true) return recorded;
       this.options.chunkObserver?.chunkDone?.(docs.length, call.ms);

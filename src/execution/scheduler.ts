@@ -67,8 +67,10 @@ interface Flight {
   twin: Flight | undefined;
   /** A duplicate of it was launched (a call is duplicated once at most). */
   hedged: boolean;
-  /** Its twin's outcome is in: this call was aborted and whatever it gives is ignored. */
+  /** Its twin answered first: this call was aborted and whatever it gives is ignored. */
   superseded: boolean;
+  /** Its call answered (its result is being recorded): its node is free, nothing to duplicate. */
+  answered: boolean;
 }
 
 /** A pipeline task back as a range of the job, ready at `notBefore`. */
@@ -92,6 +94,8 @@ export class Scheduler implements JobScheduler {
   /** Wakes the dispatcher when a straggler becomes worth a duplicate (hedge). */
   private hedgeTimer: NodeJS.Timeout | undefined;
   private hedgeAt = 0;
+  /** A hedge pass is due on the next turn of the event loop. */
+  private hedgeSoon = false;
   private watchTimer: NodeJS.Timeout | undefined;
   /** Why a job cannot progress now, since when. */
   private readonly details = new Map<string, StatusDetail>();
@@ -176,7 +180,7 @@ export class Scheduler implements JobScheduler {
       }
       this.launch(job, range, lease, true);
     }
-    this.hedge(now);
+    this.hedgeNext();
     this.dispatchGeneration(now);
     this.scheduleWake();
   }
@@ -234,7 +238,7 @@ export class Scheduler implements JobScheduler {
       .filter((n) => serving.has(n.url))
       .map((n) => {
         const held = this.flightsOn.get(n.url) ?? [];
-        const live = held.filter((f) => !f.superseded);
+        const live = held.filter((f) => !f.superseded && !f.answered);
         const docsInFlight = live.reduce((sum, f) => sum + f.docs, 0);
         const ms = n.ms_per_document;
         // Fit for a duplicate: breaker closed and its last call did not fail.
@@ -255,7 +259,7 @@ export class Scheduler implements JobScheduler {
     for (const job of this.queue.all()) {
       if (this.inFlight >= this.options.workers) return;
       if (job.type !== 'embed' || job.status !== 'running' || job.undispatched > 0 || job.hasWork(now)) continue;
-      const originals = this.flightsOf(job).filter((f) => !f.duplicate && !f.hedged && !f.superseded && f.range.attempt === 0 && !f.range.avoid);
+      const originals = this.flightsOf(job).filter((f) => !f.duplicate && !f.hedged && !f.superseded && !f.answered && f.range.attempt === 0 && !f.range.avoid);
       if (originals.length === 0) continue;
       const clock = performance.now();
       const nodes = this.paces(job.model, clock);
@@ -264,7 +268,7 @@ export class Scheduler implements JobScheduler {
       const fastest = Number.isFinite(measured) ? measured : 1;
       const due = this.duesOf(nodes, clock, fastest);
       // A node that is failing is no place for a duplicate.
-      const idle = nodes.filter((n) => n.fit && !this.flightsOn.get(n.id)?.length).sort((a, b) => (a.msPerDoc ?? fastest) - (b.msPerDoc ?? fastest));
+      const idle = nodes.filter((n) => n.fit && n.docsInFlight === 0).sort((a, b) => (a.msPerDoc ?? fastest) - (b.msPerDoc ?? fastest));
       for (const node of idle) {
         if (this.inFlight >= this.options.workers) return;
         const candidates = originals.filter((f) => !f.hedged && f.node !== node.id);
@@ -277,6 +281,20 @@ export class Scheduler implements JobScheduler {
         this.launch(job, candidates[pick]!.range, lease, true, candidates[pick]);
       }
     }
+  }
+
+  /**
+   * A hedge pass once the answers in hand are processed: a slot frees (and the dispatcher runs)
+   * the moment a call's answer arrives, before the pipeline marks the call answered, and that
+   * call is no straggler. Only while some job has nothing left to cut.
+   */
+  private hedgeNext(): void {
+    if (this.hedgeSoon || !this.queue.all().some((j) => j.type === 'embed' && j.undispatched === 0)) return;
+    this.hedgeSoon = true;
+    setImmediate(() => {
+      this.hedgeSoon = false;
+      if (!this.stopping) this.hedge(Date.now());
+    });
   }
 
   /** Runs the dispatcher (and so `hedge`) again in `ms`, unless it is due to run sooner. */
@@ -296,7 +314,7 @@ export class Scheduler implements JobScheduler {
   private duesOf(nodes: readonly (NodePace & { readonly id: string })[], now: number, fallbackMsPerDoc: number): Map<Flight, number> {
     const due = new Map<Flight, number>();
     for (const node of nodes) {
-      const live = (this.flightsOn.get(node.id) ?? []).filter((f) => !f.superseded);
+      const live = (this.flightsOn.get(node.id) ?? []).filter((f) => !f.superseded && !f.answered);
       const times = queueDueMs(now, this.answeredAt.get(node.id) ?? 0, live, node.msPerDoc ?? fallbackMsPerDoc);
       live.forEach((f, i) => due.set(f, times[i]!));
     }
@@ -324,7 +342,7 @@ export class Scheduler implements JobScheduler {
     const { start, end, attempt, avoid } = range;
     const flight = counted ? this.addFlight(job, range, lease.backendId, original) : undefined;
     const task = { jobId: job.id, start, end, attempt, ...(avoid ? { avoid } : {}) };
-    const how: StepCall = flight ? { signal: flight.abort.signal, ...(flight.duplicate ? { duplicate: true } : {}) } : {};
+    const how: StepCall = flight ? { signal: flight.abort.signal, onAnswer: () => this.answered(flight), ...(flight.duplicate ? { duplicate: true } : {}) } : {};
     const run = this.processor
       .step(task, { model: job.model, options: job.options, type: job.type }, lease, how)
       .then((result) => this.settle(job, flight, result))
@@ -355,6 +373,7 @@ export class Scheduler implements JobScheduler {
       twin: original,
       hedged: false,
       superseded: false,
+      answered: false,
     };
     if (original) {
       original.twin = flight;
@@ -376,17 +395,26 @@ export class Scheduler implements JobScheduler {
     flight.twin = undefined;
   }
 
+  /** A call answered: the first answer of a hedged pair wins, the other call is aborted. */
+  private answered(flight: Flight): void {
+    flight.answered = true;
+    if (!flight.superseded && flight.twin) this.supersede(flight.twin);
+  }
+
+  private supersede(flight: Flight): void {
+    if (flight.superseded) return;
+    flight.superseded = true;
+    flight.abort.abort(new Error('the other call of a hedged pair answered first'));
+  }
+
   /**
    * A step's result: a hedged pair's first outcome in wins (the other call is aborted and
    * ignored); a duplicate's failure (`lost`) leaves the decision to the original.
    */
   private settle(job: ActiveJob, flight: Flight | undefined, result: StepResult): void {
     if (flight?.superseded || result.kind === 'lost') return;
-    const twin = flight?.twin;
-    if (twin && result.kind === 'done') {
-      twin.superseded = true;
-      twin.abort.abort(new Error('the duplicate call was answered first'));
-    }
+    // Done without an answer of its own (the documents were no longer pending, the job stopped): the other call is moot too.
+    if (flight?.twin && result.kind === 'done') this.supersede(flight.twin);
     this.apply(job, result);
   }
 
