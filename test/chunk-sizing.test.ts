@@ -72,15 +72,6 @@ describe('what a node holds, in time (pure)', () => {
   it('reports an overdue call as negative, and a call behind it as starting no earlier than now', () => {
     assert.deepEqual(queueDueMs(30, 0, [{ docs: 10, sentAt: 0 }, { docs: 10, sentAt: 0 }], 1), [-20, 10]);
   });
-
-  it('sizes by time held: a node half way through its call takes more than its documents in flight suggest', () => {
-    const byDocs: NodePace = { msPerDoc: 1, docsInFlight: 64 };
-    const halfDone: NodePace = { msPerDoc: 1, docsInFlight: 64, busyMs: 32 };
-    const other: NodePace = { msPerDoc: 1, docsInFlight: 64 };
-    const small = tailChunkSize({ chunkSize: 64, remaining: 100, node: byDocs, nodes: [byDocs, other] });
-    const larger = tailChunkSize({ chunkSize: 64, remaining: 100, node: halfDone, nodes: [halfDone, other] });
-    assert.ok(larger > small, `${larger} > ${small}`);
-  });
 });
 
 describe('hedging decision (pure)', () => {
@@ -96,10 +87,18 @@ describe('hedging decision (pure)', () => {
 
   it('duplicates a call overdue by more than the duplicate takes, the most overdue first', () => {
     assert.equal(pickHedge(1, [{ docs: 4, dueMs: 30 }, { docs: 4, dueMs: -10 }, { docs: 4, dueMs: -5 }]).pick, 1);
-    // Overdue by 3 ms, a duplicate takes 4: not yet, but it will be in 1 ms.
+    // Overdue by 3 ms, a duplicate takes at least HEDGE_MIN_MS: not yet, but it will be.
     const notYet = pickHedge(1, [{ docs: 4, dueMs: -3 }]);
     assert.equal(notYet.pick, -1);
-    assert.equal(notYet.recheckInMs, 1);
+    assert.equal(notYet.recheckInMs, HEDGE_MIN_MS - 3);
+  });
+
+  it('leaves a call alone until it is late by its own service time too (a busy gateway makes calls a little late)', () => {
+    // A slow node's 4 documents (40 ms) overdue by 6 ms: a fast duplicate would take 5, but the call is not twice late yet.
+    const choice = pickHedge(1, [{ docs: 4, dueMs: -6, serviceMs: 40 }]);
+    assert.equal(choice.pick, -1);
+    assert.equal(choice.recheckInMs, 34);
+    assert.equal(pickHedge(1, [{ docs: 4, dueMs: -41, serviceMs: 40 }]).pick, 0);
   });
 
   it('says when a straggler not worth a duplicate now becomes one', () => {

@@ -8,9 +8,6 @@
  * that the fast nodes would wait for, and every node's last call ends at about the same time.
  * Sizes shrink geometrically towards `floor`, which bounds the extra calls (a few per node per
  * job). With one node serving the model nothing is balanced: full chunks to the end.
- * What a node holds is counted in time ({@link queueDueMs}): a serial node has served part of
- * the call it is on, so counting its documents in flight in full would misjudge it by up to a
- * chunk.
  *
  * Hedging ({@link pickHedge}) is the last resort once nothing is left to cut: a node with
  * nothing in flight takes a duplicate of the straggling chunk it would answer clearly sooner
@@ -25,11 +22,6 @@ export interface NodePace {
   readonly msPerDoc: number | null;
   /** Documents dispatched to it and not answered yet. */
   readonly docsInFlight: number;
-  /**
-   * Time until it is done with what it holds ({@link queueDueMs}), when known; otherwise
-   * `docsInFlight` at its pace.
-   */
-  readonly busyMs?: number;
 }
 
 export interface TailSizing {
@@ -77,7 +69,7 @@ export function tailChunkSize(sizing: TailSizing): number {
   const floor = Math.max(1, Math.min(sizing.floor ?? TAIL_FLOOR, most));
   const ms = paceOf(node, fastestMs(nodes));
   const finish = fluidFinishMs(remaining, nodes);
-  const part = (finish - queueMs(node, ms)) / ms;
+  const part = (finish - node.docsInFlight * ms) / ms;
   // Its queue already reaches past the pool's end: the least it can take.
   if (part < 1) return 1;
   return Math.max(floor, Math.min(most, Math.ceil(part / 2)));
@@ -94,15 +86,11 @@ function paceOf(node: NodePace, fastest: number | undefined): number {
   return Math.max(MIN_MS_PER_DOC, node.msPerDoc ?? fastest ?? 1);
 }
 
-function queueMs(node: NodePace, ms: number): number {
-  return Math.max(0, node.busyMs ?? node.docsInFlight * ms);
-}
-
 function paces(nodes: readonly NodePace[]): { ms: number; queueMs: number }[] {
   const fastest = fastestMs(nodes);
   return nodes.map((n) => {
     const ms = paceOf(n, fastest);
-    return { ms, queueMs: queueMs(n, ms) };
+    return { ms, queueMs: Math.max(0, n.docsInFlight) * ms };
   });
 }
 
@@ -113,7 +101,7 @@ export interface HeldCall {
 }
 
 /**
- * When each call a node holds is expected to be answered, in ms from `now` (negative: it is
+ * When each call a node holds is expected to be answered (hedging), in ms from `now` (negative: it is
  * overdue by that much), in the order they were sent: the node serves them one after the
  * other at `msPerDoc`, the first from when it was sent or when the node answered its previous
  * call (`lastAnsweredAt`), whichever is later; a call behind an overdue one starts no earlier
@@ -134,6 +122,8 @@ export interface Straggler {
   readonly docs: number;
   /** Expected ms until its node answers it ({@link queueDueMs}); negative: overdue. */
   readonly dueMs: number;
+  /** Its own expected service time on its node (documents x that node's pace). @defaultValue 0 */
+  readonly serviceMs?: number;
 }
 
 /**
@@ -142,8 +132,8 @@ export interface Straggler {
  * merely ties costs a call and gains nothing.
  */
 export const HEDGE_GAIN = 0.7;
-/** No duplicate is expected to take less than this (its own round trip). */
-export const HEDGE_MIN_MS = 2;
+/** No duplicate is expected to take less than this (its own round trip on loopback, 768-dim answers). */
+export const HEDGE_MIN_MS = 5;
 
 export interface HedgeChoice {
   /** The straggler (index) to duplicate now, or -1. */
@@ -155,8 +145,9 @@ export interface HedgeChoice {
 /**
  * Which straggler an idle node at `idleMsPerDoc` should duplicate. A straggler is worth it when
  * the idle node would answer it within {@link HEDGE_GAIN} of its expected time, or when it is
- * overdue by more than the duplicate would take (its node is slower than measured, or stuck:
- * no estimate of it holds any more). Overdue ones go first, the most overdue first; then the
+ * overdue by more than the duplicate would take and by more than its own service time (it takes
+ * twice what it should: its node is slower than measured, or stuck, and no estimate of it holds
+ * any more; a call merely late by a busy gateway's turnaround is left alone). Overdue ones go first, the most overdue first; then the
  * one due last. Every straggler becomes worth it once overdue enough, hence `recheckInMs`.
  */
 export function pickHedge(idleMsPerDoc: number, stragglers: readonly Straggler[]): HedgeChoice {
@@ -165,11 +156,12 @@ export function pickHedge(idleMsPerDoc: number, stragglers: readonly Straggler[]
   let bestScore = Number.NEGATIVE_INFINITY;
   let recheckInMs: number | undefined;
   for (let i = 0; i < stragglers.length; i++) {
-    const { docs, dueMs } = stragglers[i]!;
+    const { docs, dueMs, serviceMs = 0 } = stragglers[i]!;
     const cost = Math.max(HEDGE_MIN_MS, docs * ms);
-    const worth = dueMs >= 0 ? cost <= dueMs * HEDGE_GAIN : -dueMs >= cost;
+    const lateBy = Math.max(cost, serviceMs);
+    const worth = dueMs >= 0 ? cost <= dueMs * HEDGE_GAIN : -dueMs >= lateBy;
     if (!worth) {
-      const at = dueMs + cost;
+      const at = dueMs + lateBy;
       recheckInMs = recheckInMs === undefined ? at : Math.min(recheckInMs, at);
       continue;
     }

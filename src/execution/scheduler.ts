@@ -224,28 +224,29 @@ export class Scheduler implements JobScheduler {
 
   /** Documents of the next new range of `job` for node `backendId`: smaller at the tail (chunkSizing.ts). */
   private sizeFor(job: ActiveJob, backendId: string): number {
-    const nodes = this.paces(job.model, performance.now());
+    const nodes = this.paces(job.model);
     const node = nodes.find((n) => n.id === backendId);
     if (!node) return this.options.chunkSize;
     return tailChunkSize({ chunkSize: this.options.chunkSize, remaining: job.undispatched, node, nodes });
   }
 
-  /** Each node serving `model`: its pace (pool) and what it holds, in time (this scheduler's calls). */
-  private paces(model: string, now: number): (NodePace & { readonly id: string; readonly fit: boolean })[] {
+  /**
+   * Each node serving `model`: its pace (pool), the documents of this scheduler's calls on it
+   * (answered ones included until recorded, as tail sizing was tuned with), and whether it is
+   * idle (no call waiting for an answer) and fit for a duplicate.
+   */
+  private paces(model: string): (NodePace & { readonly id: string; readonly idle: boolean; readonly fit: boolean })[] {
     const serving = new Set(this.pool.servingNodes(model));
     return this.pool
       .snapshot()
       .filter((n) => serving.has(n.url))
       .map((n) => {
-        const held = this.flightsOn.get(n.url) ?? [];
-        const live = held.filter((f) => !f.superseded && !f.answered);
-        const docsInFlight = live.reduce((sum, f) => sum + f.docs, 0);
-        const ms = n.ms_per_document;
+        const held = (this.flightsOn.get(n.url) ?? []).filter((f) => !f.superseded);
+        const docsInFlight = held.reduce((sum, f) => sum + f.docs, 0);
+        const idle = held.every((f) => f.answered);
         // Fit for a duplicate: breaker closed and its last call did not fail.
         const fit = n.circuit === 'closed' && n.consecutive_failures === 0;
-        if (ms === null) return { id: n.url, msPerDoc: null, docsInFlight, fit };
-        const dues = queueDueMs(now, this.answeredAt.get(n.url) ?? 0, live, ms);
-        return { id: n.url, msPerDoc: ms, docsInFlight, busyMs: Math.max(0, dues.at(-1) ?? 0), fit };
+        return { id: n.url, msPerDoc: n.ms_per_document, docsInFlight, idle, fit };
       });
   }
 
@@ -262,17 +263,18 @@ export class Scheduler implements JobScheduler {
       const originals = this.flightsOf(job).filter((f) => !f.duplicate && !f.hedged && !f.superseded && !f.answered && f.range.attempt === 0 && !f.range.avoid);
       if (originals.length === 0) continue;
       const clock = performance.now();
-      const nodes = this.paces(job.model, clock);
+      const nodes = this.paces(job.model);
       const measured = Math.min(...nodes.map((n) => n.msPerDoc ?? Number.POSITIVE_INFINITY));
       // A node not measured yet counts as fast as the fastest measured one (as routing does).
       const fastest = Number.isFinite(measured) ? measured : 1;
       const due = this.duesOf(nodes, clock, fastest);
+      const pace = new Map(nodes.map((n) => [n.id, n.msPerDoc ?? fastest]));
       // A node that is failing is no place for a duplicate.
-      const idle = nodes.filter((n) => n.fit && n.docsInFlight === 0).sort((a, b) => (a.msPerDoc ?? fastest) - (b.msPerDoc ?? fastest));
+      const idle = nodes.filter((n) => n.fit && n.idle).sort((a, b) => (a.msPerDoc ?? fastest) - (b.msPerDoc ?? fastest));
       for (const node of idle) {
         if (this.inFlight >= this.options.workers) return;
         const candidates = originals.filter((f) => !f.hedged && f.node !== node.id);
-        const { pick, recheckInMs } = pickHedge(node.msPerDoc ?? fastest, candidates.map((f) => ({ docs: f.docs, dueMs: due.get(f) ?? 0 })));
+        const { pick, recheckInMs } = pickHedge(node.msPerDoc ?? fastest, candidates.map((f) => ({ docs: f.docs, dueMs: due.get(f) ?? 0, serviceMs: f.docs * (pace.get(f.node) ?? fastest) })));
         if (recheckInMs !== undefined) this.hedgeLater(recheckInMs);
         if (pick < 0) continue;
         const others = new Set(nodes.map((n) => n.id).filter((id) => id !== node.id));
