@@ -205,7 +205,8 @@ export class ChunkProcessor {
       how.onAnswer?.();
       const recorded = await this.record(task, job, call.outcome);
       if (recorded !== true) return recorded;
-      this.options.chunkObserver?.chunkDone?.(docs.length, call.ms);
+      // A call superseded by its twin's answer counted nothing the twin did not (metrics count documents once).
+      if (!how.signal?.aborted) this.options.chunkObserver?.chunkDone?.(docs.length, call.ms);
       return DONE;
     }
     if (how.duplicate) return LOST;
