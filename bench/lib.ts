@@ -172,15 +172,33 @@ export async function eachLimited<T>(items: readonly T[], limit: number, work: (
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
 }
 
+export interface JobRun {
+  /** From just before the submit until this client saw the job terminal (its poll interval included). */
+  readonly seconds: number;
+  /**
+   * From just before the submit until the job ended by the gateway's own clock (its
+   * `completed_at`; same machine, same clock): what the gateway took, whatever the poll interval.
+   */
+  readonly gatewaySeconds: number;
+  /** The submit's round trip (parsing and admitting the documents). */
+  readonly submitSeconds: number;
+  readonly jobId: string;
+}
+
 /** Submits one batch job and waits until it is terminal; throws unless every document succeeded. */
-export async function runJob(base: string, model: string, documents: string[], pollMs = 10): Promise<{ seconds: number; jobId: string }> {
+export async function runJob(base: string, model: string, documents: string[], pollMs = 10): Promise<JobRun> {
+  const wallStart = Date.now();
   const started = performance.now();
   const job = await postJson(`${base}/api/batch/embed`, { model, documents });
+  const submitSeconds = (performance.now() - started) / 1000;
   const status = await waitForJob(base, job.job_id, pollMs);
+  const seconds = (performance.now() - started) / 1000;
   if (status.progress.completed_items !== documents.length) {
     throw new Error(`job ${job.job_id} ${status.status}: completed ${status.progress.completed_items} of ${documents.length}`);
   }
-  return { seconds: (performance.now() - started) / 1000, jobId: job.job_id };
+  // completed_at has millisecond resolution; never later than what the client saw.
+  const gatewaySeconds = Math.min(seconds, Math.max(0, Date.parse(status.completed_at) - wallStart) / 1000);
+  return { seconds, gatewaySeconds, submitSeconds, jobId: job.job_id };
 }
 
 /** Bytes of the files directly in `dir` (a gateway's data directory: database, WAL, shm). */

@@ -174,13 +174,15 @@ test('the faster node gets clearly more documents than the slower one', async (t
   const done = await waitForStatus(url, body.job_id, ['completed', 'failed']);
   assert.equal(done.progress.completed_items, 300);
   const [f, s] = [fast.stats().documents, slow.stats().documents];
-  assert.equal(f + s, 300);
+  // At or above: the idle fast node may also answer a duplicate of the slow node's last chunk (a hedge).
+  assert.ok(f + s >= 300, `${f} + ${s} documents embedded`);
   assert.ok(f > 2 * s, `fast node ${f} documents, slow node ${s}`);
   const stats = (await call(`${url}/api/stats`)).body;
   const byUrl = new Map(stats.backends.map((n: { url: string }) => [n.url, n]));
   const fastStats = byUrl.get(fast.url) as { ms_per_document: number; documents: number; circuit: string };
   const slowStats = byUrl.get(slow.url) as { ms_per_document: number; documents: number; circuit: string };
-  assert.equal(fastStats.documents, f);
+  // The gateway counts the documents of answers it took; a duplicate it aborted may have been answered already.
+  assert.ok(fastStats.documents <= f && fastStats.documents > 2 * s, `gateway: ${fastStats.documents} documents on the fast node, the node: ${f}`);
   assert.ok(fastStats.ms_per_document < slowStats.ms_per_document);
   assert.equal(fastStats.circuit, 'closed');
 });

@@ -4,6 +4,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { CommanderError } from 'commander';
 import { simCommand } from '../src/cli/sim.js';
 import { SimConfigError, simVector, startSimNode, type SimNode, type SimOptions, type SimStats } from '../src/sim/index.js';
+import { RunnerClock } from '../src/sim/behaviour.js';
 
 type Json = Record<string, unknown>;
 
@@ -56,6 +57,31 @@ describe('simVector', () => {
     const parsed = JSON.parse(JSON.stringify(Array.from(a))) as number[];
     for (let i = 0; i < a.length; i++) assert.equal(parsed[i], Math.fround(parsed[i] ?? NaN));
     assert.deepEqual(Float32Array.from(parsed), a);
+  });
+});
+
+describe('sim runner clock', () => {
+  it('serial: a queued call is due its own time after the call before it was due, so the node keeps its nominal rate', () => {
+    const clock = new RunnerClock();
+    // Three calls of 64 ms arrive together at t=100: due at 164, 228, 292, whenever each actually got the runner.
+    assert.deepEqual([0, 1, 2].map(() => clock.begin(100, 64, true)), [164, 228, 292]);
+    // A call arriving at an idle runner (t=500) begins when it arrives: idle time earns no credit.
+    assert.equal(clock.begin(500, 10, true), 510);
+  });
+
+  it('serial: a call that ends early (client gone, failure) frees the runner at once', () => {
+    const clock = new RunnerClock();
+    assert.equal(clock.begin(0, 1000, true), 1000);
+    clock.abandon(40);
+    assert.equal(clock.begin(30, 5, true), 45);
+    // Abandoning after the due time changes nothing.
+    clock.abandon(100);
+    assert.equal(clock.begin(46, 5, true), 51);
+  });
+
+  it('not serial: every call is due its own time after it arrived', () => {
+    const clock = new RunnerClock();
+    assert.deepEqual([clock.begin(100, 64, false), clock.begin(100, 64, false), clock.begin(120, 8, false)], [164, 164, 128]);
   });
 });
 

@@ -42,6 +42,18 @@ export interface Lease {
   release(): void;
 }
 
+/** How a granted slot will be used. */
+export interface LeaseUse {
+  /**
+   * The call duplicates one already in flight elsewhere (a hedge at a job's tail,
+   * chunkSizing.ts): its failure is counted in the node's figures but held against neither its
+   * health nor its breaker (the original call's outcome decides what becomes of the documents,
+   * and a retry of a failing chunk may come to this node too: it is charged then). Its abort,
+   * like any, is no failure.
+   */
+  readonly duplicate?: boolean;
+}
+
 /** One finished backend call, for metrics. */
 export interface BackendCallEvent {
   readonly backend: string;
@@ -194,9 +206,9 @@ export class BackendPool {
    * `avoid`: ids of nodes that already failed this work; while another healthy node serves the
    * model only those are used (so a suspect document is tried elsewhere before it fails).
    */
-  tryAcquire(model: string, avoid?: ReadonlySet<string>): Lease | undefined {
+  tryAcquire(model: string, avoid?: ReadonlySet<string>, use: LeaseUse = {}): Lease | undefined {
     const best = this.routable(model, avoid).find((n) => this.batchMayUse(n));
-    return best ? this.lease(best) : undefined;
+    return best ? this.lease(best, use.duplicate === true) : undefined;
   }
 
   /** Ids of the healthy nodes listing `model` (whatever their breaker). */
@@ -257,7 +269,7 @@ export class BackendPool {
     }
   }
 
-  private lease(node: NodeState): Lease {
+  private lease(node: NodeState, duplicate = false): Lease {
     node.inFlight++;
     // A half-open breaker's one trial is taken when the slot is granted, not when the call starts.
     const trial = node.breaker.callStarted(Date.now());
@@ -278,7 +290,7 @@ export class BackendPool {
       embed: async (request) => {
         called = true;
         try {
-          return await this.call(node, request, trial);
+          return await this.call(node, request, trial, duplicate);
         } finally {
           release();
         }
@@ -286,7 +298,7 @@ export class BackendPool {
     };
   }
 
-  private async call(node: NodeState, request: EmbedRequest, trial: boolean): Promise<EmbedResult> {
+  private async call(node: NodeState, request: EmbedRequest, trial: boolean, duplicate: boolean): Promise<EmbedResult> {
     const docs = request.inputs.length;
     node.callStarted(docs);
     this.typicalDocs = this.typicalDocs * 0.8 + docs * 0.2;
@@ -300,12 +312,12 @@ export class BackendPool {
       this.observe(node, docs, started, 'ok');
       return result;
     } catch (error) {
-      this.recordFailure(node, error, docs, started, trial, request.model);
+      this.recordFailure(node, error, docs, started, trial, request.model, duplicate);
       throw error;
     }
   }
 
-  private recordFailure(node: NodeState, error: unknown, docs: number, started: number, trial: boolean, model: string): void {
+  private recordFailure(node: NodeState, error: unknown, docs: number, started: number, trial: boolean, model: string, duplicate = false): void {
     const ended = performance.now();
     const code = error instanceof BackendError ? error.code : 'BACKEND_UNAVAILABLE';
     if (code === 'CANCELLED') {
@@ -315,9 +327,10 @@ export class BackendPool {
     }
     const kind = failureKind(error);
     const message = error instanceof Error ? error.message : String(error);
-    node.callFailed(docs, ended, code, message, kind);
+    // A duplicate's failure is counted, but held against neither the node's health nor its breaker.
+    node.callFailed(docs, ended, code, message, duplicate ? undefined : kind);
     this.observe(node, docs, started, code);
-    if (kind === undefined) {
+    if (kind === undefined || duplicate) {
       node.breaker.released(trial);
       // The node does not have the model after all: route it elsewhere until the next probe.
       if (code === 'MODEL_NOT_FOUND') node.dropModel(model);

@@ -3,7 +3,7 @@ export class AbortRegistry {
   private readonly byJob = new Map<string, Set<AbortController>>();
 
   /** A controller for one call; call `done` when the call settles. */
-  register(jobId: string): { signal: AbortSignal; done: () => void } {
+  register(jobId: string): { signal: AbortSignal; abort: (reason: string) => void; done: () => void } {
     const controller = new AbortController();
     let set = this.byJob.get(jobId);
     if (!set) this.byJob.set(jobId, (set = new Set()));
@@ -12,7 +12,7 @@ export class AbortRegistry {
       set.delete(controller);
       if (set.size === 0 && this.byJob.get(jobId) === set) this.byJob.delete(jobId);
     };
-    return { signal: controller.signal, done };
+    return { signal: controller.signal, abort: (reason) => controller.abort(new Error(reason)), done };
   }
 
   /** Aborts every in-flight call of the job; returns how many. */

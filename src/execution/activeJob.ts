@@ -74,8 +74,8 @@ export class ActiveJob {
     return this.cursor < this.totalItems || this.requeued.some((r) => r.notBefore <= now);
   }
 
-  /** Nothing left to dispatch and nothing in flight. */
-  isDrained(): boolean {
-    return this.cursor >= this.totalItems && this.requeued.length === 0 && this.inFlight === 0;
+  /** Nothing left to dispatch and nothing in flight (but `ignoring` calls whose outcome no longer matters). */
+  isDrained(ignoring = 0): boolean {
+    return this.cursor >= this.totalItems && this.requeued.length === 0 && this.inFlight - ignoring <= 0;
   }
 }

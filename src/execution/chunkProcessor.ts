@@ -19,6 +19,9 @@
  *   the model, nothing is bisected;
  * - a store fault (StoreError, or anything the store throws) is never a backend's: it charges
  *   no node and fails no document; the task waits and runs again after a backoff.
+ * - a duplicate call (a hedge at a job's tail, see chunkSizing.ts) records what it gets like
+ *   any call, but its failure decides nothing (`lost`): the original call's outcome, through
+ *   the rules above, is the documents' fate, so a failing chunk is retried and bisected once.
  * Generation items are one per task (a range of one item), on generation slots: the embedded
  * scheduler cuts them so; `run` (distributed) gives each pending item of its range its own
  * slot and steps them side by side.
@@ -71,7 +74,24 @@ export type StepResult =
   /** Run `task` again after `delayMs`. */
   | { readonly kind: 'retry'; readonly task: ChunkTask; readonly delayMs: number }
   /** The job cannot progress now (store fault, failing node): run `task` again after `delayMs`. */
-  | { readonly kind: 'wait'; readonly task: ChunkTask; readonly delayMs: number; readonly reason: WaitReason; readonly message: string };
+  | { readonly kind: 'wait'; readonly task: ChunkTask; readonly delayMs: number; readonly reason: WaitReason; readonly message: string }
+  /** A duplicate call ({@link StepCall.duplicate}) failed: nothing recorded, the original call decides. */
+  | { readonly kind: 'lost' };
+
+/** How `step` makes its call, beyond the lease. */
+export interface StepCall {
+  /** Aborts this call alone (a job's cancel aborts every call of the job anyway). */
+  readonly signal?: AbortSignal;
+  /**
+   * The call duplicates one in flight elsewhere (a hedge, chunkSizing.ts): its vectors are
+   * recorded like any (the store counts a document once, while it is pending), but its failure
+   * is nobody's: no retry, no bisection, no document failed (the result is `lost`). The lease
+   * should be a duplicate one too, so the node is not charged either (pool.ts LeaseUse).
+   */
+  readonly duplicate?: boolean;
+  /** Called once the call answered with a result, before it is recorded. */
+  readonly onAnswer?: () => void;
+}
 
 /** A backend call's result as the pipeline sees it. */
 export type CallOutcome =
@@ -111,6 +131,7 @@ export type AnyLease = Lease | GenerationLease;
 type Doc = { index: number; text: string };
 
 const DONE: StepResult = Object.freeze({ kind: 'done' });
+const LOST: StepResult = Object.freeze({ kind: 'lost' });
 const RETRY_BASE_MS = 200;
 /** Longest backoff between retries. */
 const MAX_BACKOFF_MS = 5000;
@@ -165,7 +186,7 @@ export class ChunkProcessor {
    * status check), make one call, record what it gave, or say what to do next. Never throws
    * for a store fault (it becomes a `wait`).
    */
-  async step(task: ChunkTask, job: JobMeta, lease: AnyLease): Promise<StepResult> {
+  async step(task: ChunkTask, job: JobMeta, lease: AnyLease, how: StepCall = {}): Promise<StepResult> {
     let docs: Doc[];
     try {
       docs = await this.store.pendingDocuments(task.jobId, task.start, task.end);
@@ -173,19 +194,22 @@ export class ChunkProcessor {
       lease.release();
       return this.storeWait(task, error);
     }
-    if (docs.length === 0) {
+    if (docs.length === 0 || how.signal?.aborted) {
       lease.release();
       return DONE;
     }
     // A generation item is one call: the rest of the range, if any, stays pending for later steps.
     if (isGenerationJob(job.type ?? 'embed')) docs = docs.slice(0, 1);
-    const call = await this.callOnLease(task.jobId, job, docs, lease);
+    const call = await this.callOnLease(task.jobId, job, docs, lease, how.signal);
     if (call.kind !== 'failed') {
+      how.onAnswer?.();
       const recorded = await this.record(task, job, call.outcome);
       if (recorded !== true) return recorded;
-      this.options.chunkObserver?.chunkDone?.(docs.length, call.ms);
+      // A call superseded by its twin's answer counted nothing the twin did not (metrics count documents once).
+      if (!how.signal?.aborted) this.options.chunkObserver?.chunkDone?.(docs.length, call.ms);
       return DONE;
     }
+    if (how.duplicate) return LOST;
     return this.afterFailure(task, job, docs, call.error, call.backendId);
   }
 
@@ -194,8 +218,11 @@ export class ChunkProcessor {
    * vectors in document order, or the item's generation (one item per call on a generation
    * lease), or the normalised error.
    */
-  async callOnLease(jobId: string, job: JobMeta, docs: readonly Doc[], lease: AnyLease): Promise<CallOutcome> {
+  async callOnLease(jobId: string, job: JobMeta, docs: readonly Doc[], lease: AnyLease, signal?: AbortSignal): Promise<CallOutcome> {
     const call = this.aborts.register(jobId);
+    const abortThis = (): void => call.abort('call superseded');
+    if (signal?.aborted) abortThis();
+    else signal?.addEventListener('abort', abortThis, { once: true });
     this.calling.set(jobId, (this.calling.get(jobId) ?? 0) + 1);
     const started = performance.now();
     try {
@@ -220,6 +247,7 @@ export class ChunkProcessor {
     } catch (error) {
       return { kind: 'failed', error: coerceBackendError(error, lease.backendId), backendId: lease.backendId };
     } finally {
+      signal?.removeEventListener('abort', abortThis);
       call.done();
       const left = (this.calling.get(jobId) ?? 1) - 1;
       if (left > 0) this.calling.set(jobId, left);

@@ -8,6 +8,14 @@
  * retry later, wait) goes back into the job's queue of ranges here; every rule about a chunk
  * itself lives there. A cancel event aborts the calls in flight.
  *
+ * The tail of a job (chunkSizing.ts): ranges are cut smaller for a node when few documents
+ * remain, from what each node holds in time; once nothing is left to cut, a node with nothing
+ * in flight may take a duplicate of a straggling chunk (a hedge). The first of the pair whose
+ * outcome is in wins and the other call is aborted and ignored; a duplicate's failure is
+ * nobody's (chunkProcessor.ts `lost`, pool.ts LeaseUse), so the original's failure alone is
+ * retried or bisected. Every document is still counted once (the store counts it only while
+ * it is pending).
+ *
  * Jobs that cannot progress are watched each second: a pending job whose model no reachable
  * node lists fails MODEL_NOT_FOUND; one that found no node serving its model for
  * `pendingTimeoutMs` has its remaining documents failed
@@ -21,9 +29,9 @@ import { terminalPatch } from '../jobs/lifecycle.js';
 import type { Priority } from '../jobs/priority.js';
 import type { JobStore } from '../store/types.js';
 import { ActiveJob, type ChunkRange } from './activeJob.js';
-import { ChunkProcessor, type AnyLease, type ChunkTask, type StatusDetail, type StepResult, type WaitReason } from './chunkProcessor.js';
+import { ChunkProcessor, type AnyLease, type ChunkTask, type StatusDetail, type StepCall, type StepResult, type WaitReason } from './chunkProcessor.js';
 import { generationPathOf } from './generationItem.js';
-import { tailChunkSize, type NodePace } from './chunkSizing.js';
+import { pickHedge, queueDueMs, tailChunkSize, type NodePace } from './chunkSizing.js';
 import { FairQueue } from './fairQueue.js';
 import type { JobEvents } from './jobEvents.js';
 import type { JobScheduler } from './types.js';
@@ -44,6 +52,27 @@ export interface SchedulerOptions {
 
 const WATCH_INTERVAL_MS = 1000;
 
+/** An embedding call in flight on a node: tail sizing counts it, a hedge may duplicate it. */
+interface Flight {
+  readonly job: ActiveJob;
+  readonly range: ChunkRange;
+  readonly node: string;
+  readonly docs: number;
+  /** performance.now() when it was launched. */
+  readonly sentAt: number;
+  readonly abort: AbortController;
+  /** A hedge: the duplicate of a call in flight on another node. */
+  readonly duplicate: boolean;
+  /** The other call of a hedged pair, while both are in flight. */
+  twin: Flight | undefined;
+  /** A duplicate of it was launched (a call is duplicated once at most). */
+  hedged: boolean;
+  /** Its twin answered first: this call was aborted and whatever it gives is ignored. */
+  superseded: boolean;
+  /** Its call answered (its result is being recorded): its node is free, nothing to duplicate. */
+  answered: boolean;
+}
+
 /** A pipeline task back as a range of the job, ready at `notBefore`. */
 function rangeOf(task: ChunkTask, notBefore: number): ChunkRange {
   const { start, end, attempt, avoid } = task;
@@ -56,10 +85,17 @@ export class Scheduler implements JobScheduler {
   private readonly inFlightChunks = new Set<Promise<void>>();
   private readonly unsubscribe: (() => void)[] = [];
   private inFlight = 0;
-  /** Documents of this scheduler's chunks in flight per node (chunk sizing at the tail). */
-  private readonly docsOn = new Map<string, number>();
+  /** This scheduler's embedding calls in flight per node, in launch order (tail sizing, hedging). */
+  private readonly flightsOn = new Map<string, Flight[]>();
+  /** performance.now() when each node last answered a call of this scheduler. */
+  private readonly answeredAt = new Map<string, number>();
   private stopping = false;
   private wakeTimer: NodeJS.Timeout | undefined;
+  /** Wakes the dispatcher when a straggler becomes worth a duplicate (hedge). */
+  private hedgeTimer: NodeJS.Timeout | undefined;
+  private hedgeAt = 0;
+  /** A hedge pass is due on the next turn of the event loop. */
+  private hedgeSoon = false;
   private watchTimer: NodeJS.Timeout | undefined;
   /** Why a job cannot progress now, since when. */
   private readonly details = new Map<string, StatusDetail>();
@@ -144,6 +180,7 @@ export class Scheduler implements JobScheduler {
       }
       this.launch(job, range, lease, true);
     }
+    this.hedgeNext();
     this.dispatchGeneration(now);
     this.scheduleWake();
   }
@@ -187,38 +224,200 @@ export class Scheduler implements JobScheduler {
 
   /** Documents of the next new range of `job` for node `backendId`: smaller at the tail (chunkSizing.ts). */
   private sizeFor(job: ActiveJob, backendId: string): number {
-    const serving = this.pool.servingNodes(job.model);
-    const paces = this.pool.snapshot().filter((n) => serving.includes(n.url));
-    const pace = (n: (typeof paces)[number]): NodePace => ({ msPerDoc: n.ms_per_document, docsInFlight: this.docsOn.get(n.url) ?? 0 });
-    const node = paces.find((n) => n.url === backendId);
+    const nodes = this.paces(job.model);
+    const node = nodes.find((n) => n.id === backendId);
     if (!node) return this.options.chunkSize;
-    return tailChunkSize({ chunkSize: this.options.chunkSize, remaining: job.undispatched, node: pace(node), nodes: paces.map(pace) });
+    return tailChunkSize({ chunkSize: this.options.chunkSize, remaining: job.undispatched, node, nodes });
   }
 
-  /** Runs one step of `range` on `lease`; `counted`: an embedding slot, within `workers`. */
-  private launch(job: ActiveJob, range: ChunkRange, lease: AnyLease, counted: boolean): void {
+  /**
+   * Each node serving `model`: its pace (pool), the documents of this scheduler's calls on it
+   * (answered ones included until recorded, as tail sizing was tuned with), and whether it is
+   * idle (no call waiting for an answer) and fit for a duplicate.
+   */
+  private paces(model: string): (NodePace & { readonly id: string; readonly idle: boolean; readonly fit: boolean })[] {
+    const serving = new Set(this.pool.servingNodes(model));
+    return this.pool
+      .snapshot()
+      .filter((n) => serving.has(n.url))
+      .map((n) => {
+        const held = (this.flightsOn.get(n.url) ?? []).filter((f) => !f.superseded);
+        const docsInFlight = held.reduce((sum, f) => sum + f.docs, 0);
+        const idle = held.every((f) => f.answered);
+        // Fit for a duplicate: breaker closed and its last call did not fail.
+        const fit = n.circuit === 'closed' && n.consecutive_failures === 0;
+        return { id: n.url, msPerDoc: n.ms_per_document, docsInFlight, idle, fit };
+      });
+  }
+
+  /**
+   * The last resort at a job's tail (chunkSizing.ts, pickHedge): while a job has nothing left
+   * to cut, a node serving its model with nothing in flight takes a duplicate of the straggling
+   * call it would answer clearly sooner than the node holding it. One duplicate per call, of
+   * first attempts only (a retried or bisected range already has its own rules).
+   */
+  private hedge(now: number): void {
+    for (const job of this.queue.all()) {
+      if (this.inFlight >= this.options.workers) return;
+      if (job.type !== 'embed' || job.status !== 'running' || job.undispatched > 0 || job.hasWork(now)) continue;
+      const originals = this.flightsOf(job).filter((f) => !f.duplicate && !f.hedged && !f.superseded && !f.answered && f.range.attempt === 0 && !f.range.avoid);
+      if (originals.length === 0) continue;
+      const clock = performance.now();
+      const nodes = this.paces(job.model);
+      const measured = Math.min(...nodes.map((n) => n.msPerDoc ?? Number.POSITIVE_INFINITY));
+      // A node not measured yet counts as fast as the fastest measured one (as routing does).
+      const fastest = Number.isFinite(measured) ? measured : 1;
+      const due = this.duesOf(nodes, clock, fastest);
+      const pace = new Map(nodes.map((n) => [n.id, n.msPerDoc ?? fastest]));
+      // A node that is failing is no place for a duplicate.
+      const idle = nodes.filter((n) => n.fit && n.idle).sort((a, b) => (a.msPerDoc ?? fastest) - (b.msPerDoc ?? fastest));
+      for (const node of idle) {
+        if (this.inFlight >= this.options.workers) return;
+        const candidates = originals.filter((f) => !f.hedged && f.node !== node.id);
+        const { pick, recheckInMs } = pickHedge(node.msPerDoc ?? fastest, candidates.map((f) => ({ docs: f.docs, dueMs: due.get(f) ?? 0, serviceMs: f.docs * (pace.get(f.node) ?? fastest) })));
+        if (recheckInMs !== undefined) this.hedgeLater(recheckInMs);
+        if (pick < 0) continue;
+        const others = new Set(nodes.map((n) => n.id).filter((id) => id !== node.id));
+        const lease = this.pool.tryAcquire(job.model, others, { duplicate: true });
+        if (!lease) continue;
+        this.launch(job, candidates[pick]!.range, lease, true, candidates[pick]);
+      }
+    }
+  }
+
+  /**
+   * A hedge pass once the answers in hand are processed: a slot frees (and the dispatcher runs)
+   * the moment a call's answer arrives, before the pipeline marks the call answered, and that
+   * call is no straggler. Only while some job has nothing left to cut.
+   */
+  private hedgeNext(): void {
+    if (this.hedgeSoon || !this.queue.all().some((j) => j.type === 'embed' && j.undispatched === 0)) return;
+    this.hedgeSoon = true;
+    setImmediate(() => {
+      this.hedgeSoon = false;
+      if (!this.stopping) this.hedge(Date.now());
+    });
+  }
+
+  /** Runs the dispatcher (and so `hedge`) again in `ms`, unless it is due to run sooner. */
+  private hedgeLater(ms: number): void {
+    const at = Date.now() + Math.max(1, Math.ceil(ms));
+    if (this.stopping || (this.hedgeTimer && this.hedgeAt <= at)) return;
+    if (this.hedgeTimer) clearTimeout(this.hedgeTimer);
+    this.hedgeAt = at;
+    this.hedgeTimer = setTimeout(() => {
+      this.hedgeTimer = undefined;
+      this.dispatch();
+    }, at - Date.now());
+    this.hedgeTimer.unref();
+  }
+
+  /** When each live call on these nodes is expected to be answered, ms from `now`. */
+  private duesOf(nodes: readonly (NodePace & { readonly id: string })[], now: number, fallbackMsPerDoc: number): Map<Flight, number> {
+    const due = new Map<Flight, number>();
+    for (const node of nodes) {
+      const live = (this.flightsOn.get(node.id) ?? []).filter((f) => !f.superseded && !f.answered);
+      const times = queueDueMs(now, this.answeredAt.get(node.id) ?? 0, live, node.msPerDoc ?? fallbackMsPerDoc);
+      live.forEach((f, i) => due.set(f, times[i]!));
+    }
+    return due;
+  }
+
+  private flightsOf(job: ActiveJob): Flight[] {
+    const out: Flight[] = [];
+    for (const list of this.flightsOn.values()) for (const f of list) if (f.job === job) out.push(f);
+    return out;
+  }
+
+  /** Calls of `job` in flight whose outcome no longer matters (superseded by their twin's). */
+  private supersededOf(job: ActiveJob): number {
+    return this.flightsOf(job).filter((f) => f.superseded).length;
+  }
+
+  /**
+   * Runs one step of `range` on `lease`; `counted`: an embedding slot, within `workers`;
+   * `original`: the call in flight that this one duplicates (a hedge).
+   */
+  private launch(job: ActiveJob, range: ChunkRange, lease: AnyLease, counted: boolean, original?: Flight): void {
     if (counted) this.inFlight++;
     job.inFlight++;
     const { start, end, attempt, avoid } = range;
-    const node = lease.backendId;
-    this.docsOn.set(node, (this.docsOn.get(node) ?? 0) + end - start);
+    const flight = counted ? this.addFlight(job, range, lease.backendId, original) : undefined;
     const task = { jobId: job.id, start, end, attempt, ...(avoid ? { avoid } : {}) };
+    const how: StepCall = flight ? { signal: flight.abort.signal, onAnswer: () => this.answered(flight), ...(flight.duplicate ? { duplicate: true } : {}) } : {};
     const run = this.processor
-      .step(task, { model: job.model, options: job.options, type: job.type }, lease)
-      .then((result) => this.apply(job, result))
+      .step(task, { model: job.model, options: job.options, type: job.type }, lease, how)
+      .then((result) => this.settle(job, flight, result))
       .catch((error: unknown) => {
         // Not expected (the pipeline turns store and backend faults into results): the range goes back.
         this.log.error({ job_id: job.id, err: error }, 'chunk failed unexpectedly');
-        job.requeue({ ...range, notBefore: Date.now() + 1000 });
+        if (!flight?.duplicate && !flight?.superseded) job.requeue({ ...range, notBefore: Date.now() + 1000 });
       })
       .finally(() => {
         if (counted) this.inFlight--;
         job.inFlight--;
-        this.docsOn.set(node, (this.docsOn.get(node) ?? 0) - (end - start));
+        if (flight) this.removeFlight(flight);
         this.inFlightChunks.delete(run);
         this.track(this.afterChunk(job));
       });
     this.inFlightChunks.add(run);
+  }
+
+  private addFlight(job: ActiveJob, range: ChunkRange, node: string, original: Flight | undefined): Flight {
+    const flight: Flight = {
+      job,
+      range,
+      node,
+      docs: range.end - range.start,
+      sentAt: performance.now(),
+      abort: new AbortController(),
+      duplicate: original !== undefined,
+      twin: original,
+      hedged: false,
+      superseded: false,
+      answered: false,
+    };
+    if (original) {
+      original.twin = flight;
+      original.hedged = true;
+    }
+    const list = this.flightsOn.get(node);
+    if (list) list.push(flight);
+    else this.flightsOn.set(node, [flight]);
+    return flight;
+  }
+
+  private removeFlight(flight: Flight): void {
+    const list = this.flightsOn.get(flight.node) ?? [];
+    const at = list.indexOf(flight);
+    if (at >= 0) list.splice(at, 1);
+    if (list.length === 0) this.flightsOn.delete(flight.node);
+    this.answeredAt.set(flight.node, performance.now());
+    if (flight.twin) flight.twin.twin = undefined;
+    flight.twin = undefined;
+  }
+
+  /** A call answered: the first answer of a hedged pair wins, the other call is aborted. */
+  private answered(flight: Flight): void {
+    flight.answered = true;
+    if (!flight.superseded && flight.twin) this.supersede(flight.twin);
+  }
+
+  private supersede(flight: Flight): void {
+    if (flight.superseded) return;
+    flight.superseded = true;
+    flight.abort.abort(new Error('the other call of a hedged pair answered first'));
+  }
+
+  /**
+   * A step's result: a hedged pair's first outcome in wins (the other call is aborted and
+   * ignored); a duplicate's failure (`lost`) leaves the decision to the original.
+   */
+  private settle(job: ActiveJob, flight: Flight | undefined, result: StepResult): void {
+    if (flight?.superseded || result.kind === 'lost') return;
+    // Done without an answer of its own (the documents were no longer pending, the job stopped): the other call is moot too.
+    if (flight?.twin && result.kind === 'done') this.supersede(flight.twin);
+    this.apply(job, result);
   }
 
   /** Puts what the pipeline answered back into the job's ranges. */
@@ -227,6 +426,8 @@ export class Scheduler implements JobScheduler {
     switch (result.kind) {
       case 'done':
         if (this.details.get(job.id)?.reason !== 'no_backend') this.details.delete(job.id);
+        return;
+      case 'lost':
         return;
       case 'split':
         for (const part of result.parts) job.requeue(rangeOf(part, 0));
@@ -248,7 +449,7 @@ export class Scheduler implements JobScheduler {
   private async afterChunk(job: ActiveJob): Promise<void> {
     // A job whose last range is decided ends, whether or not it is still queued (a give-up
     // may have taken it out while this chunk was in flight).
-    if (job.isDrained() || !this.queue.get(job.id)) {
+    if (job.isDrained(this.supersededOf(job)) || !this.queue.get(job.id)) {
       if (await this.processor.finishIfDone(job.id, this.options.jobTtlMs)) this.forget(job.id);
     }
     this.dispatch();
@@ -363,6 +564,7 @@ export class Scheduler implements JobScheduler {
     this.stopping = true;
     this.unsubscribe.forEach((off) => off());
     if (this.wakeTimer) clearTimeout(this.wakeTimer);
+    if (this.hedgeTimer) clearTimeout(this.hedgeTimer);
     if (this.watchTimer) clearInterval(this.watchTimer);
     const settled = Promise.allSettled([...this.inFlightChunks]);
     let timer: NodeJS.Timeout | undefined;

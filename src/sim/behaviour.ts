@@ -15,6 +15,38 @@ export function pause(ms: number, signal: AbortSignal): Promise<void> {
   return sleep(ms, undefined, { signal });
 }
 
+/** Waits until `deadline` (a `performance.now()` time): at once when it has passed. */
+export function pauseUntil(deadline: number, signal: AbortSignal): Promise<void> {
+  return pause(deadline - performance.now(), signal);
+}
+
+/**
+ * The runner's own clock, so a node set to `d` ms per call delivers exactly that: a call's
+ * service is due `d` after it began being served, and the node's own costs (building the
+ * answer, writing it, a timer that fires late, the turnaround to the next call) are spent
+ * within that budget instead of on top of it. A call begins being served when it arrived,
+ * or, in serial mode, when the call before it was due, whichever is later: a queued call
+ * starts the instant the runner is free, as a real runner works through its queue. So over
+ * any busy stretch the node delivers its nominal rate and never more; an idle node earns no
+ * credit (a call arriving at an idle node begins when it arrives).
+ */
+export class RunnerClock {
+  /** When the serial runner's current (or last) call is due. */
+  #freeAt = Number.NEGATIVE_INFINITY;
+
+  /** The deadline of a call that arrived at `arrivedAt` and takes `ms`; `serial`: it queued behind the runner. */
+  begin(arrivedAt: number, ms: number, serial: boolean): number {
+    if (!serial) return arrivedAt + ms;
+    this.#freeAt = Math.max(arrivedAt, this.#freeAt) + ms;
+    return this.#freeAt;
+  }
+
+  /** The serial call in service ended early (its client went away, it failed): the runner is free now. */
+  abandon(now: number): void {
+    this.#freeAt = Math.min(this.#freeAt, now);
+  }
+}
+
 interface Waiter {
   readonly resolve: () => void;
   readonly reject: (reason: unknown) => void;

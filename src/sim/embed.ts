@@ -5,7 +5,7 @@
  */
 
 import type { ServerResponse } from 'node:http';
-import { pause } from './behaviour.js';
+import { pauseUntil } from './behaviour.js';
 import { elapsedNs, HttpError, optionalString, requiredModel, sendJson, sendJsonParts, unknownModel } from './http.js';
 import type { ServedModel } from './models.js';
 import type { SimState } from './state.js';
@@ -93,21 +93,27 @@ function vectorJson(state: SimState, modelKey: string, text: string, dims: numbe
 }
 
 /**
- * Runs one call on the simulated runner: queue (serial), hang, failure, delay, then
- * `answer`, all while holding the runner so `inFlight` covers the whole call.
- * Returns the nanoseconds spent before the runner took the call (Ollama's load_duration
- * covers the same scheduling wait).
+ * Runs one call on the simulated runner: queue (serial), hang, failure, then the answer, due
+ * `delayPerCallMs + delayPerDocMs x inputs` after the call began being served (RunnerClock:
+ * `prepare` builds the answer within that time, so the node's own work is not added to it),
+ * all while holding the runner so `inFlight` covers the whole call. `prepare` gets the
+ * nanoseconds spent before the runner took the call (Ollama's load_duration covers the same
+ * scheduling wait) and returns what sends the answer.
  */
 async function onRunner(
   state: SimState,
   texts: readonly string[],
   signal: AbortSignal,
   startNs: bigint,
-  answer: (loadNs: number) => void,
+  prepare: (loadNs: number) => () => void,
 ): Promise<void> {
+  let arrivedAt = performance.now() - elapsedNs(startNs) / 1e6;
   await state.gate.acquire(signal);
   try {
-    if (state.options.hang) await state.hang.wait(signal);
+    if (state.options.hang) {
+      await state.hang.wait(signal);
+      arrivedAt = performance.now();
+    }
     const loadNs = elapsedNs(startNs);
     if (state.dice.roll(state.options.failureRate)) {
       state.counters.failures++;
@@ -115,9 +121,16 @@ async function onRunner(
     }
     const poisoned = poisonFailure(state, texts);
     if (poisoned) throw poisoned;
-    const { delayPerCallMs, delayPerDocMs } = state.options;
-    await pause(delayPerCallMs + delayPerDocMs * texts.length, signal);
-    answer(loadNs);
+    const { delayPerCallMs, delayPerDocMs, serial } = state.options;
+    const deadline = state.clock.begin(arrivedAt, delayPerCallMs + delayPerDocMs * texts.length, serial);
+    try {
+      const send = prepare(loadNs);
+      await pauseUntil(deadline, signal);
+      send();
+    } catch (error) {
+      state.clock.abandon(performance.now());
+      throw error;
+    }
   } finally {
     state.gate.release();
   }
@@ -161,10 +174,12 @@ export async function handleEmbed(
       if (i > 0) parts.push(COMMA);
       parts.push(vectorJson(state, model.key, texts[i] ?? '', dims));
     }
-    const tail = `],"total_duration":${elapsedNs(startNs)},"load_duration":${loadNs},"prompt_eval_count":${tokenCount(texts)}}`;
-    parts.push(Buffer.from(tail));
-    state.counters.addDocuments(model.name, texts.length);
-    sendJsonParts(res, 200, parts);
+    const tokens = tokenCount(texts);
+    return () => {
+      parts.push(Buffer.from(`],"total_duration":${elapsedNs(startNs)},"load_duration":${loadNs},"prompt_eval_count":${tokens}}`));
+      state.counters.addDocuments(model.name, texts.length);
+      sendJsonParts(res, 200, parts);
+    };
   });
 }
 
@@ -198,7 +213,9 @@ export async function handleLegacyEmbeddings(
   const [text = ''] = fitToContext([prompt], state.options.maxInputChars, true);
   await onRunner(state, [text], signal, startNs, () => {
     const vector = vectorJson(state, model.key, text, model.dims);
-    state.counters.addDocuments(model.name, 1);
-    sendJsonParts(res, 200, [LEGACY_HEAD, vector, CLOSE_BRACE]);
+    return () => {
+      state.counters.addDocuments(model.name, 1);
+      sendJsonParts(res, 200, [LEGACY_HEAD, vector, CLOSE_BRACE]);
+    };
   });
 }

@@ -3,7 +3,7 @@
  * change propagates to the parts built from it.
  */
 
-import { FailureDice, HangGate, SerialGate } from './behaviour.js';
+import { FailureDice, HangGate, RunnerClock, SerialGate } from './behaviour.js';
 import { ModelCatalog, type ServedModel } from './models.js';
 import { resolveSimOptions, type SimOptions } from './options.js';
 import { SlotGate } from './slots.js';
@@ -25,6 +25,8 @@ export class SimState {
   readonly counters = new SimCounters();
   readonly gate: SerialGate;
   readonly hang = new HangGate();
+  /** When calls on the runner are due (RunnerClock). */
+  readonly clock = new RunnerClock();
   readonly dice: FailureDice;
   readonly cache: VectorJsonCache;
   /** Parallel generation slots (`generateParallel`). */
