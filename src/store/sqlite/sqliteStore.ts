@@ -519,7 +519,18 @@ export class SqliteJobStore implements JobStore {
     // IMMEDIATE: the write lock is taken at BEGIN, under the busy timeout. A deferred
     // transaction that reads first and then writes fails at once with SQLITE_BUSY when the
     // checkpointer's TRUNCATE reset the WAL in between (measured: the busy handler is skipped).
-    const fn = (): T => transaction.immediate();
+    // The content cache's in-memory key index follows the transaction (embeddingCache.ts).
+    const fn = (): T => {
+      let result: T;
+      try {
+        result = transaction.immediate();
+      } catch (error) {
+        this.cache.rollback();
+        throw error;
+      }
+      this.cache.commit();
+      return result;
+    };
     const guard = this.backing?.guard;
     if (kind === 'grow' && guard?.lowSpace && !guard.recheck(classified(() => this.freePageBytes()))) {
       throw storeFull();
