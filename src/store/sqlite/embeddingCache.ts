@@ -1,11 +1,13 @@
 /**
  * The content cache inside the embedded store: vectors by cache key, bounded in bytes,
  * least recently used evicted first. Every function runs inside the caller's transaction.
+ * An entry refers to a row of the `vectors` table, shared with the documents that hold the
+ * same vector (migration 8): a hit copies no bytes, and the row goes with its last referrer.
  *
- * The tables are keyed by an entry number that grows with insertion, never by the (hash)
- * cache key: an index on random keys dirties one random 16 KiB page per insert and one per
- * eviction, which made a document's cost grow with the cache's size (migration 8). The key
- * is stored beside the entry's recency and indexed here, in memory, by its first 48 bits
+ * Entries are keyed by a number that grows with insertion, never by the (hash) cache key:
+ * an index on random keys dirties one random 16 KiB page per insert and one per eviction,
+ * which made a document's cost grow with the cache's size (migration 8). The key is stored
+ * in the entry and indexed here, in memory, by its first 48 bits
  * (a JavaScript number); a hit is confirmed against the full stored key, so two keys that
  * share those bits are never confused (the later one is simply not cached). The in-memory
  * index follows the transaction: changes made inside one are undone when it rolls back
@@ -23,8 +25,16 @@ const EVICT_BATCH = 256;
 
 export interface CacheEntry {
   readonly key: Buffer;
-  readonly vector: Buffer;
+  /** The row of `vectors` holding it. */
+  readonly vectorId: number;
+  readonly bytes: number;
   readonly truncated: boolean;
+}
+
+/** A hit: the vector's row, and whether it was truncated. */
+export interface CacheHit {
+  readonly vectorId: number;
+  readonly truncated: number;
 }
 
 /** The in-memory index's key: the first 48 bits of the (SHA-256) cache key. */
@@ -72,14 +82,14 @@ export class EmbeddingCacheTable {
   }
 
   /** The cached vector for `key`, marking it recently used; undefined on a miss. */
-  lookup(key: Buffer, now: number): { vector: Buffer; truncated: number } | undefined {
+  lookup(key: Buffer, now: number): CacheHit | undefined {
     if (!this.enabled) return undefined;
     const entry = this.index.get(shortKey(key));
     if (entry === undefined) return undefined;
-    const hit = this.stmt.get.get(entry) as { key: Buffer; vector: Buffer; truncated: number } | undefined;
+    const hit = this.stmt.get.get(entry) as { key: Buffer; vector_id: number; truncated: number } | undefined;
     if (!hit || !hit.key.equals(key)) return undefined;
     this.stmt.touch.run(now, entry);
-    return { vector: hit.vector, truncated: hit.truncated };
+    return { vectorId: hit.vector_id, truncated: hit.truncated };
   }
 
   /** Marks a job's pending documents done from the cache; returns how many. */
@@ -99,7 +109,7 @@ export class EmbeddingCacheTable {
     for (const row of rows) {
       if (!this.index.has(shortKey(row.key))) continue;
       const hit = this.lookup(row.key, now);
-      if (hit) filled += this.stmt.markDone.run(hit.vector, hit.truncated, jobSeq, row.idx).changes;
+      if (hit) filled += this.stmt.markDone.run(hit.vectorId, hit.truncated, jobSeq, row.idx).changes;
     }
     return filled;
   }
@@ -112,10 +122,9 @@ export class EmbeddingCacheTable {
       const short = shortKey(entry.key);
       // Cached already, or another key with the same 48 bits is: keep the one there.
       if (this.index.has(short)) continue;
-      const inserted = this.stmt.insert.run(entry.vector, entry.truncated ? 1 : 0);
-      this.stmt.insertUsage.run(inserted.lastInsertRowid, entry.vector.byteLength, now, entry.key);
+      const inserted = this.stmt.insert.run(entry.key, entry.vectorId, entry.truncated ? 1 : 0, entry.bytes, now);
       this.setIndex(short, Number(inserted.lastInsertRowid));
-      added += entry.vector.byteLength;
+      added += entry.bytes;
     }
     if (added > 0) this.stmt.addCounter.run(added, 'cache_bytes');
     this.evictOverflow();
@@ -131,8 +140,8 @@ export class EmbeddingCacheTable {
       let freed = 0;
       for (const entry of oldest) {
         if (excess - freed <= 0) break;
+        // The vector row goes too unless a document still holds it (trigger cache_free_vector).
         this.stmt.remove.run(entry.entry);
-        this.stmt.removeUsage.run(entry.entry);
         const short = shortKey(entry.key);
         if (this.index.get(short) === entry.entry) this.setIndex(short, undefined);
         freed += entry.bytes;
@@ -165,17 +174,15 @@ function prepare(db: DB) {
   const s = (sql: string): Statement => db.prepare(sql);
   const pendingWithKey = `job_seq = ? AND state = ${DOC_PENDING} AND cache_key IS NOT NULL`;
   return {
-    allKeys: s(`SELECT entry, key FROM embedding_cache_lru ORDER BY entry`),
+    allKeys: s(`SELECT entry, key FROM embedding_cache_entries ORDER BY entry`),
     pendingOfJob: s(`SELECT idx, cache_key AS key FROM documents WHERE ${pendingWithKey}`),
     pendingOfRange: s(`SELECT idx, cache_key AS key FROM documents WHERE ${pendingWithKey} AND idx >= ? AND idx < ?`),
-    markDone: s(`UPDATE documents SET state = ${DOC_DONE}, vector = ?, truncated = ? WHERE job_seq = ? AND idx = ? AND state = ${DOC_PENDING}`),
-    get: s(`SELECT l.key, c.vector, c.truncated FROM embedding_cache_entries c JOIN embedding_cache_lru l ON l.entry = c.entry WHERE c.entry = ?`),
-    touch: s(`UPDATE embedding_cache_lru SET used_at = ? WHERE entry = ?`),
-    insert: s(`INSERT INTO embedding_cache_entries (vector, truncated) VALUES (?, ?)`),
-    insertUsage: s(`INSERT INTO embedding_cache_lru (entry, bytes, used_at, key) VALUES (?, ?, ?, ?)`),
-    oldest: s(`SELECT entry, bytes, key FROM embedding_cache_lru ORDER BY used_at LIMIT ?`),
+    markDone: s(`UPDATE documents SET state = ${DOC_DONE}, vector_id = ?, truncated = ? WHERE job_seq = ? AND idx = ? AND state = ${DOC_PENDING}`),
+    get: s(`SELECT key, vector_id, truncated FROM embedding_cache_entries WHERE entry = ?`),
+    touch: s(`UPDATE embedding_cache_entries SET used_at = ? WHERE entry = ?`),
+    insert: s(`INSERT INTO embedding_cache_entries (key, vector_id, truncated, bytes, used_at) VALUES (?, ?, ?, ?, ?)`),
+    oldest: s(`SELECT entry, bytes, key FROM embedding_cache_entries ORDER BY used_at LIMIT ?`),
     remove: s(`DELETE FROM embedding_cache_entries WHERE entry = ?`),
-    removeUsage: s(`DELETE FROM embedding_cache_lru WHERE entry = ?`),
     count: s(`SELECT COUNT(*) AS n FROM embedding_cache_entries`),
     getCounter: s(`SELECT value FROM counters WHERE name = ?`),
     addCounter: s(`UPDATE counters SET value = value + ? WHERE name = ?`),
