@@ -118,6 +118,7 @@ export class EmbeddingCacheTable {
   putMany(entries: readonly CacheEntry[], now: number): void {
     if (!this.enabled || entries.length === 0) return;
     let added = 0;
+    let count = 0;
     for (const entry of entries) {
       const short = shortKey(entry.key);
       // Cached already, or another key with the same 48 bits is: keep the one there.
@@ -125,17 +126,23 @@ export class EmbeddingCacheTable {
       const inserted = this.stmt.insert.run(entry.key, entry.vectorId, entry.truncated ? 1 : 0, entry.bytes, now);
       this.setIndex(short, Number(inserted.lastInsertRowid));
       added += entry.bytes;
+      count++;
     }
     if (added > 0) this.stmt.addCounter.run(added, 'cache_bytes');
-    this.evictOverflow();
+    this.evictOverflow(count > 0 ? added / count : 0);
   }
 
-  /** Deletes least recently used entries until the cache fits its bound again. */
-  evictOverflow(): void {
+  /**
+   * Deletes least recently used entries until the cache fits its bound again. `entryBytes`, a
+   * typical entry's size, sizes the read: a full cache evicts about one entry per entry added,
+   * and reading EVICT_BATCH rows (keys included) to delete 64 cost 10 % of a chunk's write.
+   */
+  evictOverflow(entryBytes = 0): void {
     if (!this.enabled) return;
     let excess = (this.stmt.getCounter.get('cache_bytes') as { value: number }).value - this.policy.maxBytes;
     while (excess > 0) {
-      const oldest = this.stmt.oldest.all(EVICT_BATCH) as { entry: number; bytes: number; key: Buffer }[];
+      const wanted = entryBytes > 0 ? Math.min(EVICT_BATCH, Math.ceil(excess / entryBytes)) : EVICT_BATCH;
+      const oldest = this.stmt.oldest.all(wanted) as { entry: number; bytes: number; key: Buffer }[];
       if (oldest.length === 0) return;
       let freed = 0;
       for (const entry of oldest) {
