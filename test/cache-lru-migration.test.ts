@@ -30,7 +30,8 @@ test('cache entries and their recency written by schema 4 survive migration 5', 
     const db = new Database(file);
     migrate(db);
     assert.equal(db.pragma('user_version', { simple: true }), SCHEMA_VERSION);
-    assert.deepEqual(db.prepare('SELECT bytes, used_at FROM embedding_cache_lru ORDER BY used_at').all(), [
+    // Migration 8 moved the recency into embedding_cache_entries, beside the key.
+    assert.deepEqual(db.prepare('SELECT bytes, used_at FROM embedding_cache_entries ORDER BY used_at').all(), [
       { bytes: 16, used_at: 100 },
       { bytes: 16, used_at: 200 },
       { bytes: 16, used_at: 300 },
@@ -39,9 +40,11 @@ test('cache entries and their recency written by schema 4 survive migration 5', 
     const cache = new EmbeddingCacheTable(db, { maxBytes: 32 });
     cache.evictOverflow();
     assert.equal(cache.lookup(key(2), 400), undefined);
-    assert.deepEqual(new Float32Array(new Uint8Array(cache.lookup(key(3), 500)!.vector).buffer)[0], 3);
+    const stored = (id: number): Buffer => (db.prepare('SELECT vector FROM vectors WHERE id = ?').get(id) as { vector: Buffer }).vector;
+    assert.deepEqual(new Float32Array(new Uint8Array(stored(cache.lookup(key(3), 500)!.vectorId)).buffer)[0], 3);
     // Key 3 was just used: adding one more entry now evicts key 1 (used at 300), not key 3.
-    cache.putMany([{ key: key(4), vector: vector(4), truncated: false }], 600);
+    const vectorId = Number(db.prepare('INSERT INTO vectors (vector) VALUES (?)').run(vector(4)).lastInsertRowid);
+    cache.putMany([{ key: key(4), vectorId, bytes: 16, truncated: false }], 600);
     assert.equal(cache.lookup(key(1), 700), undefined);
     assert.ok(cache.lookup(key(3), 700));
     assert.ok(cache.lookup(key(4), 700));

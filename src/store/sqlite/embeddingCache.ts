@@ -1,8 +1,17 @@
 /**
  * The content cache inside the embedded store: vectors by cache key, bounded in bytes,
  * least recently used evicted first. Every function runs inside the caller's transaction.
- * Hits are resolved in SQL (UPDATE ... FROM), so a resubmitted 10,000-document job is
- * answered from the cache in one statement, without a backend call.
+ * An entry refers to a row of the `vectors` table, shared with the documents that hold the
+ * same vector (migration 8): a hit copies no bytes, and the row goes with its last referrer.
+ *
+ * Entries are keyed by a number that grows with insertion, never by the (hash) cache key:
+ * an index on random keys dirties one random 16 KiB page per insert and one per eviction,
+ * which made a document's cost grow with the cache's size (migration 8). The key is stored
+ * in the entry and indexed here, in memory, by its first 48 bits
+ * (a JavaScript number); a hit is confirmed against the full stored key, so two keys that
+ * share those bits are never confused (the later one is simply not cached). The in-memory
+ * index follows the transaction: changes made inside one are undone when it rolls back
+ * (`rollback`, called by the store's write path).
  */
 import type { Database as DB, Statement } from 'better-sqlite3';
 import { DOC_DONE, DOC_PENDING } from './rows.js';
@@ -16,70 +25,132 @@ const EVICT_BATCH = 256;
 
 export interface CacheEntry {
   readonly key: Buffer;
-  readonly vector: Buffer;
+  /** The row of `vectors` holding it. */
+  readonly vectorId: number;
+  readonly bytes: number;
   readonly truncated: boolean;
 }
 
+/** A hit: the vector's row, and whether it was truncated. */
+export interface CacheHit {
+  readonly vectorId: number;
+  readonly truncated: number;
+}
+
+/** The in-memory index's key: the first 48 bits of the (SHA-256) cache key. */
+function shortKey(key: Buffer): number {
+  return key.readUIntLE(0, 6);
+}
+
 export class EmbeddingCacheTable {
+  private readonly db: DB;
   private readonly stmt: ReturnType<typeof prepare>;
+  /** shortKey(key) -> entry. */
+  private readonly index = new Map<number, number>();
+  /** What the open transaction changed in `index`, oldest first: [short key, the entry it had]. */
+  private undo: [number, number | undefined][] = [];
 
   constructor(db: DB, readonly policy: CachePolicy) {
+    this.db = db;
     this.stmt = prepare(db);
+    for (const row of this.stmt.allKeys.iterate() as Iterable<{ entry: number; key: Buffer }>) this.index.set(shortKey(row.key), row.entry);
   }
 
   get enabled(): boolean {
     return this.policy.maxBytes > 0;
   }
 
+  /** The open transaction committed: its changes to the in-memory index stay. */
+  commit(): void {
+    this.undo = [];
+  }
+
+  /** The open transaction rolled back: the in-memory index is put back as it was before it. */
+  rollback(): void {
+    for (let i = this.undo.length - 1; i >= 0; i--) {
+      const [short, entry] = this.undo[i]!;
+      if (entry === undefined) this.index.delete(short);
+      else this.index.set(short, entry);
+    }
+    this.undo = [];
+  }
+
+  private setIndex(short: number, entry: number | undefined): void {
+    if (this.db.inTransaction) this.undo.push([short, this.index.get(short)]);
+    if (entry === undefined) this.index.delete(short);
+    else this.index.set(short, entry);
+  }
+
   /** The cached vector for `key`, marking it recently used; undefined on a miss. */
-  lookup(key: Buffer, now: number): { vector: Buffer; truncated: number } | undefined {
+  lookup(key: Buffer, now: number): CacheHit | undefined {
     if (!this.enabled) return undefined;
-    const hit = this.stmt.get.get(key) as { entry: number; vector: Buffer; truncated: number } | undefined;
-    if (!hit) return undefined;
-    this.stmt.touch.run(now, hit.entry);
-    return { vector: hit.vector, truncated: hit.truncated };
+    const entry = this.index.get(shortKey(key));
+    if (entry === undefined) return undefined;
+    const hit = this.stmt.get.get(entry) as { key: Buffer; vector_id: number; truncated: number } | undefined;
+    if (!hit || !hit.key.equals(key)) return undefined;
+    this.stmt.touch.run(now, entry);
+    return { vectorId: hit.vector_id, truncated: hit.truncated };
   }
 
   /** Marks a job's pending documents done from the cache; returns how many. */
   fillJob(jobSeq: number, now: number): number {
-    if (!this.enabled) return 0;
-    this.stmt.touchForJob.run(now, jobSeq);
-    return this.stmt.fillJob.run(jobSeq).changes;
+    if (!this.enabled || this.index.size === 0) return 0;
+    return this.fill(this.stmt.pendingOfJob.all(jobSeq) as { idx: number; key: Buffer }[], jobSeq, now);
   }
 
   /** The same for the pending documents of [from, to), just before they would be sent. */
   fillRange(jobSeq: number, from: number, to: number, now: number): number {
-    if (!this.enabled) return 0;
-    this.stmt.touchForRange.run(now, jobSeq, from, to);
-    return this.stmt.fillRange.run(jobSeq, from, to).changes;
+    if (!this.enabled || this.index.size === 0) return 0;
+    return this.fill(this.stmt.pendingOfRange.all(jobSeq, from, to) as { idx: number; key: Buffer }[], jobSeq, now);
+  }
+
+  private fill(rows: readonly { idx: number; key: Buffer }[], jobSeq: number, now: number): number {
+    let filled = 0;
+    for (const row of rows) {
+      if (!this.index.has(shortKey(row.key))) continue;
+      const hit = this.lookup(row.key, now);
+      if (hit) filled += this.stmt.markDone.run(hit.vectorId, hit.truncated, jobSeq, row.idx).changes;
+    }
+    return filled;
   }
 
   /** Stores computed vectors, keeps the byte count, and evicts when over the bound. */
   putMany(entries: readonly CacheEntry[], now: number): void {
     if (!this.enabled || entries.length === 0) return;
     let added = 0;
+    let count = 0;
     for (const entry of entries) {
-      const inserted = this.stmt.insert.run(entry.key, entry.vector, entry.truncated ? 1 : 0);
-      if (inserted.changes !== 1) continue;
-      this.stmt.insertUsage.run(inserted.lastInsertRowid, entry.vector.byteLength, now);
-      added += entry.vector.byteLength;
+      const short = shortKey(entry.key);
+      // Cached already, or another key with the same 48 bits is: keep the one there.
+      if (this.index.has(short)) continue;
+      const inserted = this.stmt.insert.run(entry.key, entry.vectorId, entry.truncated ? 1 : 0, entry.bytes, now);
+      this.setIndex(short, Number(inserted.lastInsertRowid));
+      added += entry.bytes;
+      count++;
     }
     if (added > 0) this.stmt.addCounter.run(added, 'cache_bytes');
-    this.evictOverflow();
+    this.evictOverflow(count > 0 ? added / count : 0);
   }
 
-  /** Deletes least recently used entries until the cache fits its bound again. */
-  evictOverflow(): void {
+  /**
+   * Deletes least recently used entries until the cache fits its bound again. `entryBytes`, a
+   * typical entry's size, sizes the read: a full cache evicts about one entry per entry added,
+   * and reading EVICT_BATCH rows (keys included) to delete 64 cost 10 % of a chunk's write.
+   */
+  evictOverflow(entryBytes = 0): void {
     if (!this.enabled) return;
     let excess = (this.stmt.getCounter.get('cache_bytes') as { value: number }).value - this.policy.maxBytes;
     while (excess > 0) {
-      const oldest = this.stmt.oldest.all(EVICT_BATCH) as { entry: number; bytes: number }[];
+      const wanted = entryBytes > 0 ? Math.min(EVICT_BATCH, Math.ceil(excess / entryBytes)) : EVICT_BATCH;
+      const oldest = this.stmt.oldest.all(wanted) as { entry: number; bytes: number; key: Buffer }[];
       if (oldest.length === 0) return;
       let freed = 0;
       for (const entry of oldest) {
         if (excess - freed <= 0) break;
+        // The vector row goes too unless a document still holds it (trigger cache_free_vector).
         this.stmt.remove.run(entry.entry);
-        this.stmt.removeUsage.run(entry.entry);
+        const short = shortKey(entry.key);
+        if (this.index.get(short) === entry.entry) this.setIndex(short, undefined);
         freed += entry.bytes;
       }
       this.stmt.addCounter.run(-freed, 'cache_bytes');
@@ -108,27 +179,18 @@ export class EmbeddingCacheTable {
 
 function prepare(db: DB) {
   const s = (sql: string): Statement => db.prepare(sql);
-  const pendingWithKey = `documents.job_seq = ? AND documents.state = ${DOC_PENDING} AND documents.cache_key IS NOT NULL`;
+  const pendingWithKey = `job_seq = ? AND state = ${DOC_PENDING} AND cache_key IS NOT NULL`;
   return {
-    fillJob: s(`UPDATE documents SET state = ${DOC_DONE}, vector = c.vector, truncated = c.truncated
-                FROM embedding_cache c WHERE ${pendingWithKey} AND documents.cache_key = c.key`),
-    fillRange: s(`UPDATE documents SET state = ${DOC_DONE}, vector = c.vector, truncated = c.truncated
-                  FROM embedding_cache c WHERE ${pendingWithKey} AND documents.idx >= ? AND documents.idx < ?
-                  AND documents.cache_key = c.key`),
-    touchForJob: s(`UPDATE embedding_cache_lru SET used_at = ? WHERE entry IN
-                    (SELECT c.rowid FROM documents d JOIN embedding_cache c ON c.key = d.cache_key
-                     WHERE d.job_seq = ? AND d.state = ${DOC_PENDING} AND d.cache_key IS NOT NULL)`),
-    touchForRange: s(`UPDATE embedding_cache_lru SET used_at = ? WHERE entry IN
-                      (SELECT c.rowid FROM documents d JOIN embedding_cache c ON c.key = d.cache_key
-                       WHERE d.job_seq = ? AND d.idx >= ? AND d.idx < ? AND d.state = ${DOC_PENDING} AND d.cache_key IS NOT NULL)`),
-    get: s(`SELECT rowid AS entry, vector, truncated FROM embedding_cache WHERE key = ?`),
-    touch: s(`UPDATE embedding_cache_lru SET used_at = ? WHERE entry = ?`),
-    insert: s(`INSERT OR IGNORE INTO embedding_cache (key, vector, truncated) VALUES (?, ?, ?)`),
-    insertUsage: s(`INSERT OR REPLACE INTO embedding_cache_lru (entry, bytes, used_at) VALUES (?, ?, ?)`),
-    oldest: s(`SELECT entry, bytes FROM embedding_cache_lru ORDER BY used_at LIMIT ?`),
-    remove: s(`DELETE FROM embedding_cache WHERE rowid = ?`),
-    removeUsage: s(`DELETE FROM embedding_cache_lru WHERE entry = ?`),
-    count: s(`SELECT COUNT(*) AS n FROM embedding_cache`),
+    allKeys: s(`SELECT entry, key FROM embedding_cache_entries ORDER BY entry`),
+    pendingOfJob: s(`SELECT idx, cache_key AS key FROM documents WHERE ${pendingWithKey}`),
+    pendingOfRange: s(`SELECT idx, cache_key AS key FROM documents WHERE ${pendingWithKey} AND idx >= ? AND idx < ?`),
+    markDone: s(`UPDATE documents SET state = ${DOC_DONE}, vector_id = ?, truncated = ? WHERE job_seq = ? AND idx = ? AND state = ${DOC_PENDING}`),
+    get: s(`SELECT key, vector_id, truncated FROM embedding_cache_entries WHERE entry = ?`),
+    touch: s(`UPDATE embedding_cache_entries SET used_at = ? WHERE entry = ?`),
+    insert: s(`INSERT INTO embedding_cache_entries (key, vector_id, truncated, bytes, used_at) VALUES (?, ?, ?, ?, ?)`),
+    oldest: s(`SELECT entry, bytes, key FROM embedding_cache_entries ORDER BY used_at LIMIT ?`),
+    remove: s(`DELETE FROM embedding_cache_entries WHERE entry = ?`),
+    count: s(`SELECT COUNT(*) AS n FROM embedding_cache_entries`),
     getCounter: s(`SELECT value FROM counters WHERE name = ?`),
     addCounter: s(`UPDATE counters SET value = value + ? WHERE name = ?`),
   };

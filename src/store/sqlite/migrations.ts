@@ -160,6 +160,51 @@ const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE documents ADD COLUMN result TEXT;
   `,
+  // 8: one stored copy per computed vector. Vectors live in their own table, written once;
+  // a document and a content-cache entry hold its id, so a cache hit, an in-job duplicate and
+  // a retry's copy reference the row instead of copying 3 KiB (768 dims) each. A vector row
+  // is deleted, by the triggers below, with the last document or cache entry referring to it,
+  // whichever path deletes them (purge, expiry, eviction for room, cascade, cache eviction).
+  // Documents written before keep their vector inline (documents.vector; readers take
+  // either). The cache also loses its index on the hash keys: with 100,000s of entries every
+  // insert and every eviction dirtied a random 16 KiB page of it (measured: 33 KiB written
+  // per document fresh, 67-73 KiB once the cache was full). Its entries are keyed by an
+  // insertion-ordered number and their keys indexed in memory (embeddingCache.ts).
+  `
+  CREATE TABLE vectors (
+    id INTEGER PRIMARY KEY,
+    vector BLOB NOT NULL
+  );
+  ALTER TABLE documents ADD COLUMN vector_id INTEGER;
+  CREATE INDEX documents_vector ON documents(vector_id) WHERE vector_id IS NOT NULL;
+  CREATE TABLE embedding_cache_entries (
+    entry INTEGER PRIMARY KEY,
+    key BLOB NOT NULL,
+    vector_id INTEGER NOT NULL,
+    truncated INTEGER NOT NULL,
+    bytes INTEGER NOT NULL,
+    used_at INTEGER NOT NULL
+  );
+  CREATE INDEX embedding_cache_entries_used ON embedding_cache_entries(used_at);
+  CREATE INDEX embedding_cache_entries_vector ON embedding_cache_entries(vector_id);
+  INSERT INTO vectors (id, vector)
+    SELECT c.rowid, c.vector FROM embedding_cache c JOIN embedding_cache_lru l ON l.entry = c.rowid ORDER BY c.rowid;
+  INSERT INTO embedding_cache_entries (entry, key, vector_id, truncated, bytes, used_at)
+    SELECT c.rowid, c.key, c.rowid, c.truncated, l.bytes, l.used_at FROM embedding_cache c JOIN embedding_cache_lru l ON l.entry = c.rowid ORDER BY c.rowid;
+  DROP TABLE embedding_cache;
+  DROP TABLE embedding_cache_lru;
+  UPDATE counters SET value = (SELECT COALESCE(SUM(bytes), 0) FROM embedding_cache_entries) WHERE name = 'cache_bytes';
+  CREATE TRIGGER documents_free_vector AFTER DELETE ON documents WHEN old.vector_id IS NOT NULL BEGIN
+    DELETE FROM vectors WHERE id = old.vector_id
+      AND NOT EXISTS (SELECT 1 FROM documents WHERE vector_id = old.vector_id)
+      AND NOT EXISTS (SELECT 1 FROM embedding_cache_entries WHERE vector_id = old.vector_id);
+  END;
+  CREATE TRIGGER cache_free_vector AFTER DELETE ON embedding_cache_entries BEGIN
+    DELETE FROM vectors WHERE id = old.vector_id
+      AND NOT EXISTS (SELECT 1 FROM documents WHERE vector_id = old.vector_id)
+      AND NOT EXISTS (SELECT 1 FROM embedding_cache_entries WHERE vector_id = old.vector_id);
+  END;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -33,6 +33,7 @@ export interface JobRow {
 export interface DocumentRow {
   idx: number;
   state: number;
+  /** From `vectors` (vector_id), or inline for a document written before migration 8. */
   vector: Buffer | null;
   truncated: number;
   code: string | null;

@@ -211,7 +211,7 @@ export class SqliteJobStore implements JobStore {
       const dup = duplicated.has(key.toString('hex')) ? 1 : 0;
       const hit = this.cache.lookup(key, now);
       if (!hit) return void this.stmt.insertDocument.run(seq, idx, text, key, dup);
-      this.stmt.insertDoneDocument.run(seq, idx, text, key, dup, hit.vector, hit.truncated);
+      this.stmt.insertDoneDocument.run(seq, idx, text, key, dup, hit.vectorId, hit.truncated);
       hits++;
     });
     this.recordCacheHits(seq, hits);
@@ -326,11 +326,19 @@ export class SqliteJobStore implements JobStore {
         }
         const blob = vectorToBlob(item.vector);
         const truncated = item.truncated ? 1 : 0;
-        done += this.stmt.markDone.run(blob, truncated, row.seq, item.index).changes;
+        // Written once: the document, its duplicates in this job and the cache refer to it.
+        const vectorId = Number(this.stmt.insertVector.run(blob).lastInsertRowid);
+        let marked = this.stmt.markDone.run(vectorId, truncated, row.seq, item.index).changes;
         const doc = keys.get(item.index);
         // Identical texts elsewhere in this job are done too.
-        if (doc?.dup) done += this.stmt.markDoneByKey.run(blob, truncated, row.seq, doc.key).changes;
-        if (doc?.key) cached.push({ key: doc.key, vector: blob, truncated: item.truncated });
+        if (doc?.dup) marked += this.stmt.markDoneByKey.run(vectorId, truncated, row.seq, doc.key).changes;
+        // Answered already (a duplicate chunk's later answer): nothing refers to the row.
+        if (marked === 0) {
+          this.stmt.deleteVector.run(vectorId);
+          continue;
+        }
+        done += marked;
+        if (doc?.key) cached.push({ key: doc.key, vectorId, bytes: blob.byteLength, truncated: item.truncated });
       }
       for (const item of failures) {
         failed += this.stmt.markFailed.run(item.code, item.error, row.seq, item.index).changes;
@@ -513,7 +521,18 @@ export class SqliteJobStore implements JobStore {
     // IMMEDIATE: the write lock is taken at BEGIN, under the busy timeout. A deferred
     // transaction that reads first and then writes fails at once with SQLITE_BUSY when the
     // checkpointer's TRUNCATE reset the WAL in between (measured: the busy handler is skipped).
-    const fn = (): T => transaction.immediate();
+    // The content cache's in-memory key index follows the transaction (embeddingCache.ts).
+    const fn = (): T => {
+      let result: T;
+      try {
+        result = transaction.immediate();
+      } catch (error) {
+        this.cache.rollback();
+        throw error;
+      }
+      this.cache.commit();
+      return result;
+    };
     const guard = this.backing?.guard;
     if (kind === 'grow' && guard?.lowSpace && !guard.recheck(classified(() => this.freePageBytes()))) {
       throw storeFull();
@@ -634,7 +653,7 @@ function prepareStatements(db: DB) {
     insertJob: s(`INSERT INTO jobs (id, owner, type, model, status, created_at, started_at, total_items, metadata, options)
                   VALUES (@id, @owner, @type, @model, @status, @created_at, @started_at, @total_items, @metadata, @options)`),
     insertDocument: s(`INSERT INTO documents (job_seq, idx, state, text, cache_key, dup) VALUES (?, ?, ${DOC_PENDING}, ?, ?, ?)`),
-    insertDoneDocument: s(`INSERT INTO documents (job_seq, idx, state, text, cache_key, dup, vector, truncated)
+    insertDoneDocument: s(`INSERT INTO documents (job_seq, idx, state, text, cache_key, dup, vector_id, truncated)
                            VALUES (?, ?, ${DOC_DONE}, ?, ?, ?, ?, ?)`),
     countJobs: s(`SELECT COUNT(*) AS n FROM jobs`),
     evictOldestTerminal: s(`DELETE FROM jobs WHERE seq IN (
@@ -643,9 +662,12 @@ function prepareStatements(db: DB) {
     insertRetryJob: s(`INSERT INTO jobs (id, owner, type, model, status, created_at, started_at, total_items, metadata, options, retry_of)
                        SELECT @id, @owner, type, model, @status, @created_at, @started_at, total_items, metadata, options, id
                        FROM jobs WHERE seq = @old_seq`),
-    copyDocuments: s(`INSERT INTO documents (job_seq, idx, state, text, vector, truncated, cache_key, dup, result)
+    // A done document's vector is referenced (vector_id), not copied; one written inline
+    // before migration 8 is copied as it is.
+    copyDocuments: s(`INSERT INTO documents (job_seq, idx, state, text, vector, vector_id, truncated, cache_key, dup, result)
                       SELECT ?, idx, CASE WHEN state = ${DOC_DONE} THEN ${DOC_DONE} ELSE ${DOC_PENDING} END, text,
-                             CASE WHEN state = ${DOC_DONE} THEN vector END, CASE WHEN state = ${DOC_DONE} THEN truncated ELSE 0 END,
+                             CASE WHEN state = ${DOC_DONE} THEN vector END, CASE WHEN state = ${DOC_DONE} THEN vector_id END,
+                             CASE WHEN state = ${DOC_DONE} THEN truncated ELSE 0 END,
                              cache_key, dup, CASE WHEN state = ${DOC_DONE} THEN result END
                       FROM documents WHERE job_seq = ?`),
     countDone: s(`SELECT COUNT(*) AS n FROM documents WHERE job_seq = ? AND state = ${DOC_DONE}`),
@@ -668,12 +690,15 @@ function prepareStatements(db: DB) {
                                                     AND d2.state = ${DOC_PENDING}))
                          ORDER BY idx`),
     chunkKeys: s(`SELECT idx, cache_key AS key, dup FROM documents WHERE job_seq = ? AND idx >= ? AND idx <= ?`),
-    someVectorLength: s(`SELECT length(vector) AS n FROM documents WHERE job_seq = ? AND state = ${DOC_DONE} LIMIT 1`),
-    markDoneByKey: s(`UPDATE documents SET state = ${DOC_DONE}, vector = ?, truncated = ?
+    someVectorLength: s(`SELECT length(COALESCE(d.vector, v.vector)) AS n FROM documents d LEFT JOIN vectors v ON v.id = d.vector_id
+                         WHERE d.job_seq = ? AND d.state = ${DOC_DONE} LIMIT 1`),
+    insertVector: s(`INSERT INTO vectors (vector) VALUES (?)`),
+    deleteVector: s(`DELETE FROM vectors WHERE id = ?`),
+    markDoneByKey: s(`UPDATE documents SET state = ${DOC_DONE}, vector_id = ?, truncated = ?
                       WHERE job_seq = ? AND cache_key = ? AND state = ${DOC_PENDING}`),
     markFailedByKey: s(`UPDATE documents SET state = ${DOC_FAILED}, code = ?, error = ?
                         WHERE job_seq = ? AND cache_key = ? AND state = ${DOC_PENDING}`),
-    markDone: s(`UPDATE documents SET state = ${DOC_DONE}, vector = ?, truncated = ?
+    markDone: s(`UPDATE documents SET state = ${DOC_DONE}, vector_id = ?, truncated = ?
                  WHERE job_seq = ? AND idx = ? AND state = ${DOC_PENDING}`),
     failureCounts: s(`SELECT code, COUNT(*) AS n FROM documents WHERE job_seq = ? AND state = ${DOC_FAILED} GROUP BY code`),
     firstFailures: s(`SELECT idx AS "index", code, error FROM documents WHERE job_seq = ? AND state = ${DOC_FAILED} ORDER BY idx LIMIT ?`),
@@ -682,8 +707,9 @@ function prepareStatements(db: DB) {
     addProgress: s(`UPDATE jobs SET completed_items = completed_items + ?, failed_items = failed_items + ?,
                       dimensions = COALESCE(?, dimensions) WHERE seq = ?`),
     markGenerated: s(`UPDATE documents SET state = ${DOC_DONE}, result = ? WHERE job_seq = ? AND idx = ? AND state = ${DOC_PENDING}`),
-    readDocuments: s(`SELECT idx, state, vector, truncated, code, error, result FROM documents
-                      WHERE job_seq = ? AND idx >= ? AND idx < ? ORDER BY idx`),
+    readDocuments: s(`SELECT d.idx, d.state, COALESCE(d.vector, v.vector) AS vector, d.truncated, d.code, d.error, d.result
+                      FROM documents d LEFT JOIN vectors v ON v.id = d.vector_id
+                      WHERE d.job_seq = ? AND d.idx >= ? AND d.idx < ? ORDER BY d.idx`),
     deleteJob: s(`DELETE FROM jobs WHERE seq = ?`),
     expiredIds: s(`SELECT id FROM jobs WHERE expires_at IS NOT NULL AND expires_at <= ?`),
     deleteExpired: s(`DELETE FROM jobs WHERE expires_at IS NOT NULL AND expires_at <= ?`),
