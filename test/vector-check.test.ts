@@ -1,14 +1,11 @@
-/** The one vector rule (src/backends/vectorCheck.ts), and both parsers applying it alike. */
+/** The one vector rule (src/backends/vectorCheck.ts), and the byte reader never standing in for it. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { EmbedParseError, embedParser } from '../src/backends/embedParser.js';
+import { readOllamaEmbed } from '../src/backends/embedJson.js';
 import { BackendError } from '../src/backends/errors.js';
 import { checkAnswer, toFloat32 } from '../src/backends/vectorCheck.js';
 
-const bytesOf = (value: unknown): ArrayBuffer => {
-  const b = Buffer.from(JSON.stringify(value));
-  return b.buffer.slice(b.byteOffset, b.byteOffset + b.length) as ArrayBuffer;
-};
+const bytesOf = (value: unknown): Buffer => Buffer.from(JSON.stringify(value));
 
 test('element types: null, strings and booleans are refused (they would become 0, NaN and 1)', () => {
   assert.match(String(toFloat32([0.5, null])), /element 1 is null/);
@@ -31,17 +28,17 @@ test('checkAnswer: non-finite in float32 (1e300, 1e400 parsed as Infinity, NaN),
   checkAnswer('n', [new Float32Array(4), new Float32Array(4)], 2, 4);
 });
 
-test('the parser worker applies the same element rule, with the same words', async () => {
+test('the byte reader declines every answer the rule refuses, so the adapters\' JSON.parse path words the error', () => {
   for (const [vector, index] of [[[1, null], 1], [['NaN', 2], 0], [[1, 2, false], 2]] as const) {
-    const inline = toFloat32(vector);
-    await assert.rejects(embedParser.parse(bytesOf({ embeddings: [[1, 2, 3].slice(0, vector.length), vector] }), 2), (error: unknown) => {
-      assert.ok(error instanceof EmbedParseError && error.failure.kind === 'shape');
-      assert.equal(error.failure.kind === 'shape' && error.failure.what, inline);
-      assert.match(String(inline), new RegExp(`element ${index}`));
-      return true;
-    });
+    assert.equal(readOllamaEmbed(bytesOf({ embeddings: [[1, 2, 3].slice(0, vector.length), vector] }), 2), undefined);
+    assert.match(String(toFloat32(vector)), new RegExp(`element ${index}`));
   }
-  await assert.rejects(embedParser.parse(bytesOf({ embeddings: [[1, 2], [1, 2, 3]] }), 2), (error: unknown) => error instanceof EmbedParseError && error.failure.kind === 'shape' && /different lengths/.test(error.failure.what));
-  const ok = await embedParser.parse(bytesOf({ embeddings: [[1, 2], [3, 4]] }), 2);
-  assert.deepEqual(ok.vectors.map((v) => Array.from(v)), [[1, 2], [3, 4]]);
+  assert.equal(readOllamaEmbed(bytesOf({ embeddings: [[1, 2], [1, 2, 3]] }), 2), undefined);
+  assert.equal(readOllamaEmbed(bytesOf({ embeddings: [[]] }), 1), undefined);
+  const ok = readOllamaEmbed(bytesOf({ embeddings: [[1, 2], [3, 4]] }), 2);
+  assert.deepEqual(ok?.vectors.map((v) => Array.from(v)), [[1, 2], [3, 4]]);
+  // Not finite in float32: read as Infinity, exactly as JSON.parse + the Float32Array store, for checkAnswer to refuse.
+  const huge = readOllamaEmbed(Buffer.from('{"embeddings":[[1e300,1e400,-1e39]]}'), 1);
+  assert.deepEqual(huge && Array.from(huge.vectors[0]!), [Infinity, Infinity, -Infinity]);
+  assert.throws(() => checkAnswer('n', huge!.vectors, 1), /element 0 is Infinity/);
 });

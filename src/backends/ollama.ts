@@ -7,7 +7,7 @@
  */
 import { Pool, type Dispatcher } from 'undici';
 import { countField, modelOptionsOf, type EmbedResultWithUsage } from './embedExtras.js';
-import { EmbedParseError, embedParser, OFFLOAD_MIN_BYTES } from './embedParser.js';
+import { answerText, readOllamaEmbed } from './embedJson.js';
 import { BackendError, coerceBackendError } from './errors.js';
 import { invalidVector, toFloat32 } from './vectorCheck.js';
 import { DEFAULT_GENERATION_PARALLEL, DEFAULT_GENERATION_TIMEOUT_MS, forwardedErrorOf, type ForwardedResponse, type GenerationBackend, type GenerationPath } from './generation.js';
@@ -56,44 +56,22 @@ export class OllamaBackend implements EmbeddingBackend, GenerationBackend {
   async embed(request: EmbedRequest): Promise<EmbedResult> {
     if (!this.legacyOnly) {
       const raw = await this.callRaw('/api/embed', JSON.stringify(embedBody(request)), request.signal);
-      if (raw.status >= 200 && raw.status < 300 && raw.bytes.byteLength >= OFFLOAD_MIN_BYTES) {
-        return this.parseEmbedOffThread(raw.bytes, request.inputs.length);
+      const expected = request.inputs.length;
+      if (raw.status >= 200 && raw.status < 300) {
+        const fast = readOllamaEmbed(raw.bytes, expected);
+        if (fast) return withUsage(fast.vectors, fast.promptEvalCount, fast.loadDuration);
       }
-      const answer = { status: raw.status, text: Buffer.from(raw.bytes).toString('utf8') };
-      if (!isMissingEndpoint(answer)) return this.parseEmbed(answer, request.inputs.length);
+      // Not vouched for by the byte reader (an error, or anything unusual): JSON.parse says why.
+      const answer = { status: raw.status, text: answerText(raw.bytes) };
+      if (!isMissingEndpoint(answer)) return this.parseEmbed(answer, expected);
       this.legacyOnly = true;
     }
     return this.embedLegacy(request);
   }
 
-  private async parseEmbedOffThread(bytes: ArrayBuffer, expected: number): Promise<EmbedResultWithUsage> {
-    try {
-      const parsed = await embedParser.parse(bytes, expected);
-      const promptTokens = countField(parsed.promptEvalCount);
-      const loadDurationNs = countField(parsed.loadDuration);
-      return {
-        vectors: parsed.vectors,
-        ...(promptTokens === undefined ? {} : { promptTokens }),
-        ...(loadDurationNs === undefined ? {} : { loadDurationNs }),
-      };
-    } catch (error) {
-      throw this.unreadable(error, expected);
-    }
-  }
-
-  private unreadable(error: unknown, expected: number): BackendError {
-    if (!(error instanceof EmbedParseError)) return new BackendError('BACKEND_UNAVAILABLE', `Backend ${this.id}: ${(error as Error).message}`);
-    const failure = error.failure;
-    if (failure.kind === 'count') {
-      return new BackendError('BACKEND_UNAVAILABLE', `Backend ${this.id} returned ${failure.got ?? 'no'} embeddings for ${expected} inputs`);
-    }
-    if (failure.kind === 'shape') return invalidVector(this.id, failure.what);
-    return new BackendError('BACKEND_UNAVAILABLE', `Backend ${this.id} answered with a body that is not JSON: ${failure.message}`);
-  }
-
-  /** A POST whose answer is kept as bytes (transferable to the parser thread). */
-  private async callRaw(path: string, body: string, signal?: AbortSignal): Promise<{ status: number; bytes: ArrayBuffer }> {
-    return this.send('POST', path, body, this.timeoutMs, signal, async (response) => ({ status: response.statusCode, bytes: await response.body.arrayBuffer() }));
+  /** A POST whose answer is kept as bytes, for readOllamaEmbed. */
+  private async callRaw(path: string, body: string, signal?: AbortSignal): Promise<{ status: number; bytes: Uint8Array }> {
+    return this.send('POST', path, body, this.timeoutMs, signal, async (response) => ({ status: response.statusCode, bytes: await response.body.bytes() }));
   }
 
   private async embedLegacy(request: EmbedRequest): Promise<EmbedResult> {
@@ -115,14 +93,7 @@ export class OllamaBackend implements EmbeddingBackend, GenerationBackend {
     if (!Array.isArray(parsed.embeddings) || parsed.embeddings.length !== expected) {
       throw new BackendError('BACKEND_UNAVAILABLE', `Backend ${this.id} returned ${describeCount(parsed.embeddings)} embeddings for ${expected} inputs`);
     }
-    const vectors = parsed.embeddings.map((v) => toVector(v, this.id));
-    const promptTokens = countField(parsed.prompt_eval_count);
-    const loadDurationNs = countField(parsed.load_duration);
-    return {
-      vectors,
-      ...(promptTokens === undefined ? {} : { promptTokens }),
-      ...(loadDurationNs === undefined ? {} : { loadDurationNs }),
-    };
+    return withUsage(parsed.embeddings.map((v) => toVector(v, this.id)), parsed.prompt_eval_count, parsed.load_duration);
   }
 
   /** Ollama serves every generation route, its own and the OpenAI-compatible ones. */
@@ -292,6 +263,16 @@ function toVector(value: unknown, backendId: string): Float32Array {
   const vector = toFloat32(value);
   if (typeof vector === 'string') throw invalidVector(backendId, vector);
   return vector;
+}
+
+function withUsage(vectors: Float32Array[], promptEvalCount: unknown, loadDuration: unknown): EmbedResultWithUsage {
+  const promptTokens = countField(promptEvalCount);
+  const loadDurationNs = countField(loadDuration);
+  return {
+    vectors,
+    ...(promptTokens === undefined ? {} : { promptTokens }),
+    ...(loadDurationNs === undefined ? {} : { loadDurationNs }),
+  };
 }
 
 function describeCount(value: unknown): string {

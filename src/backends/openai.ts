@@ -11,6 +11,7 @@
  */
 import { Pool } from 'undici';
 import { countField, type EmbedResultWithUsage } from './embedExtras.js';
+import { answerText, readOpenAIEmbed } from './embedJson.js';
 import { BackendError, coerceBackendError } from './errors.js';
 import { invalidVector, toFloat32 } from './vectorCheck.js';
 import { DEFAULT_GENERATION_TIMEOUT_MS, forwardedErrorOf, type ForwardedResponse, type GenerationBackend, type GenerationPath } from './generation.js';
@@ -65,12 +66,17 @@ export class OpenAIBackend implements EmbeddingBackend, GenerationBackend {
   async embed(request: EmbedRequest): Promise<EmbedResultWithUsage> {
     const body: Record<string, unknown> = { model: this.serverModelName(request.model), input: request.inputs, encoding_format: 'float' };
     if (request.options.dimensions !== undefined) body.dimensions = request.options.dimensions;
-    const answer = await this.call('POST', '/embeddings', JSON.stringify(body), this.timeoutMs, request.signal);
+    const raw = await this.call('POST', '/embeddings', JSON.stringify(body), this.timeoutMs, request.signal, true);
+    const expected = request.inputs.length;
+    if (raw.status >= 200 && raw.status < 300) {
+      const fast = readOpenAIEmbed(raw.bytes, expected);
+      if (fast) return withUsage(fast.vectors, fast.promptTokens);
+    }
+    // Not vouched for by the byte reader (an error, base64 vectors, anything unusual): JSON.parse says why.
+    const answer = { status: raw.status, text: answerText(raw.bytes) };
     this.throwIfError(answer);
     const parsed = parseJson(answer.text, this.id) as { data?: unknown; usage?: { prompt_tokens?: unknown } };
-    const vectors = this.vectorsOf(parsed.data, request.inputs.length);
-    const promptTokens = countField(parsed.usage?.prompt_tokens);
-    return promptTokens === undefined ? { vectors } : { vectors, promptTokens };
+    return withUsage(this.vectorsOf(parsed.data, expected), parsed.usage?.prompt_tokens);
   }
 
   /**
@@ -134,7 +140,17 @@ export class OpenAIBackend implements EmbeddingBackend, GenerationBackend {
     return this.secret ? text.split(this.secret).join('***') : text;
   }
 
-  private async call(method: 'GET' | 'POST', path: string, body: string | undefined, timeoutMs: number, signal?: AbortSignal): Promise<HttpAnswer> {
+  private call(method: 'GET' | 'POST', path: string, body: string | undefined, timeoutMs: number, signal?: AbortSignal): Promise<HttpAnswer>;
+  /** The same, the answer kept as bytes (for readOpenAIEmbed). */
+  private call(method: 'POST', path: string, body: string, timeoutMs: number, signal: AbortSignal | undefined, asBytes: true): Promise<{ status: number; bytes: Uint8Array }>;
+  private async call(
+    method: 'GET' | 'POST',
+    path: string,
+    body: string | undefined,
+    timeoutMs: number,
+    signal?: AbortSignal,
+    asBytes?: true,
+  ): Promise<HttpAnswer | { status: number; bytes: Uint8Array }> {
     const timeout = AbortSignal.timeout(timeoutMs);
     const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
     try {
@@ -145,6 +161,7 @@ export class OpenAIBackend implements EmbeddingBackend, GenerationBackend {
         body,
         signal: combined,
       });
+      if (asBytes) return { status: response.statusCode, bytes: await response.body.bytes() };
       const instance = response.headers['x-sollol-instance'];
       const text = await response.body.text();
       return typeof instance === 'string' ? { status: response.statusCode, text, sollolInstance: instance } : { status: response.statusCode, text };
@@ -218,6 +235,11 @@ export class OpenAIBackend implements EmbeddingBackend, GenerationBackend {
   async close(): Promise<void> {
     await this.pool.close().catch(() => this.pool.destroy());
   }
+}
+
+function withUsage(vectors: Float32Array[], promptTokensField: unknown): EmbedResultWithUsage {
+  const promptTokens = countField(promptTokensField);
+  return promptTokens === undefined ? { vectors } : { vectors, promptTokens };
 }
 
 function parseJson(text: string, backendId: string): unknown {

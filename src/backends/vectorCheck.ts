@@ -7,9 +7,10 @@
  * never stored, cached or returned, and the node is charged a failure (failureKind.ts).
  *
  * Two steps, each one pass:
- * - {@link jsonToFloat32}, used by every parser of JSON vectors (the adapters on the main
- *   thread and the parser worker, whose source embeds this very function), checks element
- *   types while copying into the Float32Array, since `null` and `true` become 0 and 1 there;
+ * - {@link jsonToFloat32}, used by the adapters' JSON.parse path, checks element types while
+ *   copying into the Float32Array, since `null` and `true` become 0 and 1 there (the byte
+ *   reader, embedJson.ts, reads numbers only: any other element makes it decline the answer
+ *   to this path);
  * - {@link checkAnswer}, run by the pool on every backend's answer (Ollama, OpenAI-compatible,
  *   embedded), checks finiteness, lengths and count on the Float32Arrays.
  * The length against a job's `dimensions` (fixed by its first recorded vector) is the store's
@@ -19,9 +20,7 @@ import { BackendError } from './errors.js';
 
 /**
  * Copies a JSON array of numbers into `out` at `offset`; returns the position of the first
- * element that is not a number (or -1 when all are). Self-contained on purpose: the parser
- * worker's source includes it with `Function.prototype.toString`, so it may use no import,
- * no closure and no TypeScript-only syntax that survives compilation.
+ * element that is not a number (or -1 when all are).
  */
 export function jsonToFloat32(list: readonly unknown[], out: Float32Array, offset: number): number {
   const n = list.length;
@@ -42,7 +41,7 @@ export function toFloat32(value: unknown): Float32Array | string {
   return bad < 0 ? out : badElement(value, bad);
 }
 
-/** "an embedding whose element 3 is null": the reason for a failed {@link jsonToFloat32}. Self-contained, as that one. */
+/** "an embedding whose element 3 is null": the reason for a failed {@link jsonToFloat32}. */
 export function badElement(list: readonly unknown[], at: number): string {
   const x = list[at];
   const what = x === null ? 'null' : typeof x === 'string' ? 'the string ' + JSON.stringify(x.slice(0, 20)) : 'a ' + typeof x;
