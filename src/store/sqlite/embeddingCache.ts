@@ -8,13 +8,14 @@
  * an index on random keys dirties one random 16 KiB page per insert and one per eviction,
  * which made a document's cost grow with the cache's size (migration 8). The key is stored
  * in the entry and indexed here, in memory, by its first 48 bits
- * (a JavaScript number); a hit is confirmed against the full stored key, so two keys that
+ * (a JavaScript number; shortKeyIndex.ts); a hit is confirmed against the full stored key, so two keys that
  * share those bits are never confused (the later one is simply not cached). The in-memory
  * index follows the transaction: changes made inside one are undone when it rolls back
  * (`rollback`, called by the store's write path).
  */
 import type { Database as DB, Statement } from 'better-sqlite3';
 import { DOC_DONE, DOC_PENDING } from './rows.js';
+import { ShortKeyIndex } from './shortKeyIndex.js';
 
 export interface CachePolicy {
   /** Most bytes of vectors kept; 0 disables the cache. */
@@ -45,14 +46,15 @@ function shortKey(key: Buffer): number {
 export class EmbeddingCacheTable {
   private readonly db: DB;
   private readonly stmt: ReturnType<typeof prepare>;
-  /** shortKey(key) -> entry. */
-  private readonly index = new Map<number, number>();
+  /** shortKey(key) -> entry, outside the JavaScript heap (shortKeyIndex.ts). */
+  private readonly index: ShortKeyIndex;
   /** What the open transaction changed in `index`, oldest first: [short key, the entry it had]. */
   private undo: [number, number | undefined][] = [];
 
   constructor(db: DB, readonly policy: CachePolicy) {
     this.db = db;
     this.stmt = prepare(db);
+    this.index = new ShortKeyIndex((this.stmt.count.get() as { n: number }).n);
     for (const row of this.stmt.allKeys.iterate() as Iterable<{ entry: number; key: Buffer }>) this.index.set(shortKey(row.key), row.entry);
   }
 
