@@ -68,7 +68,7 @@ export async function benchFlatCost(): Promise<Row[]> {
     await runJob(gateway.url, MODEL, texts(1000, 'flat warm-up'));
     const fresh = await measure(gateway);
     const rows: Row[] = [
-      ['fresh gateway: 10,000-doc job (docs/s)', fmt(fresh.rate), `runs: ${fresh.runs.map((r) => fmt(r)).join(', ')}; gateway CPU ${fmt(fresh.cpuUs, 1)} us/doc; data dir ${fmt(dirBytes(gateway.dataDir!) / 1e9, 1)} GB`],
+      ['fresh gateway: 10,000-doc job (docs/s)', fmt(fresh.rate), `runs: ${fresh.runs.map((r) => fmt(r)).join(', ')}; gateway CPU ${fmt(fresh.cpuUs, 1)} us/doc; data dir ${fmt(dirBytes(gateway.dataDir!) / 1e9, 1)} GB; peak RSS so far ${fmt(gateway.peakRssMb())} MB`],
     ];
     for (const target of [200, 1000]) {
       const fill = await fillTo(gateway, target, deadline);
@@ -76,7 +76,7 @@ export async function benchFlatCost(): Promise<Row[]> {
       const share = later.rate / fresh.rate;
       const cacheFull = fill.cacheBytes >= 0.95 * fill.cacheMax;
       rows.push(
-        [`after ${fmt(fill.stored)} stored jobs (docs/s)`, fmt(later.rate), `runs: ${later.runs.map((r) => fmt(r)).join(', ')}; gateway CPU ${fmt(later.cpuUs, 1)} us/doc; filled in ${fmt(fill.seconds)} s${fill.stop ? `, ${fill.stop}` : ''}; data dir ${fmt(dirBytes(gateway.dataDir!) / 1e9, 1)} GB`],
+        [`after ${fmt(fill.stored)} stored jobs (docs/s)`, fmt(later.rate), `runs: ${later.runs.map((r) => fmt(r)).join(', ')}; gateway CPU ${fmt(later.cpuUs, 1)} us/doc; filled in ${fmt(fill.seconds)} s${fill.stop ? `, ${fill.stop}` : ''}; data dir ${fmt(dirBytes(gateway.dataDir!) / 1e9, 1)} GB; peak RSS so far ${fmt(gateway.peakRssMb())} MB`],
         [`after ${fmt(fill.stored)} stored jobs / fresh`, `${fmt(share * 100, 1)} %`, `target >= 90 % ${verdict(share >= 0.9)}; content cache ${fmt(fill.cacheBytes / 2 ** 20)} of ${fmt(fill.cacheMax / 2 ** 20)} MiB${cacheFull ? ' (full)' : ''}`],
       );
     }
