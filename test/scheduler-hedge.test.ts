@@ -60,9 +60,10 @@ embeddedOnly('a chunk held by a stuck node is duplicated on the idle node: the j
 embeddedOnly('a duplicate that fails decides nothing: no bisection, no failed document, the original answers', async (t) => {
   const POISON = 'POISONED';
   const slow = await startSim(t, { serial: true });
-  const fast = await startSim(t, { delayPerCallMs: 50 });
+  const fast = await startSim(t, { delayPerCallMs: 400 });
   const { url } = await startTestGateway(t, { backend: [slow.url, fast.url], chunkSize: '4' });
-  // A warm-up measures the first node as the faster, so routing sends it the next job's only chunk.
+  // A warm-up measures the first node as the faster (the second takes 400 ms a call, so even a CPU-starved
+  // machine measures it slower), so routing sends it the next job's only chunk.
   const warm = await submit(url, { model: MODEL, documents: docs(64, 'warm') });
   assert.equal((await waitForStatus(url, warm.body.job_id, ['completed', 'failed'])).status, 'completed');
   slow.configure({ hang: true });
@@ -99,7 +100,7 @@ embeddedOnly('a duplicate that fails decides nothing: no bisection, no failed do
 
 embeddedOnly('cancel aborts a hedged pair at once: both calls end, nothing is recorded', async (t) => {
   const first = await startSim(t, { serial: true });
-  const second = await startSim(t, { delayPerCallMs: 50 });
+  const second = await startSim(t, { delayPerCallMs: 400 });
   const { url } = await startTestGateway(t, { backend: [first.url, second.url], chunkSize: '4' });
   // As above: the first node is measured the faster, so it gets the job's only chunk.
   const warm = await submit(url, { model: MODEL, documents: docs(64, 'warm') });
