@@ -41,7 +41,11 @@ test('a node answering 500 to a fraction of calls still yields a complete job', 
   await assertComplete(url, body.job_id, documents);
   assert.ok(flaky.stats().failures > 0, 'the node did fail some calls');
   const stats = await backendStats(url, flaky.url);
-  assert.ok((stats as unknown as { errors: number }).errors >= flaky.stats().failures);
+  // Every failure the gateway read is counted against the node. A hedged duplicate the node
+  // failed after the other call already won is aborted unread (never charged), so under load
+  // the node may count a few more failures than the gateway saw, never fewer.
+  const errors = (stats as unknown as { errors: number }).errors;
+  assert.ok(errors > 0 && errors <= flaky.stats().failures, `gateway counted ${errors} errors, the node failed ${flaky.stats().failures} calls`);
 });
 
 test('a node that comes back on the same port is probed back in and used again', async (t) => {
@@ -64,6 +68,31 @@ test('a node that comes back on the same port is probed back in and used again',
   await assertComplete(url, third.body.job_id, after);
   assert.ok(back.stats().embedCalls > 0, 'the node that came back gets calls again');
   assert.equal((await backendStats(url, a.url)).circuit, 'closed');
+});
+
+test('a model whose only node is down is unreachable, not unknown: sync 503, a job waits and completes once the node is back', async (t) => {
+  const node = await startSim(t);
+  // The embedded backend stays up (another model), so "some node is healthy" alone would say 404.
+  const { url } = await startTestGateway(t, { backend: [node.url, 'embedded'], chunkSize: '5' });
+  await node.close();
+  await waitFor(async () => ((await backendStats(url, node.url)).healthy ? undefined : true), 'the node to be seen down');
+
+  const sync = await call(`${url}/api/embed`, { body: { model: MODEL, input: 'x' } });
+  assert.equal(sync.status, 503, JSON.stringify(sync.body));
+  assert.equal(sync.body.code, 'BACKEND_UNAVAILABLE');
+  const openai = await call(`${url}/v1/embeddings`, { body: { model: MODEL, input: 'x' } });
+  assert.equal(openai.status, 503, JSON.stringify(openai.body));
+  const unknown = await call(`${url}/api/embed`, { body: { model: 'no-such-model', input: 'x' } });
+  assert.equal(unknown.status, 404, 'a model no node ever listed is still unknown');
+
+  const documents = docs(20, 'waits');
+  const submitted = await submit(url, { model: MODEL, documents });
+  assert.equal(submitted.status, 200, JSON.stringify(submitted.body));
+  assert.equal(submitted.body.status, 'pending', 'the job waits for the node');
+  const back = await startSimNode({ port: node.port });
+  t.after(() => back.close());
+  await assertComplete(url, submitted.body.job_id, documents);
+  assert.equal(back.stats().documents, documents.length);
 });
 
 test('a model missing on one node routes to the node that has it', async (t) => {

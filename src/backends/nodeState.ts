@@ -18,6 +18,11 @@ const INITIAL_LIMIT = 2;
 export class NodeState {
   healthy = false;
   models = new Set<string>();
+  /**
+   * The models of the node's last healthy probe, kept while it is down: a model only
+   * unreachable nodes serve is "no backend reachable" (503, a job waits), not "unknown" (404).
+   */
+  listedModels = new Set<string>();
   /** The node answered with this gateway's own instance id: never used. */
   isSelf = false;
   lastProbeAt = 0;
@@ -59,6 +64,11 @@ export class NodeState {
 
   serves(model: string): boolean {
     return this.models.has(canonicalModel(model));
+  }
+
+  /** Whether the node is down now but listed `model` when it was last up. */
+  listedWhileDown(model: string): boolean {
+    return !this.healthy && !this.isSelf && this.listedModels.has(canonicalModel(model));
   }
 
   /** Forgets a model the node refused, until its next probe lists its models again. */

@@ -165,6 +165,7 @@ export class BackendPool {
     node.healthy = result.healthy && !node.isSelf;
     // A fresh model list also gives back a model the node refused since the last probe.
     node.models = new Set(result.models.map(canonicalModel));
+    if (node.healthy) node.listedModels = new Set(node.models);
     if (!result.healthy) node.lastError = result.error ?? 'unhealthy';
     if (wasHealthy !== node.healthy) this.options.onHealthChange?.(node.backend.id, node.healthy, result.error);
     if (!node.healthy) return;
@@ -187,6 +188,17 @@ export class BackendPool {
   /** Whether a healthy node lists the model (its breaker may be open: it still counts, see routing.ts). */
   serves(model: string): boolean {
     return this.nodes.some((n) => n.healthy && n.serves(model));
+  }
+
+  /**
+   * Whether `model` can be served now (`served`), is served only by nodes that are down now,
+   * each of which listed it on its last healthy probe, or no node is up at all (`no-backend`:
+   * a job waits, a sync call is 503), or no node up or down serves it (`unknown-model`: 404).
+   */
+  availability(model: string): 'served' | 'no-backend' | 'unknown-model' {
+    if (this.serves(model)) return 'served';
+    if (!this.anyHealthy() || this.nodes.some((n) => n.listedWhileDown(model))) return 'no-backend';
+    return 'unknown-model';
   }
 
   /** Models served by healthy nodes, sorted, as the nodes name them. */
@@ -241,12 +253,13 @@ export class BackendPool {
   /**
    * A slot for an interactive (sync API) call: at once if a node may take it, otherwise the
    * next slot that frees on a node serving the model, ahead of every batch chunk. Rejects
-   * with MODEL_NOT_FOUND when no healthy node serves the model, CANCELLED on abort.
+   * with MODEL_NOT_FOUND or BACKEND_UNAVAILABLE as `availability` says, CANCELLED on abort.
    */
   acquireInteractive(model: string, signal?: AbortSignal): Promise<Lease> {
-    if (!this.serves(model)) {
-      const code = this.anyHealthy() ? 'MODEL_NOT_FOUND' : 'BACKEND_UNAVAILABLE';
-      return Promise.reject(new BackendError(code, this.anyHealthy() ? `model '${model}' not found` : 'no backend is reachable'));
+    const availability = this.availability(model);
+    if (availability !== 'served') {
+      const unknown = availability === 'unknown-model';
+      return Promise.reject(new BackendError(unknown ? 'MODEL_NOT_FOUND' : 'BACKEND_UNAVAILABLE', unknown ? `model '${model}' not found` : `no backend serving model '${model}' is reachable`));
     }
     const free = this.routable(model)[0];
     if (free) return Promise.resolve(this.lease(free));

@@ -160,6 +160,8 @@ export class DistributedScheduler implements JobScheduler {
     if (local && this.pool.serves(model)) return 'served';
     const canonical = canonicalModel(model);
     if (this.liveWorkers.some((w) => w.models.includes(canonical))) return 'served';
+    // A local node that served the model is down: wait for it (BackendPool.availability).
+    if (local && this.pool.anyHealthy() && this.pool.availability(model) === 'no-backend') return 'no-backend';
     const reachable = (local && this.pool.anyHealthy()) || this.liveWorkers.some((w) => w.healthy);
     return reachable ? 'unknown-model' : 'no-backend';
   }

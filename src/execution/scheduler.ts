@@ -16,8 +16,8 @@
  * retried or bisected. Every document is still counted once (the store counts it only while
  * it is pending).
  *
- * Jobs that cannot progress are watched each second: a pending job whose model no reachable
- * node lists fails MODEL_NOT_FOUND; one that found no node serving its model for
+ * Jobs that cannot progress are watched each second: a pending job whose model no node lists,
+ * up or down (`BackendPool.availability`), fails MODEL_NOT_FOUND; one that found no node serving its model for
  * `pendingTimeoutMs` has its remaining documents failed
  * BACKEND_UNAVAILABLE (finished ones are kept). Meanwhile `statusDetail` says why it waits.
  */
@@ -148,8 +148,7 @@ export class Scheduler implements JobScheduler {
 
   /** Whether a job for `model` can be served now, must wait for a backend, or names an unknown model. */
   modelAvailability(model: string): 'served' | 'no-backend' | 'unknown-model' {
-    if (this.pool.serves(model)) return 'served';
-    return this.pool.anyHealthy() ? 'unknown-model' : 'no-backend';
+    return this.pool.availability(model);
   }
 
   /** Why the job cannot progress now, if it cannot (its status's `status_detail`). */
@@ -493,7 +492,7 @@ export class Scheduler implements JobScheduler {
   private async watch(): Promise<void> {
     const now = Date.now();
     for (const job of [...this.queue.all()]) {
-      if (job.status === 'pending' && !this.pool.serves(job.model) && this.pool.anyHealthy()) {
+      if (job.status === 'pending' && this.pool.availability(job.model) === 'unknown-model') {
         await this.unknownModel(job);
         continue;
       }

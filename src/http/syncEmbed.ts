@@ -34,9 +34,10 @@ export interface SyncEmbedOutcome {
   readonly truncated: number[];
 }
 
-/** Throws a CompatError when no healthy node serves `model` (404, or 503 when no node is reachable at all). */
+/** Throws a CompatError when no healthy node serves `model` (404, or 503 when the nodes that serve it are down: `BackendPool.availability`). */
 export function assertServed(pool: BackendPool, model: string): void {
-  if (!pool.serves(model)) throw pool.anyHealthy() ? modelNotFound(model) : noBackend();
+  const availability = pool.availability(model);
+  if (availability !== 'served') throw availability === 'unknown-model' ? modelNotFound(model) : noBackend();
 }
 
 export async function embedThroughPool(
