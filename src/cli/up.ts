@@ -10,6 +10,7 @@ import { DataDirError } from '../store/sqlite/dataDir.js';
 import { createLogger } from '../logger.js';
 import { VERSION } from '../version.js';
 import { fail } from './fail.js';
+import { applyHeapPolicy } from './heapPolicy.js';
 
 const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
 
@@ -58,6 +59,7 @@ export function upCommand(): Command {
 }
 
 async function runUp(options: RawOptions): Promise<void> {
+  applyHeapPolicy();
   const config = configOrExit(options);
   const logger = createLogger(config.logLevel);
   for (const flag of config.ignoredFlags) logger.warn(`${flag} is accepted for compatibility and has no effect`);

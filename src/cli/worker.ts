@@ -7,6 +7,7 @@ import { createLogger } from '../logger.js';
 import { VERSION } from '../version.js';
 import { startWorker } from '../worker.js';
 import { fail } from './fail.js';
+import { applyHeapPolicy } from './heapPolicy.js';
 
 const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
 
@@ -32,6 +33,7 @@ export function workerCommand(): Command {
 }
 
 async function runWorker(options: RawOptions): Promise<void> {
+  applyHeapPolicy();
   const config = configOrExit(options);
   const redisUrl = config.redisUrl;
   if (redisUrl === undefined) fail('sollol worker needs --redis redis://host:6379 (or SOLLOL_REDIS_URL): the Redis its gateways use');
