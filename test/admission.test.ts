@@ -186,3 +186,28 @@ test('migration 9: a schema-8 file gets the partial index on duplicates, and its
   const results = await store.readResults(ADMIN_SCOPE, 'old-job', 0, 3);
   assert.deepEqual(results.map((r) => (r.state === 'done' ? [...r.vector] : r.state)), [[5], [6], [5]]);
 });
+
+test('a job cut into several insert slices (by count and by characters) keeps every index, text, key, duplicate flag and hit', async (t) => {
+  const store = openSqliteStore(path.join(tempDir(t), 'slices'), CACHE);
+  t.after(() => store.close());
+  const prefix = cacheKeyPrefix('m', OPTIONS);
+  assert.ok((await store.admit(newJob('seed', ['cached text']), POLICY)).admitted);
+  assert.ok(await store.recordChunk('seed', { done: [{ index: 0, vector: new Float32Array([7]), truncated: false }], failed: [] }));
+
+  // 4,500 short documents: duplicates across slices, a cache hit in each slice.
+  const many = Array.from({ length: 4500 }, (_, i) => (i % 1500 === 7 ? 'cached text' : i % 1000 === 3 ? 'repeated' : `document ${i}`));
+  // 60 documents of 100,000 characters: more text than one slice holds.
+  const long = Array.from({ length: 60 }, (_, i) => `${i} `.padEnd(100_000, String.fromCharCode(97 + (i % 26))));
+  for (const [id, documents] of [['many', many], ['long', long]] as const) {
+    const admitted = await store.admit(newJob(id, documents), POLICY);
+    assert.ok(admitted.admitted);
+    const docs = storedDocuments(store, id);
+    assert.equal(docs.length, documents.length);
+    assert.deepEqual(docs.map((d) => d.idx), documents.map((_, i) => i));
+    assert.deepEqual(docs.map((d) => d.text.toString()), documents);
+    assert.deepEqual(docs.map((d) => d.key), documents.map((text) => cacheKey(prefix, text)));
+    assert.deepEqual(docs.map((d) => d.dup), documents.map((text) => (documents.indexOf(text) !== documents.lastIndexOf(text) ? 1 : 0)));
+    assert.deepEqual(docs.map((d) => d.state), documents.map((text) => (text === 'cached text' ? 1 : 0)));
+    assert.equal(admitted.job.completedItems, documents.filter((text) => text === 'cached text').length);
+  }
+});

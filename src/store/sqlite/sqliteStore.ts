@@ -195,19 +195,21 @@ export class SqliteJobStore implements JobStore {
   /**
    * Inserts the documents, each already done when the content cache has its vector: an
    * insert of the full row is several times cheaper than growing the row later. The pending
-   * ones go in one statement over a JSON array of the texts (json_each), their keys cut from
-   * one blob of all keys: one call into SQLite per job instead of one per document
+   * ones go in a few statements over JSON arrays of the texts (json_each), their keys cut
+   * from one blob of keys: one call into SQLite per slice instead of one per document
    * (docs/ARCHITECTURE.md, "Admission"). Cache hits, usually few, are inserted one by one.
    */
   private insertDocuments(seq: number, job: NewJob, now: number): void {
-    const texts = JSON.stringify(job.documents);
+    const documents = job.documents;
     // Generation items are never answered from the (embedding) content cache.
     if (!this.cache.enabled || (job.type ?? 'embed') !== 'embed') {
-      this.stmt.insertPlainDocuments.run({ seq, texts });
+      for (const [from, to] of admissionSlices(documents)) {
+        this.stmt.insertPlainDocuments.run({ seq, base: from, texts: JSON.stringify(documents.slice(from, to)) });
+      }
       return;
     }
-    const n = job.documents.length;
-    const digests = cacheKeyStrings(cacheKeyPrefix(job.model, job.options), job.documents);
+    const n = documents.length;
+    const digests = cacheKeyStrings(cacheKeyPrefix(job.model, job.options), documents);
     const keys = Buffer.from(digests.join(''), 'latin1');
     // A byte per document: PENDING, DUPLICATED (pending, and its text occurs again in the job), HIT (inserted here).
     const flags = Buffer.alloc(n, FLAG_PENDING);
@@ -222,11 +224,21 @@ export class SqliteJobStore implements JobStore {
       const key = keys.subarray(idx * CACHE_KEY_BYTES, (idx + 1) * CACHE_KEY_BYTES);
       const hit = this.cache.lookup(key, now);
       if (!hit) continue;
-      this.stmt.insertDoneDocument.run(seq, idx, job.documents[idx]!, key, flags[idx] === FLAG_DUPLICATED ? 1 : 0, hit.vectorId, hit.truncated);
+      this.stmt.insertDoneDocument.run(seq, idx, documents[idx]!, key, flags[idx] === FLAG_DUPLICATED ? 1 : 0, hit.vectorId, hit.truncated);
       flags[idx] = FLAG_HIT;
       hits++;
     }
-    if (hits < n) this.stmt.insertKeyedDocuments.run({ seq, texts, keys, flags });
+    if (hits < n) {
+      for (const [from, to] of admissionSlices(documents)) {
+        this.stmt.insertKeyedDocuments.run({
+          seq,
+          base: from,
+          texts: JSON.stringify(documents.slice(from, to)),
+          keys: keys.subarray(from * CACHE_KEY_BYTES, to * CACHE_KEY_BYTES),
+          flags: flags.subarray(from, to),
+        });
+      }
+    }
     this.recordCacheHits(seq, hits);
   }
 
@@ -634,6 +646,29 @@ export class SqliteJobStore implements JobStore {
   }
 }
 
+/**
+ * Slices [from, to) of a job's documents for its json_each inserts: at most SLICE_DOCUMENTS
+ * documents or about SLICE_CHARS characters of text each, so that the JSON copy of the texts
+ * and SQLite's parse of it stay small next to the request body whatever its size (a
+ * 128 MB body is not copied whole twice more).
+ */
+function* admissionSlices(documents: readonly string[]): Generator<[number, number]> {
+  let from = 0;
+  let chars = 0;
+  for (let idx = 0; idx < documents.length; idx++) {
+    chars += documents[idx]!.length;
+    if (idx + 1 - from >= SLICE_DOCUMENTS || chars >= SLICE_CHARS) {
+      yield [from, idx + 1];
+      from = idx + 1;
+      chars = 0;
+    }
+  }
+  if (from < documents.length) yield [from, documents.length];
+}
+
+const SLICE_DOCUMENTS = 2_000;
+const SLICE_CHARS = 4 * 1024 * 1024;
+
 /** insertDocuments' byte per document (insertKeyedDocuments). */
 const FLAG_PENDING = 0;
 const FLAG_DUPLICATED = 1;
@@ -661,12 +696,13 @@ function prepareStatements(db: DB) {
     // @texts: a JSON array of the job's texts; @keys: their cache keys, CACHE_KEY_BYTES each, end to end;
     // @flags: a byte per document (FLAG_*; a cache hit is inserted apart). Both are blobs: substr()
     // of a blob is cut by byte offset at once, of a text it walks the characters (quadratic).
+    // Document @base + j.key of the slice (admissionSlices).
     insertKeyedDocuments: s(`INSERT INTO documents (job_seq, idx, state, text, cache_key, dup)
-                             SELECT @seq, j.key, ${DOC_PENDING}, j.value, substr(@keys, j.key * ${CACHE_KEY_BYTES} + 1, ${CACHE_KEY_BYTES}),
+                             SELECT @seq, @base + j.key, ${DOC_PENDING}, j.value, substr(@keys, j.key * ${CACHE_KEY_BYTES} + 1, ${CACHE_KEY_BYTES}),
                                     substr(@flags, j.key + 1, 1) = x'0${FLAG_DUPLICATED}'
                              FROM json_each(@texts) j WHERE substr(@flags, j.key + 1, 1) <> x'0${FLAG_HIT}'`),
     insertPlainDocuments: s(`INSERT INTO documents (job_seq, idx, state, text, cache_key, dup)
-                             SELECT @seq, j.key, ${DOC_PENDING}, j.value, NULL, 0 FROM json_each(@texts) j`),
+                             SELECT @seq, @base + j.key, ${DOC_PENDING}, j.value, NULL, 0 FROM json_each(@texts) j`),
     insertDoneDocument: s(`INSERT INTO documents (job_seq, idx, state, text, cache_key, dup, vector_id, truncated)
                            VALUES (?, ?, ${DOC_DONE}, ?, ?, ?, ?, ?)`),
     countJobs: s(`SELECT COUNT(*) AS n FROM jobs`),
