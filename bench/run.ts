@@ -1,7 +1,7 @@
 /**
  * `npm run bench [scenario ...]`: prints each scenario's figures and ratios measured in the
  * same run. No scenario name runs the default set (every scenario but the long, opt-in ones:
- * moonshot); scenarios: overhead, results, cache, store, wal, distributed, load, embed-file, embedded, generate, cpu, tail, flatcost, parse; name them to choose, e.g. `npm run bench -- overhead cpu`.
+ * moonshot); scenarios: overhead, results, cache, store, wal, distributed, load, embed-file, embedded, generate, cpu, tail, flatcost, parse, submit; name them to choose, e.g. `npm run bench -- overhead cpu`.
  */
 import { benchOverhead } from './overhead.js';
 import { benchEmbedded } from './embedded.js';
@@ -18,6 +18,7 @@ import { benchFlatCost } from './flatcost.js';
 import { benchMoonshot } from './moonshot.js';
 import { benchGenerate } from './generate.js';
 import { benchParse } from './parse.js';
+import { benchSubmit } from './submit.js';
 import { printTable, type Row } from './lib.js';
 
 const SCENARIOS: Record<string, { title: string; run: () => Promise<Row[]>; optIn?: boolean }> = {
@@ -35,6 +36,7 @@ const SCENARIOS: Record<string, { title: string; run: () => Promise<Row[]>; optI
   generate: { title: 'generate: 2,000 prompts as one batch job to 4 simulated nodes with 2 generation slots each (100 ms per generation), sync embed beside it', run: benchGenerate },
   embedded: { title: 'embedded: the in-process model through the gateway vs called directly (2,000 texts), and responsiveness', run: benchEmbedded },
   parse: { title: 'parse: reading one 64 x 768 node answer, JSON.parse (the old parser worker) vs the byte reader, same run', run: benchParse },
+  submit: { title: 'submit: the round trip and gateway CPU of one 4,000- and one 10,000-document submit, before any node works', run: benchSubmit },
   wal: { title: 'wal: 50,000 x 768 written by the embedded store with the cache on, peak write-ahead log size', run: benchWal },
 };
 

@@ -205,6 +205,14 @@ const MIGRATIONS: readonly string[] = [
       AND NOT EXISTS (SELECT 1 FROM embedding_cache_entries WHERE vector_id = old.vector_id);
   END;
   `,
+  // 9: the index on documents' cache keys holds only the documents whose text occurs more than
+  // once in their job (dup = 1), the only ones ever looked up by key (filling in-job duplicates;
+  // their queries say dup = 1). An index entry per document, on a random 32-byte key, was a
+  // third of admission's cost (docs/ARCHITECTURE.md, "Admission").
+  `
+  DROP INDEX documents_cache_key;
+  CREATE INDEX documents_dup_key ON documents(job_seq, cache_key) WHERE dup = 1;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

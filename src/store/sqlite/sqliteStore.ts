@@ -13,7 +13,7 @@ import { statesLeadingTo, type JobStatus } from '../../jobs/state.js';
 import type { ItemErrorCode } from '../../backends/errors.js';
 import type { Admission, AdmissionPolicy, CacheStats, FailureSummary, JobStore, ListQuery, TransitionPatch } from '../types.js';
 import { vectorToBlob } from '../vectorBlob.js';
-import { cacheKey, cacheKeyPrefix } from '../cacheKey.js';
+import { CACHE_KEY_BYTES, cacheKeyPrefix, cacheKeyStrings } from '../cacheKey.js';
 import { StoreError } from '../errors.js';
 import { Checkpointer } from './checkpointer.js';
 import { prepareDataDir } from './dataDir.js';
@@ -194,26 +194,51 @@ export class SqliteJobStore implements JobStore {
 
   /**
    * Inserts the documents, each already done when the content cache has its vector: an
-   * insert of the full row is several times cheaper than growing the row later.
+   * insert of the full row is several times cheaper than growing the row later. The pending
+   * ones go in a few statements over JSON arrays of the texts (json_each), their keys cut
+   * from one blob of keys: one call into SQLite per slice instead of one per document
+   * (docs/ARCHITECTURE.md, "Admission"). Cache hits, usually few, are inserted one by one.
    */
   private insertDocuments(seq: number, job: NewJob, now: number): void {
+    const documents = job.documents;
     // Generation items are never answered from the (embedding) content cache.
     if (!this.cache.enabled || (job.type ?? 'embed') !== 'embed') {
-      job.documents.forEach((text, idx) => this.stmt.insertDocument.run(seq, idx, text, null, 0));
+      for (const [from, to] of admissionSlices(documents)) {
+        this.stmt.insertPlainDocuments.run({ seq, base: from, texts: JSON.stringify(documents.slice(from, to)) });
+      }
       return;
     }
-    const prefix = cacheKeyPrefix(job.model, job.options);
-    const keys = job.documents.map((text) => cacheKey(prefix, text));
-    const duplicated = duplicatedKeys(keys);
+    const n = documents.length;
+    const digests = cacheKeyStrings(cacheKeyPrefix(job.model, job.options), documents);
+    const keys = Buffer.from(digests.join(''), 'latin1');
+    // A byte per document: PENDING, DUPLICATED (pending, and its text occurs again in the job), HIT (inserted here).
+    const flags = Buffer.alloc(n, FLAG_PENDING);
+    const firstAt = new Map<string, number>();
+    for (let idx = 0; idx < n; idx++) {
+      const first = firstAt.get(digests[idx]!);
+      if (first === undefined) firstAt.set(digests[idx]!, idx);
+      else flags[first] = flags[idx] = FLAG_DUPLICATED;
+    }
     let hits = 0;
-    job.documents.forEach((text, idx) => {
-      const key = keys[idx]!;
-      const dup = duplicated.has(key.toString('hex')) ? 1 : 0;
+    for (let idx = 0; idx < n; idx++) {
+      const key = keys.subarray(idx * CACHE_KEY_BYTES, (idx + 1) * CACHE_KEY_BYTES);
       const hit = this.cache.lookup(key, now);
-      if (!hit) return void this.stmt.insertDocument.run(seq, idx, text, key, dup);
-      this.stmt.insertDoneDocument.run(seq, idx, text, key, dup, hit.vectorId, hit.truncated);
+      if (!hit) continue;
+      this.stmt.insertDoneDocument.run(seq, idx, documents[idx]!, key, flags[idx] === FLAG_DUPLICATED ? 1 : 0, hit.vectorId, hit.truncated);
+      flags[idx] = FLAG_HIT;
       hits++;
-    });
+    }
+    if (hits < n) {
+      for (const [from, to] of admissionSlices(documents)) {
+        this.stmt.insertKeyedDocuments.run({
+          seq,
+          base: from,
+          texts: JSON.stringify(documents.slice(from, to)),
+          keys: keys.subarray(from * CACHE_KEY_BYTES, to * CACHE_KEY_BYTES),
+          flags: flags.subarray(from, to),
+        });
+      }
+    }
     this.recordCacheHits(seq, hits);
   }
 
@@ -621,17 +646,33 @@ export class SqliteJobStore implements JobStore {
   }
 }
 
-/** Keys (hex) that occur more than once. */
-function duplicatedKeys(keys: readonly Buffer[]): Set<string> {
-  const seen = new Set<string>();
-  const duplicated = new Set<string>();
-  for (const key of keys) {
-    const hex = key.toString('hex');
-    if (seen.has(hex)) duplicated.add(hex);
-    else seen.add(hex);
+/**
+ * Slices [from, to) of a job's documents for its json_each inserts: at most SLICE_DOCUMENTS
+ * documents or about SLICE_CHARS characters of text each, so that the JSON copy of the texts
+ * and SQLite's parse of it stay small next to the request body whatever its size (a
+ * 128 MB body is not copied whole twice more).
+ */
+function* admissionSlices(documents: readonly string[]): Generator<[number, number]> {
+  let from = 0;
+  let chars = 0;
+  for (let idx = 0; idx < documents.length; idx++) {
+    chars += documents[idx]!.length;
+    if (idx + 1 - from >= SLICE_DOCUMENTS || chars >= SLICE_CHARS) {
+      yield [from, idx + 1];
+      from = idx + 1;
+      chars = 0;
+    }
   }
-  return duplicated;
+  if (from < documents.length) yield [from, documents.length];
 }
+
+const SLICE_DOCUMENTS = 2_000;
+const SLICE_CHARS = 4 * 1024 * 1024;
+
+/** insertDocuments' byte per document (insertKeyedDocuments). */
+const FLAG_PENDING = 0;
+const FLAG_DUPLICATED = 1;
+const FLAG_HIT = 2;
 
 class AdmissionRefused extends Error {
   constructor(readonly storedJobs: number) {
@@ -652,7 +693,16 @@ function prepareStatements(db: DB) {
   return {
     insertJob: s(`INSERT INTO jobs (id, owner, type, model, status, created_at, started_at, total_items, metadata, options)
                   VALUES (@id, @owner, @type, @model, @status, @created_at, @started_at, @total_items, @metadata, @options)`),
-    insertDocument: s(`INSERT INTO documents (job_seq, idx, state, text, cache_key, dup) VALUES (?, ?, ${DOC_PENDING}, ?, ?, ?)`),
+    // @texts: a JSON array of the job's texts; @keys: their cache keys, CACHE_KEY_BYTES each, end to end;
+    // @flags: a byte per document (FLAG_*; a cache hit is inserted apart). Both are blobs: substr()
+    // of a blob is cut by byte offset at once, of a text it walks the characters (quadratic).
+    // Document @base + j.key of the slice (admissionSlices).
+    insertKeyedDocuments: s(`INSERT INTO documents (job_seq, idx, state, text, cache_key, dup)
+                             SELECT @seq, @base + j.key, ${DOC_PENDING}, j.value, substr(@keys, j.key * ${CACHE_KEY_BYTES} + 1, ${CACHE_KEY_BYTES}),
+                                    substr(@flags, j.key + 1, 1) = x'0${FLAG_DUPLICATED}'
+                             FROM json_each(@texts) j WHERE substr(@flags, j.key + 1, 1) <> x'0${FLAG_HIT}'`),
+    insertPlainDocuments: s(`INSERT INTO documents (job_seq, idx, state, text, cache_key, dup)
+                             SELECT @seq, @base + j.key, ${DOC_PENDING}, j.value, NULL, 0 FROM json_each(@texts) j`),
     insertDoneDocument: s(`INSERT INTO documents (job_seq, idx, state, text, cache_key, dup, vector_id, truncated)
                            VALUES (?, ?, ${DOC_DONE}, ?, ?, ?, ?, ?)`),
     countJobs: s(`SELECT COUNT(*) AS n FROM jobs`),
@@ -685,19 +735,21 @@ function prepareStatements(db: DB) {
     // while several chunks of the job are in flight.
     pendingDocuments: s(`SELECT idx AS "index", text, cache_key AS key FROM documents
                          WHERE job_seq = ? AND idx >= ? AND idx < ? AND state = ${DOC_PENDING}
-                           AND (dup = 0 OR idx = (SELECT MIN(d2.idx) FROM documents d2
+                           AND (dup = 0 OR idx = (SELECT MIN(d2.idx) FROM documents d2 INDEXED BY documents_dup_key
                                                   WHERE d2.job_seq = documents.job_seq AND d2.cache_key = documents.cache_key
-                                                    AND d2.state = ${DOC_PENDING}))
+                                                    AND d2.dup = 1 AND d2.state = ${DOC_PENDING}))
                          ORDER BY idx`),
     chunkKeys: s(`SELECT idx, cache_key AS key, dup FROM documents WHERE job_seq = ? AND idx >= ? AND idx <= ?`),
     someVectorLength: s(`SELECT length(COALESCE(d.vector, v.vector)) AS n FROM documents d LEFT JOIN vectors v ON v.id = d.vector_id
                          WHERE d.job_seq = ? AND d.state = ${DOC_DONE} LIMIT 1`),
     insertVector: s(`INSERT INTO vectors (vector) VALUES (?)`),
     deleteVector: s(`DELETE FROM vectors WHERE id = ?`),
+    // By key: only in-job duplicates (dup = 1, every copy of a text that occurs again), which
+    // the partial index documents_dup_key holds (migration 9).
     markDoneByKey: s(`UPDATE documents SET state = ${DOC_DONE}, vector_id = ?, truncated = ?
-                      WHERE job_seq = ? AND cache_key = ? AND state = ${DOC_PENDING}`),
+                      WHERE job_seq = ? AND cache_key = ? AND dup = 1 AND state = ${DOC_PENDING}`),
     markFailedByKey: s(`UPDATE documents SET state = ${DOC_FAILED}, code = ?, error = ?
-                        WHERE job_seq = ? AND cache_key = ? AND state = ${DOC_PENDING}`),
+                        WHERE job_seq = ? AND cache_key = ? AND dup = 1 AND state = ${DOC_PENDING}`),
     markDone: s(`UPDATE documents SET state = ${DOC_DONE}, vector_id = ?, truncated = ?
                  WHERE job_seq = ? AND idx = ? AND state = ${DOC_PENDING}`),
     failureCounts: s(`SELECT code, COUNT(*) AS n FROM documents WHERE job_seq = ? AND state = ${DOC_FAILED} GROUP BY code`),
