@@ -55,7 +55,9 @@ if (opened) {
     return health;
   };
   let closing = false;
-  port.on('message', (message: Call | 'close' | 'health') => {
+  port.on('message', (message: Call | 'close' | 'health' | 'crash') => {
+    // A thread that dies, for test/store-thread.test.ts: the calls behind this one are never answered.
+    if (message === 'crash') throw new Error('the store thread was asked to crash');
     if (message === 'close') {
       if (closing) return;
       closing = true;
