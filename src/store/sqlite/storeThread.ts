@@ -68,8 +68,9 @@ if (opened) {
       return;
     }
     if (message === 'health') {
+      // Always answered (id -1): the main thread asks again only once it has its answer.
       const health = healthChange();
-      if (health) post({ id: -1, health });
+      post({ id: -1, ...(health ? { health } : {}) });
       return;
     }
     const { id, target, method, args } = message;
