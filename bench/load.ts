@@ -90,10 +90,12 @@ async function client(base: string, agent: Agent, next: () => number | undefined
   }
 }
 
+/** `SOLLOL_BENCH_LOAD_PASS=zero-cost` (or `2ms`) runs that pass alone, for A/B runs. */
 export async function benchLoad(): Promise<Row[]> {
+  const only = process.env.SOLLOL_BENCH_LOAD_PASS;
   return [
-    ...(await loadPass('zero-cost nodes', [])),
-    ...(await loadPass('2 ms/doc nodes', ['--delay-per-doc', '2'])),
+    ...(only === undefined || only === 'zero-cost' ? await loadPass('zero-cost nodes', []) : []),
+    ...(only === undefined || only === '2ms' ? await loadPass('2 ms/doc nodes', ['--delay-per-doc', '2']) : []),
   ];
 }
 

@@ -21,6 +21,8 @@ export interface Config {
   readonly embeddedThreads: number;
   readonly pendingTimeoutMs: number;
   readonly batchProcessing: boolean;
+  /** The embedded store writes on a thread of its own (threadedStore.ts); off: on the event loop. */
+  readonly storeThread: boolean;
   readonly jobTtlMs: number;
   readonly maxJobs: number;
   readonly maxBatchDocuments: number;
@@ -95,6 +97,7 @@ export const DEFAULTS = {
   embeddedThreads: 1,
   pendingTimeoutSeconds: 600,
   batchProcessing: true,
+  storeThread: true,
   jobTtlSeconds: 3600,
   maxJobs: 1000,
   maxBatchDocuments: 10_000,
@@ -139,6 +142,7 @@ export interface RawOptions {
   pendingTimeout?: string;
   rayWorkers?: string;
   batchProcessing?: boolean;
+  storeThread?: boolean;
   jobTtl?: string;
   maxJobs?: string;
   maxBatchDocuments?: string;
@@ -200,6 +204,7 @@ export function resolveConfig(flags: RawOptions, env: Env = process.env): Config
     embeddedThreads,
     pendingTimeoutMs: 1000 * numberOption('--pending-timeout', pick(flags.pendingTimeout, 'SOLLOL_PENDING_TIMEOUT'), DEFAULTS.pendingTimeoutSeconds, 0.01),
     batchProcessing: flags.batchProcessing ?? boolOption('SOLLOL_BATCH_PROCESSING', env.SOLLOL_BATCH_PROCESSING, DEFAULTS.batchProcessing),
+    storeThread: flags.storeThread ?? boolOption('SOLLOL_STORE_THREAD', env.SOLLOL_STORE_THREAD, DEFAULTS.storeThread),
     jobTtlMs: 1000 * numberOption('--job-ttl', pick(flags.jobTtl, 'SOLLOL_JOB_TTL'), DEFAULTS.jobTtlSeconds, 0.01),
     maxJobs: intOption('--max-jobs', pick(flags.maxJobs, 'SOLLOL_MAX_JOBS'), DEFAULTS.maxJobs, 1, 1_000_000),
     maxBatchDocuments: intOption('--max-batch-documents', pick(flags.maxBatchDocuments, 'SOLLOL_MAX_BATCH_DOCUMENTS'), DEFAULTS.maxBatchDocuments, 1, 1_000_000),

@@ -34,6 +34,7 @@ import type { JobStore } from './store/types.js';
 import type { ControlStore } from './store/control.js';
 import { RedisControlStore } from './store/redis/controlStore.js';
 import { SqliteControlStore } from './store/sqlite/controlStore.js';
+import { openThreadedStore } from './store/sqlite/threadedStore.js';
 import { BackgroundTasks } from './jobs/background.js';
 import { JobScheduling } from './jobs/scheduling.js';
 import { Webhooks } from './jobs/webhooks.js';
@@ -169,13 +170,10 @@ interface Execution {
 /** The store, job events and scheduler of the mode `config.redisUrl` selects. */
 async function openExecution(config: Config, pool: BackendPool, metrics: GatewayMetrics, logger: Logger): Promise<Execution> {
   if (config.redisUrl === undefined) {
-    const store = openSqliteStore(config.dataDir, {
-      cache: { maxBytes: config.cacheMaxBytes },
-      onError: (message) => logger.warn(`store checkpoint: ${message}`),
-    });
+    const { store, control } = await openEmbeddedStore(config, logger);
     const events = new InProcessJobEvents();
     const scheduler = new Scheduler(store, pool, events, { ...config, chunkObserver: metrics }, logger);
-    return { store, events, scheduler, catalog: pool, control: new SqliteControlStore(store.database), files: new SqliteFileStore(config.dataDir), batchStore: new SqliteBatchStore(config.dataDir) };
+    return { store, events, scheduler, catalog: pool, control, files: new SqliteFileStore(config.dataDir), batchStore: new SqliteBatchStore(config.dataDir) };
   }
   const url = config.redisUrl;
   const client = connectRedis(url, 'command', logger, 'store', config.redisPrefix);
@@ -192,6 +190,20 @@ async function openExecution(config: Config, pool: BackendPool, metrics: Gateway
   const priorityOf = async (id: string) => (await control.controls([id])).get(id)?.priority;
   const scheduler = new DistributedScheduler(store, pool, events, { ...config, redisUrl: url, chunkObserver: metrics, priorityOf }, logger);
   return { store, events, scheduler, catalog: scheduler, control, sharedRateLimit: { redis: client, prefix: config.redisPrefix }, files: new RedisFileStore(client, config.redisPrefix), batchStore: new RedisBatchStore(client, config.redisPrefix) };
+}
+
+/**
+ * The embedded store and job control on its file: writes on the store's own thread
+ * (threadedStore.ts) unless `--no-store-thread` or `:memory:` (one connection cannot be shared
+ * across threads), where both use the one connection on the event loop.
+ */
+async function openEmbeddedStore(config: Config, logger: Logger): Promise<{ store: JobStore; control: ControlStore }> {
+  const cache = { maxBytes: config.cacheMaxBytes };
+  if (config.storeThread && config.dataDir !== ':memory:') {
+    return openThreadedStore({ dataDir: config.dataDir, cache, onError: (message) => logger.warn(`store: ${message}`) });
+  }
+  const store = openSqliteStore(config.dataDir, { cache, onError: (message) => logger.warn(`store checkpoint: ${message}`) });
+  return { store, control: new SqliteControlStore(store.database) };
 }
 
 /**

@@ -1,5 +1,6 @@
 /**
- * One JobStore conformance suite, run against every adapter: the embedded SQLite store and
+ * One JobStore conformance suite, run against every adapter: the embedded SQLite store (in
+ * the event loop's thread and with its writes on the writer thread, threadedStore.ts) and
  * the Redis store (a real Redis, its own key prefix per test, every key deleted after).
  * Then a few Redis-only checks: expiry of every key, raw float32 storage, memory per job.
  */
@@ -22,6 +23,7 @@ import type { ControlStore, JobControl, Template } from '../src/store/control.js
 import { RedisControlStore } from '../src/store/redis/controlStore.js';
 import { RedisKeys } from '../src/store/redis/keys.js';
 import { SqliteControlStore } from '../src/store/sqlite/controlStore.js';
+import { openThreadedStore } from '../src/store/sqlite/threadedStore.js';
 
 interface Opened {
   readonly store: JobStore;
@@ -655,19 +657,21 @@ const sqliteHarness: Harness = {
     return {
       store,
       another: async () => open(),
-      async leftovers(id) {
-        const db = new Database(file, { readonly: true });
-        try {
-          const jobs = db.prepare('SELECT id FROM jobs WHERE id = ?').all(id).map(() => `jobs row ${id}`);
-          const orphans = (db.prepare('SELECT COUNT(*) AS n FROM documents WHERE job_seq NOT IN (SELECT seq FROM jobs)').get() as { n: number }).n;
-          return orphans > 0 ? [...jobs, `${orphans} orphan documents`] : jobs;
-        } finally {
-          db.close();
-        }
-      },
+      leftovers: async (id) => sqliteLeftovers(file, id),
     };
   },
 };
+
+function sqliteLeftovers(file: string, id: string): string[] {
+  const db = new Database(file, { readonly: true });
+  try {
+    const jobs = db.prepare('SELECT id FROM jobs WHERE id = ?').all(id).map(() => `jobs row ${id}`);
+    const orphans = (db.prepare('SELECT COUNT(*) AS n FROM documents WHERE job_seq NOT IN (SELECT seq FROM jobs)').get() as { n: number }).n;
+    return orphans > 0 ? [...jobs, `${orphans} orphan documents`] : jobs;
+  } finally {
+    db.close();
+  }
+}
 
 const redisServer = await testRedis();
 after(() => ('stop' in redisServer ? redisServer.stop() : undefined));
@@ -715,7 +719,29 @@ const redisHarness: Harness = {
   open: (t, cacheMaxBytes) => openRedis(t, cacheMaxBytes),
 };
 
+/** The embedded store with its writes on the writer thread (threadedStore.ts), as the gateway opens it. */
+const threadedHarness: Harness = {
+  name: 'sqlite, writer thread',
+
+  async open(t, cacheMaxBytes = CACHE_BYTES) {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sollol-conformance-'));
+    const stores: JobStore[] = [];
+    const open = async (): Promise<JobStore> => {
+      const { store } = await openThreadedStore({ dataDir: dir, cache: { maxBytes: cacheMaxBytes }, reserveBytes: 0 });
+      stores.push(store);
+      return store;
+    };
+    t.after(async () => {
+      for (const store of stores) await store.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    });
+    const store = await open();
+    return { store, another: open, leftovers: async (id) => sqliteLeftovers(path.join(dir, 'sollol.db'), id) };
+  },
+};
+
 conformance(sqliteHarness);
+conformance(threadedHarness);
 conformance(redisHarness);
 
 // ---- Redis only: expiry of every key, raw vectors, memory ------------------------------------
@@ -1005,6 +1031,21 @@ controlConformance('sqlite', undefined, async (t) => {
     fs.rmSync(dir, { recursive: true, force: true });
   });
   return { ...openOne(), another: async () => openOne() };
+});
+
+controlConformance('sqlite, writer thread', undefined, async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sollol-control-'));
+  const opened: { store: JobStore; control: ControlStore }[] = [];
+  const openOne = async () => {
+    const pair = await openThreadedStore({ dataDir: dir, cache: { maxBytes: 0 }, reserveBytes: 0 });
+    opened.push(pair);
+    return pair;
+  };
+  t.after(async () => {
+    for (const { store } of opened) await store.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  return { ...(await openOne()), another: openOne };
 });
 
 controlConformance('redis', 'skip' in redisServer ? redisServer.skip : undefined, async (t) => {

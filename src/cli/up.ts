@@ -27,6 +27,8 @@ export function upCommand(): Command {
     .option('--ray-workers <n>', 'accepted for SOLLOL compatibility; has no effect')
     .option('--batch-processing', 'enable the Batch API (default; env SOLLOL_BATCH_PROCESSING)')
     .option('--no-batch-processing', 'disable the Batch API (/api/batch/* answers 503)')
+    .option('--store-thread', 'the embedded store writes on a thread of its own (default; env SOLLOL_STORE_THREAD)')
+    .option('--no-store-thread', 'the embedded store writes on the event loop')
     .option('--job-ttl <seconds>', `how long finished jobs are kept (env SOLLOL_JOB_TTL; default ${DEFAULTS.jobTtlSeconds})`)
     .option('--max-jobs <n>', `most jobs stored (env SOLLOL_MAX_JOBS; default ${DEFAULTS.maxJobs})`)
     .option('--max-batch-documents <n>', `most documents per batch (env SOLLOL_MAX_BATCH_DOCUMENTS; default ${DEFAULTS.maxBatchDocuments})`)

@@ -3,7 +3,8 @@
  * works with no embedding server at all. The model runs in worker threads, so the
  * gateway's event loop stays free while it computes.
  */
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { spawnModuleWorker } from '../../util/moduleWorker.js';
 import { BackendError } from '../errors.js';
 import type { BackendProbe, EmbedRequest, EmbedResult, EmbeddingBackend } from '../types.js';
 import { applyLimits, DEFAULT_MAX_CHARS } from './limits.js';
@@ -31,19 +32,9 @@ export interface EmbeddedBackendOptions {
   readonly maxChars?: number;
 }
 
-/**
- * The worker runs from the same tree as this file: `worker.js` next to `backend.js` in
- * `dist/`, `worker.ts` next to `backend.ts` under tsx (tests, dev). In the second case a
- * plain `execArgv: ['--import', 'tsx']` is not enough: on Node 20 tsx registers its
- * loader on the main thread only and workers do not inherit it, so a tiny bootstrap
- * loads the worker through tsx's API instead.
- */
+/** The worker runs from the same tree as this file (util/moduleWorker.ts: dist or tsx). */
 function spawnWorker(): Worker {
-  if (!import.meta.url.endsWith('.ts')) return new Worker(new URL('./worker.js', import.meta.url));
-  const api = import.meta.resolve('tsx/esm/api');
-  const entry = new URL('./worker.ts', import.meta.url).href;
-  const bootstrap = `import(${JSON.stringify(api)}).then(({ tsImport }) => tsImport(${JSON.stringify(entry)}, ${JSON.stringify(import.meta.url)}));`;
-  return new Worker(bootstrap, { eval: true });
+  return spawnModuleWorker(import.meta.url, 'worker');
 }
 
 export function createEmbeddedBackend(options: EmbeddedBackendOptions): EmbeddingBackend {

@@ -51,10 +51,12 @@ export class EmbeddingCacheTable {
   /** What the open transaction changed in `index`, oldest first: [short key, the entry it had]. */
   private undo: [number, number | undefined][] = [];
 
-  constructor(db: DB, readonly policy: CachePolicy) {
+  /** `keyIndex: false`: a reading connection's table (figures only), which never builds the in-memory index. */
+  constructor(db: DB, readonly policy: CachePolicy, keyIndex = true) {
     this.db = db;
     this.stmt = prepare(db);
-    this.index = new ShortKeyIndex((this.stmt.count.get() as { n: number }).n);
+    this.index = new ShortKeyIndex(keyIndex ? (this.stmt.count.get() as { n: number }).n : 0);
+    if (!keyIndex) return;
     for (const row of this.stmt.allKeys.iterate() as Iterable<{ entry: number; key: Buffer }>) this.index.set(shortKey(row.key), row.entry);
   }
 

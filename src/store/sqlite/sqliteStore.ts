@@ -94,9 +94,18 @@ export class SqliteJobStore implements JobStore {
   /** The last STORE_UNAVAILABLE a write met, until a write succeeds again. */
   private fault: StoreError | undefined;
 
-  constructor(db: DB, cachePolicy: CachePolicy = { maxBytes: 0 }, backing?: FileBacking) {
+  /** Set on a reading instance (`readerOf`): the file whose WAL it measures. */
+  private readonly readerFile: string | undefined;
+
+  /**
+   * `readerOf`: a reading instance on a read-only connection to that file, beside the writer
+   * that owns it (the writer thread, threadedStore.ts): its read methods only are called, and
+   * it builds no in-memory cache index (that lives with the writer).
+   */
+  constructor(db: DB, cachePolicy: CachePolicy = { maxBytes: 0 }, backing?: FileBacking, readerOf?: string) {
     this.db = db;
     this.backing = backing;
+    this.readerFile = readerOf;
     // 16 KiB pages hold a 768-dim float32 vector (3 KiB) without overflow chains: measured
     // 1.6x faster writes than 4 KiB pages. Only takes effect on a new database file.
     db.pragma('page_size = 16384');
@@ -109,7 +118,7 @@ export class SqliteJobStore implements JobStore {
     db.pragma(`journal_size_limit = ${backing?.walLimitBytes ?? DEFAULT_WAL_LIMIT_BYTES}`);
     migrate(db);
     this.stmt = prepareStatements(db);
-    this.cache = new EmbeddingCacheTable(db, cachePolicy);
+    this.cache = new EmbeddingCacheTable(db, cachePolicy, readerOf === undefined);
   }
 
   async admit(job: NewJob, policy: AdmissionPolicy): Promise<Admission> {
@@ -492,9 +501,10 @@ export class SqliteJobStore implements JobStore {
   }
 
   private walBytes(): number {
-    if (!this.backing) return 0;
+    const file = this.backing?.file ?? this.readerFile;
+    if (file === undefined) return 0;
     try {
-      return fs.statSync(`${this.backing.file}-wal`).size;
+      return fs.statSync(`${file}-wal`).size;
     } catch {
       return 0;
     }
