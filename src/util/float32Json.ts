@@ -475,19 +475,20 @@ export function writeFloat32ArrayJson(v: Float32Array, buf: Uint8Array, pos: num
       // `| 0`: t always fits an int32 (<= 9 digits); telling the JIT so makes the digit
       // arithmetic use integer operations.
       t |= 0;
-      const negative = bits >>> 31 !== 0;
       // 1e-6 <= |x| < 1 (the usual case for embeddings) prints as `0.` then t zero-padded
       // to the -exp digits after the point; so may an x just below 1e-6 (see
       // FRACTION_MIN_BITS), which only digitCount tells.
       let nd = 0;
       if ((abs - FRACTION_MIN_BITS) >>> 0 >= FRACTION_SPAN) nd = digitCount(t);
       if (nd === 0 || (nd + exp <= 0 && nd + exp > -6)) {
-        const start = negative ? pos + 3 : pos + 2;
+        // No branch on the sign (random in embeddings, so mispredicted half the time): a
+        // positive number's '-' lands on the separator's byte, which is written below.
+        const start = pos + 2 + (bits >>> 31);
         pos = writeFraction(view, start, t, -exp);
         view.setUint16(start - 2, 0x2e30, true); // '0.'
-        if (negative) buf[start - 3] = 45; // '-'
+        buf[start - 3] = 45; // '-'
       } else {
-        if (negative) buf[pos++] = 45; // '-'
+        if (bits >>> 31) buf[pos++] = 45; // '-'
         pos = writeOtherLayouts(buf, pos, t, nd, nd + exp);
       }
     }
