@@ -495,6 +495,7 @@ export function writeFloat32ArrayJson(v: Float32Array, buf: Uint8Array, pos: num
     buf[sepPos] = sep;
     sep = 44;
   }
+  if (len === 0) buf[pos++] = 91; // '[' (written as the first element's separator otherwise)
   buf[pos++] = 93; // ']'
   return pos;
 }
