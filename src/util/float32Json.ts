@@ -50,6 +50,18 @@
  *  2^-53; scaled: < 2^-22) of a midpoint but not on it. Such decimals are inside the `EPS`
  *  band, so the fast path never meets them, and the slow path uses the real read-back.
  *
+ *  In practice the search starts one or two grid levels up (`startLevel`: the scaling
+ *  absorbs them, and the margin shrinks by the same factor), so the level loop mostly runs
+ *  once or twice.
+ *
+ * Speed (a 10,000 x 768 download is 7.7 million numbers; measured in bench/float32Json.ts):
+ * everything is written as ASCII bytes into the caller's buffer (no string per number), the
+ * digit search runs inline in the array loop (a separate function was too large for the JIT to
+ * inline, and every call boxed its double argument), and the usual `0.000ddd` layout is
+ * written four digits per store from a table, the sign without a branch. Any change here is
+ * checked against the previous build on every float32 bit pattern by
+ * bench/float32JsonCompare.ts (byte-identical output).
+ *
  * @module
  */
 
