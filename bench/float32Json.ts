@@ -9,11 +9,15 @@
  *  - `toPrecision(8)`, falling back to 9 digits (round-trips, not shortest);
  *  - `String(x)` (shortest form of the *double*, usually 16-17 digits).
  *
- * Run directly with `node --import tsx bench/float32Json.ts` to print a table.
+ * Run directly with `node --import tsx bench/float32Json.ts` to print a table. To compare
+ * with another build of the formatter in the same run, give its file:
+ * `git show main:src/util/float32Json.ts > /tmp/old.ts && node --import tsx bench/float32Json.ts /tmp/old.ts`
+ * (the baseline's rows are marked `(baseline)`; the methods alternate, best of each).
  */
+import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { seededUnit } from '../src/util/mulberry32.js';
-import { float32ArrayToJson, formatFloat32 } from '../src/util/float32Json.js';
+import { float32ArrayToJson, formatFloat32, writeFloat32ArrayJson } from '../src/util/float32Json.js';
 
 const VECTORS = 10_000;
 const DIMS = 768;
@@ -64,9 +68,21 @@ function joinWith(format: (x: number) => string): (v: Float32Array) => string {
   };
 }
 
+/** Writes each vector into one reused output buffer, as the results writers do (no string). */
+function intoBuffer(name: string, write: (v: Float32Array, buf: Uint8Array, pos: number) => number): Method {
+  const out = Buffer.allocUnsafe(1 << 20);
+  return {
+    name,
+    toJson: (v) => out.toString('latin1', 0, write(v, out, 0)), // for the read-back check only
+    bytes: (v) => write(v, out, 0),
+  };
+}
+
 interface Method {
   name: string;
   toJson: (v: Float32Array) => string;
+  /** Bytes of the JSON, without building a string (the timed passes use it when given). */
+  bytes?: (v: Float32Array) => number;
 }
 
 const METHODS: Method[] = [
@@ -80,7 +96,8 @@ const METHODS: Method[] = [
 /** One full pass; returns the total JSON length (also keeps the work observable). */
 function pass(method: Method, vectors: Float32Array[]): number {
   let bytes = 0;
-  for (const v of vectors) bytes += method.toJson(v).length;
+  if (method.bytes) for (const v of vectors) bytes += method.bytes(v);
+  else for (const v of vectors) bytes += method.toJson(v).length;
   return bytes;
 }
 
@@ -88,12 +105,21 @@ function pass(method: Method, vectors: Float32Array[]): number {
  * Times every method on the same 7.68M floats (best of {@link REPEATS} passes after a warm-up)
  * and checks that each one's output reads back to the input floats.
  *
- * @returns one row per method: wall-clock milliseconds for all vectors and total JSON bytes.
+ * @returns one row per method: CPU milliseconds (user + system, this process) for all vectors and total JSON bytes.
  */
-export async function benchFloat32Json(): Promise<{ name: string; ms: number; bytes: number }[]> {
+export async function benchFloat32Json(baseline?: string): Promise<{ name: string; ms: number; bytes: number }[]> {
   const vectors = makeVectors();
   const rows: { name: string; ms: number; bytes: number }[] = [];
-  for (const method of METHODS) {
+  let methods = [...METHODS];
+  if (baseline !== undefined) {
+    // Only the array writers, current and baseline alternating three times, so a change of
+    // load on a shared machine hits both alike.
+    const old = (await import(pathToFileURL(path.resolve(baseline)).href)) as typeof import('../src/util/float32Json.js');
+    const cur = intoBuffer('writeFloat32ArrayJson', writeFloat32ArrayJson);
+    const base = intoBuffer('writeFloat32ArrayJson (baseline)', old.writeFloat32ArrayJson);
+    methods = [cur, base, cur, base, cur, base];
+  }
+  for (const method of methods) {
     // Sanity: every method must produce JSON that reads back to the same floats.
     for (const v of vectors.slice(0, 50)) {
       const parsed = JSON.parse(method.toJson(v)) as number[];
@@ -105,9 +131,11 @@ export async function benchFloat32Json(): Promise<{ name: string; ms: number; by
     let best = Infinity;
     let bytes = 0;
     for (let r = 0; r < REPEATS; r++) {
-      const start = performance.now();
+      // CPU time of this process rather than wall-clock: the machine is shared.
+      const start = process.cpuUsage();
       bytes = pass(method, vectors);
-      best = Math.min(best, performance.now() - start);
+      const used = process.cpuUsage(start);
+      best = Math.min(best, (used.user + used.system) / 1000);
       await new Promise((resolve) => setImmediate(resolve)); // let GC and I/O breathe
     }
     rows.push({ name: method.name, ms: Math.round(best), bytes });
@@ -116,10 +144,10 @@ export async function benchFloat32Json(): Promise<{ name: string; ms: number; by
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const rows = await benchFloat32Json();
+  const rows = await benchFloat32Json(process.argv[2]);
   const floats = VECTORS * DIMS;
-  const base = rows.find((r) => r.name === 'String(x)')!;
-  console.log(`${VECTORS} vectors x ${DIMS} dims = ${(floats / 1e6).toFixed(2)}M floats in (-0.1, 0.1), best of ${REPEATS}`);
+  const base = rows.find((r) => r.name === 'String(x)') ?? rows[0]!;
+  console.log(`${VECTORS} vectors x ${DIMS} dims = ${(floats / 1e6).toFixed(2)}M floats in (-0.1, 0.1), CPU ms, best of ${REPEATS}`);
   console.log(`${'method'.padEnd(28)}${'ms'.padStart(8)}${'ns/float'.padStart(10)}${'MB'.padStart(9)}${'size vs String'.padStart(16)}`);
   for (const r of rows) {
     console.log(

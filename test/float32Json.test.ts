@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { float32ArrayToJson, formatFloat32 } from '../src/util/float32Json.js';
+import fc from 'fast-check';
+import { float32ArrayJsonMaxBytes, float32ArrayToJson, formatFloat32, writeFloat32ArrayJson } from '../src/util/float32Json.js';
 import { mulberry32 } from '../src/util/mulberry32.js';
 
 
@@ -246,4 +247,51 @@ test('float32ArrayToJson: empty, views with an offset, large vectors, -0 and non
   const parsed = JSON.parse(bigJson) as number[];
   assert.equal(parsed.length, big.length);
   for (let i = 0; i < big.length; i++) assert.equal(Math.fround(parsed[i]!), big[i]);
+});
+
+/**
+ * Float32 bit patterns for the property tests: any pattern; embedding-like values; and edges
+ * (every exponent with the smallest, largest and a few special mantissas, either sign; powers
+ * of ten and their neighbours; the boundaries of the `0.000ddd` layout at 1e-6 and 1).
+ */
+const anyBits = fc.integer({ min: 0, max: 0xffffffff });
+const embeddingBits = fc.float({ min: -1, max: 1, noNaN: true }).map(toBits);
+const edgeBits = fc.oneof(
+  fc
+    .tuple(fc.integer({ min: 0, max: 255 }), fc.constantFrom(0, 1, 2, 3, 0x400000, 0x7ffffd, 0x7ffffe, 0x7fffff), fc.boolean())
+    .map(([e, frac, negative]) => ((negative ? 0x80000000 : 0) | (e << 23) | frac) >>> 0),
+  fc
+    .tuple(fc.integer({ min: -45, max: 38 }), fc.integer({ min: -3, max: 3 }), fc.boolean())
+    .map(([k, steps, negative]) => (toBits(Math.fround(Number(`1e${k}`))) + steps + (negative ? 0x80000000 : 0)) >>> 0),
+);
+const floatBits = fc.oneof(anyBits, embeddingBits, edgeBits);
+
+test('property: every bit pattern prints as the shortest, closest decimal that reads back (fast-check)', () => {
+  fc.assert(
+    fc.property(floatBits, (bits) => {
+      const x = fromBits(bits);
+      if (!Number.isFinite(x)) assert.equal(formatFloat32(x), 'null');
+      else if (x === 0) assert.equal(formatFloat32(x), '0');
+      else checkAgainstReference(Math.abs(x)); // checks -x too
+    }),
+    { numRuns: 30_000 },
+  );
+});
+
+test('property: the array writer writes formatFloat32 of each element, from pos, and no byte outside (fast-check)', () => {
+  fc.assert(
+    fc.property(fc.array(floatBits, { maxLength: 60 }), fc.integer({ min: 0, max: 9 }), (bitsList, pos) => {
+      const v = new Float32Array(bitsList.length);
+      new Uint32Array(v.buffer).set(bitsList);
+      // Bytes before pos belong to the caller (the common layout writes a few bytes to the
+      // left of a number before it writes its sign and separator): they must survive.
+      const buf = Buffer.alloc(pos + float32ArrayJsonMaxBytes(v.length) + 16, 0xaa);
+      const end = writeFloat32ArrayJson(v, buf, pos);
+      assert.equal(buf.toString('latin1', pos, end), '[' + Array.from(v, formatFloat32).join(',') + ']');
+      assert.ok(end - pos <= float32ArrayJsonMaxBytes(v.length));
+      for (let i = 0; i < pos; i++) assert.equal(buf[i], 0xaa, `byte ${i} before pos ${pos}`);
+      for (let i = end; i < buf.length; i++) assert.equal(buf[i], 0xaa, `byte ${i} after the end ${end}`);
+    }),
+    { numRuns: 5_000 },
+  );
 });

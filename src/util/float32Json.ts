@@ -50,6 +50,18 @@
  *  2^-53; scaled: < 2^-22) of a midpoint but not on it. Such decimals are inside the `EPS`
  *  band, so the fast path never meets them, and the slow path uses the real read-back.
  *
+ *  In practice the search starts one or two grid levels up (`startLevel`: the scaling
+ *  absorbs them, and the margin shrinks by the same factor), so the level loop mostly runs
+ *  once or twice.
+ *
+ * Speed (a 10,000 x 768 download is 7.7 million numbers; measured in bench/float32Json.ts):
+ * everything is written as ASCII bytes into the caller's buffer (no string per number), the
+ * digit search runs inline in the array loop (a separate function was too large for the JIT to
+ * inline, and every call boxed its double argument), and the usual `0.000ddd` layout is
+ * written four digits per store from a table, the sign without a branch. Any change here is
+ * checked against the previous build on every float32 bit pattern by
+ * bench/float32JsonCompare.ts (byte-identical output).
+ *
  * @module
  */
 
@@ -89,26 +101,48 @@ function scaleExponent(p: number): number {
   return e - 8;
 }
 
-/** Per biased exponent (normal numbers, 1..254): scale exponent k and the factor 10^-k. */
-const K_NORMAL = new Int32Array(256);
-const SCALE_NORMAL = new Float64Array(256);
-/** Per position of the top mantissa bit (subnormal numbers, 0..22): same as above. */
-const K_SUB = new Int32Array(23);
-const SCALE_SUB = new Float64Array(23);
+/**
+ * Per binade: the scale exponent k, the factor 10^-k and the decision margin at that scale
+ * (see {@link startLevel}). Normal numbers are indexed by their biased exponent (1..254),
+ * subnormals by 256 + the position of their top mantissa bit (0..22).
+ */
+const K = new Int32Array(256 + 23);
+const SCALE = new Float64Array(256 + 23);
+const EPS_AT = new Float64Array(256 + 23);
 /** Per biased exponent: half an ulp, i.e. 2^(max(e,1) - 151). */
 const HALF_ULP = new Float64Array(256);
+
+/**
+ * The grid level that every float32 of a binade is sure to have a point of: the largest r
+ * with 10^r below the narrowest interval of the binade (scaled by 10^-k8, where k8 puts x in
+ * [1e8, 2e9)), with room for the margins. The scaling then uses k = k8 + r, so the search
+ * for the coarsest grid starts where the interval holds about 1 to 18 grid points instead
+ * of 6 to 238, and the level loop below mostly runs once. All scaled values, and so all
+ * their errors, are 10^r times smaller: the margin shrinks with them (`EPS / 10^r`), which
+ * keeps every decision exactly as safe as at r = 0 and the slow path exactly as rare.
+ */
+function startLevel(k8: number, halfUlp: number, powerOfTwoBelow: boolean): number {
+  const width = pow10(-k8) * halfUlp * (powerOfTwoBelow ? 1.5 : 2);
+  let r = 0;
+  while (pow10(r + 1) <= width - 4 * EPS) r++;
+  return r;
+}
+
+function setBinade(index: number, k8: number, r: number): void {
+  K[index] = k8 + r;
+  SCALE[index] = pow10(-(k8 + r));
+  EPS_AT[index] = EPS / POW10[r]!;
+}
 for (let e = 0; e < 256; e++) {
   HALF_ULP[e] = 2 ** (Math.max(e, 1) - 151);
   if (e >= 1 && e <= 254) {
-    const k = scaleExponent(e - 127);
-    K_NORMAL[e] = k;
-    SCALE_NORMAL[e] = pow10(-k);
+    const k8 = scaleExponent(e - 127);
+    setBinade(e, k8, startLevel(k8, HALF_ULP[e]!, e > 1));
   }
 }
 for (let b = 0; b < 23; b++) {
-  const k = scaleExponent(b - 149);
-  K_SUB[b] = k;
-  SCALE_SUB[b] = pow10(-k);
+  const k8 = scaleExponent(b - 149);
+  setBinade(256 + b, k8, startLevel(k8, HALF_ULP[0]!, false));
 }
 
 /** ASCII pairs "00".."99" so that digits are emitted two per division. */
@@ -118,140 +152,20 @@ for (let i = 0; i < 100; i++) {
   DIGIT_PAIRS[2 * i + 1] = 48 + (i % 10);
 }
 
-/** Zero runs for the string formatter. */
-const ZEROS: readonly string[] = Array.from({ length: 22 }, (_, i) => '0'.repeat(i));
-
 /**
- * Decimal exponent of the last result: the value is `t * 10^resultExp` where `t` is the
- * integer returned by {@link shortestFast} / {@link shortestSlow}. A module variable instead
- * of a returned object keeps the hot loop free of allocations.
+ * Decimal exponent of the last result of {@link shortestSlow}: the value is
+ * `t * 10^resultExp` where `t` is the integer it returns. A module variable instead of a
+ * returned object keeps the call free of allocations.
  */
 let resultExp = 0;
 
 /**
  * Whether the scaled grid point `c` (an integer < 2^31) is exactly the midpoint `mid`
- * scaled by 10^-k, given that the computed scaled midpoint equals `c`. See shortestFast.
+ * scaled by 10^-k, given that the computed scaled midpoint equals `c`. See writeFloat32ArrayJson.
  */
 function isExactly(c: number, mid: number, k: number): boolean {
   if (k <= 0) return k >= -12; // products exact
   return k <= 9 && c * POW10[k]! === mid; // quotient was rounded: check by multiplying back
-}
-
-/**
- * Fast path: shortest digits of the positive finite float32 `x` with bit pattern `bits`
- * (sign bit clear). Returns the digit integer `t` (no trailing zeros, at most 9 digits)
- * and sets {@link resultExp}, or returns -1 when a margin is too thin to decide safely.
- */
-function shortestFast(bits: number, x: number): number {
-  const e = bits >>> 23;
-  const frac = bits & 0x7fffff;
-  let k: number;
-  let scale: number;
-  if (e !== 0) {
-    k = K_NORMAL[e]!;
-    scale = SCALE_NORMAL[e]!;
-  } else {
-    const top = 31 - Math.clz32(frac);
-    k = K_SUB[top]!;
-    scale = SCALE_SUB[top]!;
-  }
-  const half = HALF_ULP[e]!;
-  // Midpoints to the neighbours; exact in doubles. Below a power of two (frac == 0, not the
-  // smallest normal) the lower neighbour is only half an ulp away.
-  const hi = x + half;
-  const lo = frac === 0 && e > 1 ? x - half * 0.5 : x - half;
-
-  // A midpoint can be exactly a short decimal (large integers: e.g. every x in [2^23, 2^24)
-  // or a fifth of those in [2^30, 2^34)). Reading that decimal back gives exactly the
-  // midpoint, which Math.fround rounds to the even neighbour: it belongs to x iff x's
-  // mantissa is even. To settle that case without the slow path we must know a zero
-  // distance is exact (decimals merely *near* a midpoint still go to the slow path: the
-  // decimal -> double rounding can land on the midpoint):
-  //  - k in [-12, 0]: the products below are exact (25-bit midpoint times 5^12 < 2^53);
-  //  - k in [1, 9]: dividing by the exact 10^k is correctly rounded, and a zero is
-  //    confirmed by multiplying back (grid point < 2^31 times 5^9 < 2^53 is exact).
-  let upper: number;
-  let lower: number;
-  if (k > 0 && k <= 22) {
-    const d = POW10[k]!;
-    upper = hi / d;
-    lower = lo / d;
-  } else {
-    upper = hi * scale;
-    lower = lo * scale;
-  }
-  const even = (bits & 1) === 0;
-
-  // Finest grid (integers): j = largest integer <= upper. Its distance to `upper` (and the
-  // distance of the next integer) must be safely non-zero, so no grid point at any level
-  // is ambiguous at the upper end. `upper < 2^31`, so `| 0` is a cheap floor (and should
-  // that ever not hold, the wrapped `j` makes `rem` huge and we bail out).
-  let j = upper | 0;
-  const rem = upper - j;
-  if (rem < EPS) {
-    if (rem !== 0 || !isExactly(j, hi, k)) return -1;
-    if (!even) j--; // the midpoint itself reads back as the neighbour
-  } else if (rem > 1 - EPS) {
-    return -1;
-  }
-  if (j - lower < EPS) return -1; // cannot happen for x in [1e8, 2e9) (>= 4 integers inside)
-
-  // Coarsen while the largest multiple of 10^(r+1) below `upper` is still inside.
-  let jr = j; // largest integer inside, divided by 10^r and rounded down
-  let p = 1; // 10^r
-  let r = 0;
-  for (;;) {
-    const jn = (jr / 10) | 0;
-    const c = jn * p * 10;
-    const margin = c - lower; // exact subtraction (both < 2^31 on a common 2^-22 grid)
-    if (margin > EPS) {
-      jr = jn;
-      p *= 10;
-      r++;
-    } else if (margin <= -EPS) {
-      break;
-    } else if (margin === 0 && isExactly(c, lo, k)) {
-      if (!even) break; // on the lower midpoint, which reads back as the neighbour
-      jr = jn;
-      p *= 10;
-      r++;
-    } else {
-      return -1;
-    }
-  }
-
-  // Closest grid point to x at the chosen level, clamped into the interval: round
-  // w = x * 10^-(k+r) half up (branch-free: random digits would mispredict a branch).
-  const exp = r + k;
-  let w: number;
-  if (exp <= 0 && exp >= -12) {
-    // Exact: x * 10^j = m2 * 5^j * 2^(e2+j) with m2 * 5^j < 2^24 * 5^12 < 2^53. So exact
-    // ties (e.g. 2048.03125) are seen as such and rounded up (away from zero), as
-    // `toPrecision` (the slow path) would. This is the usual case for embeddings.
-    w = x * POW10[-exp]!;
-  } else {
-    // Rounded (relative error < 2^-51): near-ties must go to the slow path.
-    w = x * scale * INV_POW10[r]!;
-    const f = w - (w | 0);
-    if (f > 0.5 - EPS && f < 0.5 + EPS) return -1;
-  }
-  let t = (w + 0.5) | 0;
-  if (t > jr) {
-    t = jr; // nearest is above the interval; jr * 10^r is the largest point inside
-  } else {
-    const m = t * p - lower;
-    if (m < EPS) {
-      if (m === 0 && isExactly(t * p, lo, k)) {
-        if (!even) t++; // on the lower midpoint, which reads back as the neighbour
-      } else if (m > -EPS) {
-        return -1;
-      } else {
-        t++; // nearest is below the interval; the next point is inside (and <= jr)
-      }
-    }
-  }
-  resultExp = exp;
-  return t;
 }
 
 /** Splits a `toPrecision`/`toString` style decimal into digits and exponent. */
@@ -275,11 +189,13 @@ function parseDecimal(s: string): number {
 }
 
 /**
- * Slow, obviously correct path: for p = 1..9 try the nearest p-digit decimal
+ * Slow, obviously correct path (when a margin of the fast path in
+ * {@link writeFloat32ArrayJson} is too thin): for p = 1..9 try the nearest p-digit decimal
  * (`toPrecision(p)`) and its neighbour on the other side of `x`, and accept the first that
  * reads back as `x` through `Number` + `Math.fround` (exactly what a JSON client does).
  * Only those two can work: read-back is monotonic, so if both nearest p-digit decimals
- * fail, every p-digit decimal fails. Same contract as {@link shortestFast}, never fails.
+ * fail, every p-digit decimal fails. Returns the digit integer `t` (no trailing zeros, at
+ * most 9 digits) and sets {@link resultExp}; never fails.
  */
 function shortestSlow(x: number): number {
   for (let prec = 1; prec <= 9; prec++) {
@@ -318,6 +234,10 @@ function digitCount(t: number): number {
   return t < 1e7 ? (t < 1e6 ? 6 : 7) : t < 1e8 ? 8 : t < 1e9 ? 9 : 10;
 }
 
+/** One-element vector and output bytes for {@link formatFloat32}. */
+const single = new Float32Array(1);
+const singleOut = Buffer.alloc(32);
+
 /**
  * Formats a float32 as the shortest JSON number that reads back to it.
  *
@@ -328,31 +248,10 @@ function digitCount(t: number): number {
  *   `Number.prototype.toString`. `0` and `-0` give `"0"`; `NaN` and `±Infinity` give `"null"`.
  */
 export function formatFloat32(x: number): string {
-  scratchF32[0] = x;
-  const bits = scratchU32[0]!;
-  const abs = bits & 0x7fffffff;
-  if (abs === 0) return '0';
-  if (abs >= 0x7f800000) return 'null';
-  const ax = Math.abs(scratchF32[0]!);
-  let t = shortestFast(abs, ax);
-  if (t < 0) t = shortestSlow(ax);
-  const s = formatDigits(t, resultExp);
-  return bits >>> 31 ? '-' + s : s;
-}
-
-/** String layout of `t * 10^exp` following Number::toString (ECMA-262 §6.1.6.1.20). */
-function formatDigits(t: number, exp: number): string {
-  const nd = digitCount(t);
-  const n = nd + exp; // position of the decimal point relative to the first digit
-  if (n <= 0 && n > -6) return '0.' + ZEROS[-n]! + t;
-  if (n > 0 && n <= 21) {
-    if (n >= nd) return t + ZEROS[n - nd]!;
-    const s = '' + t;
-    return s.slice(0, n) + '.' + s.slice(n);
-  }
-  const s = '' + t;
-  const e = n - 1;
-  return (nd === 1 ? s : s[0] + '.' + s.slice(1)) + (e < 0 ? 'e-' : 'e+') + Math.abs(e);
+  single[0] = x;
+  // The array writer is the one implementation: `[<x>]` without its brackets.
+  const end = writeFloat32ArrayJson(single, singleOut, 0);
+  return singleOut.toString('latin1', 1, end - 1);
 }
 
 /** Writes the `count` lowest decimal digits of `t` (zero-padded) ending just before `end`. */
@@ -371,9 +270,10 @@ function writeDigits(buf: Uint8Array, end: number, t: number, count: number): vo
 }
 
 /**
- * Writes `t * 10^exp` (`nd` = digit count of `t`, `n = nd + exp`) at `pos` in the layout of
- * {@link formatDigits}, except the `0.000ddd` case (-6 < n <= 0), which the array loop
- * writes inline because it is the common one for embeddings. Returns the new end.
+ * Writes `t * 10^exp` (`nd` = digit count of `t`, `n = nd + exp`) at `pos` laid out like
+ * Number::toString (ECMA-262 §6.1.6.1.20), except the `0.000ddd` case (-6 < n <= 0), which
+ * the array loop writes itself (writeFraction) because it is the common one for
+ * embeddings. Returns the new end.
  */
 function writeOtherLayouts(buf: Uint8Array, pos: number, t: number, nd: number, n: number): number {
   if (n > 0 && n <= 21) {
@@ -464,9 +364,14 @@ export function writeFloat32ArrayJson(v: Float32Array, buf: Uint8Array, pos: num
   const len = v.length;
   // Bit patterns of the elements without copying (a Float32Array is always 4-byte aligned).
   const bitsView = new Uint32Array(v.buffer, v.byteOffset, len);
-  buf[pos++] = 91; // '['
+  const view = dataViewOf(buf);
+  let sep = 91; // '[' before the first element, ',' before the others
+  // The shortest digits are computed inline (see the module doc), not in a function of their
+  // own: the JIT would not inline one that large, and the call would box `x` every time.
   for (let i = 0; i < len; i++) {
-    if (i !== 0) buf[pos++] = 44; // ','
+    // The separator's byte is written after the element: the fast layout below may write
+    // up to three bytes before the element's first digit (see writeFraction).
+    const sepPos = pos++;
     const bits = bitsView[i]!;
     const abs = bits & 0x7fffffff;
     if (abs === 0) {
@@ -477,26 +382,189 @@ export function writeFloat32ArrayJson(v: Float32Array, buf: Uint8Array, pos: num
       buf[pos++] = 108;
       buf[pos++] = 108;
     } else {
-      if (bits >>> 31) buf[pos++] = 45; // '-'
-      const ax = Math.abs(v[i]!);
-      let t = shortestFast(abs, ax);
-      if (t < 0) t = shortestSlow(ax);
+      const x = Math.abs(v[i]!);
+      // Digits t and decimal exponent exp of the shortest decimal t * 10^exp; t stays -1
+      // when a margin is too thin to decide safely (then the slow path decides).
+      let t = -1;
+      let exp = 0;
+      shortest: {
+        const e = abs >>> 23;
+        const frac = abs & 0x7fffff;
+        const b = e !== 0 ? e : 287 - Math.clz32(frac); // 256 + top bit for subnormals
+        const k = K[b]!;
+        const eps = EPS_AT[b]!;
+        const half = HALF_ULP[e]!;
+        // Midpoints to the neighbours; exact in doubles. Below a power of two (frac == 0,
+        // not the smallest normal) the lower neighbour is only half an ulp away.
+        const hi = x + half;
+        const lo = frac === 0 && e > 1 ? x - half * 0.5 : x - half;
+
+        // A midpoint can be exactly a short decimal (large integers: e.g. every x in
+        // [2^23, 2^24) or a fifth of those in [2^30, 2^34)). Reading that decimal back gives
+        // exactly the midpoint, which Math.fround rounds to the even neighbour: it belongs
+        // to x iff x's mantissa is even. To settle that case without the slow path we must
+        // know a zero distance is exact (decimals merely *near* a midpoint still go to the
+        // slow path: the decimal -> double rounding can land on the midpoint):
+        //  - k in [-12, 0]: the products below are exact (25-bit midpoint times 5^12 < 2^53);
+        //  - k in [1, 9]: dividing by the exact 10^k is correctly rounded, and a zero is
+        //    confirmed by multiplying back (grid point < 2^31 times 5^9 < 2^53 is exact).
+        let upper: number;
+        let lower: number;
+        if (k > 0 && k <= 22) {
+          const d = POW10[k]!;
+          upper = hi / d;
+          lower = lo / d;
+        } else {
+          const scale = SCALE[b]!;
+          upper = hi * scale;
+          lower = lo * scale;
+        }
+        const even = (abs & 1) === 0;
+
+        // Finest grid (integers): j = largest integer <= upper. Its distance to `upper` (and
+        // the distance of the next integer) must be safely non-zero, so no grid point at any
+        // level is ambiguous at the upper end. `upper < 2^31`, so `| 0` is a cheap floor
+        // (and should that ever not hold, the wrapped `j` makes `rem` huge and we bail out).
+        let j = upper | 0;
+        const rem = upper - j;
+        if (rem < eps || rem > 1 - eps) {
+          if (rem !== 0 || !isExactly(j, hi, k)) break shortest;
+          if (!even) j--; // the midpoint itself reads back as the neighbour
+        }
+        if (j - lower < eps) break shortest; // rare: intervals are at least one grid step wide (startLevel)
+
+        // Coarsen while the largest multiple of 10^(r+1) below `upper` is still inside.
+        let jr = j; // largest integer inside, divided by 10^r and rounded down
+        let p = 1; // 10^r
+        let r = 0;
+        for (;;) {
+          const jn = (jr / 10) | 0;
+          const c = jn * p * 10;
+          const margin = c - lower; // exact subtraction (both < 2^31 on a common 2^-22 grid)
+          if (margin <= -eps) break;
+          if (margin < eps) {
+            if (margin !== 0 || !isExactly(c, lo, k)) break shortest;
+            if (!even) break; // on the lower midpoint, which reads back as the neighbour
+          }
+          jr = jn;
+          p *= 10;
+          r++;
+        }
+
+        // Closest grid point to x at the chosen level, clamped into the interval: round
+        // w = x * 10^-(k+r) half up (branch-free: random digits would mispredict a branch).
+        exp = r + k;
+        let w: number;
+        if (exp <= 0 && exp >= -12) {
+          // Exact: x * 10^j = m2 * 5^j * 2^(e2+j) with m2 * 5^j < 2^24 * 5^12 < 2^53. So
+          // exact ties (e.g. 2048.03125) are seen as such and rounded up (away from zero),
+          // as `toPrecision` (the slow path) would. This is the usual case for embeddings.
+          w = x * POW10[-exp]!;
+        } else {
+          // Rounded (relative error < 2^-51): near-ties must go to the slow path.
+          w = x * SCALE[b]! * INV_POW10[r]!;
+          const f = w - (w | 0);
+          if (f > 0.5 - eps && f < 0.5 + eps) break shortest;
+        }
+        let nearest = (w + 0.5) | 0;
+        if (nearest > jr) {
+          nearest = jr; // nearest is above the interval; jr * 10^r is the largest point inside
+        } else {
+          const m = nearest * p - lower;
+          if (m <= -eps) {
+            nearest++; // below the interval; the next point is inside (and <= jr)
+          } else if (m < eps) {
+            if (m !== 0 || !isExactly(nearest * p, lo, k)) break shortest;
+            if (!even) nearest++; // on the lower midpoint, which reads back as the neighbour
+          }
+        }
+        t = nearest;
+      }
+      if (t < 0) {
+        t = shortestSlow(x);
+        exp = resultExp;
+      }
       // `| 0`: t always fits an int32 (<= 9 digits); telling the JIT so makes the digit
-      // loop use integer division. (Measured: this and the inline layout below save ~15%.)
+      // arithmetic use integer operations.
       t |= 0;
-      const nd = digitCount(t);
-      const n = nd + resultExp;
-      if (n <= 0 && n > -6) {
-        buf[pos++] = 48; // '0'
-        buf[pos++] = 46; // '.'
-        for (let z = n; z < 0; z++) buf[pos++] = 48;
-        pos += nd;
-        writeDigits(buf, pos, t, nd);
+      // 1e-6 <= |x| < 1 (the usual case for embeddings) prints as `0.` then t zero-padded
+      // to the -exp digits after the point; so may an x just below 1e-6 (see
+      // FRACTION_MIN_BITS), which only digitCount tells.
+      let nd = 0;
+      if ((abs - FRACTION_MIN_BITS) >>> 0 >= FRACTION_SPAN) nd = digitCount(t);
+      if (nd === 0 || (nd + exp <= 0 && nd + exp > -6)) {
+        // No branch on the sign (random in embeddings, so mispredicted half the time): a
+        // positive number's '-' lands on the separator's byte, which is written below.
+        const start = pos + 2 + (bits >>> 31);
+        pos = writeFraction(view, start, t, -exp);
+        view.setUint16(start - 2, 0x2e30, true); // '0.'
+        buf[start - 3] = 45; // '-'
       } else {
-        pos = writeOtherLayouts(buf, pos, t, nd, n);
+        if (bits >>> 31) buf[pos++] = 45; // '-'
+        pos = writeOtherLayouts(buf, pos, t, nd, nd + exp);
       }
     }
+    buf[sepPos] = sep;
+    sep = 44;
   }
+  if (len === 0) buf[pos++] = 91; // '[' (written as the first element's separator otherwise)
   buf[pos++] = 93; // ']'
   return pos;
+}
+
+/**
+ * Bit patterns (sign cleared) of the float32 values x with 1e-6 <= x < 1: unsigned
+ * `abs - FRACTION_MIN_BITS < FRACTION_SPAN`. Such an x prints as `0.` followed by its digits
+ * zero-padded to -resultExp places: the printed decimal d is in x's rounding interval, which
+ * lies below 1 (1 is a float32) and, when it does not contain 1e-6 itself (then d = 1e-6, one
+ * digit), above 1e-6; so 1e-6 <= d < 1, which Number::toString lays out as `0.000ddd`.
+ */
+const FRACTION_MIN_BITS = (() => {
+  scratchF32[0] = 1e-6;
+  return scratchF32[0]! >= 1e-6 ? scratchU32[0]! : scratchU32[0]! + 1;
+})();
+const FRACTION_SPAN = 0x3f800000 - FRACTION_MIN_BITS;
+
+/** ASCII of 0000..9999 as little-endian 32-bit words, for one unaligned store per four digits. */
+const DIGIT_QUADS = new Uint32Array(10000);
+for (let i = 0; i < 10000; i++) {
+  const a = (i / 1000) | 0;
+  const b = ((i / 100) | 0) % 10;
+  const c = ((i / 10) | 0) % 10;
+  const d = i % 10;
+  DIGIT_QUADS[i] = (48 + a) | ((48 + b) << 8) | ((48 + c) << 16) | ((48 + d) << 24);
+}
+const ZERO_QUAD = 0x30303030;
+
+/**
+ * Writes `t` (< 1e9) zero-padded to `width` digits (1..14) from `start`, four digits a
+ * store, and returns the end. Stores are whole groups of four aligned to the end, so up to
+ * three bytes before `start` are overwritten: the caller writes those (`0.`, the sign, the
+ * separator) afterwards. The zero padding comes from the groups themselves.
+ */
+function writeFraction(view: DataView, start: number, t: number, width: number): number {
+  const end = start + width;
+  const q = (t / 10000) | 0;
+  view.setUint32(end - 4, DIGIT_QUADS[t - q * 10000]!, true);
+  if (width > 4) {
+    const q2 = (q / 10000) | 0;
+    view.setUint32(end - 8, DIGIT_QUADS[q - q2 * 10000]!, true);
+    if (width > 8) {
+      view.setUint32(end - 12, DIGIT_QUADS[q2]!, true);
+      if (width > 12) view.setUint32(end - 16, ZERO_QUAD, true);
+    }
+  }
+  return end;
+}
+
+/** The last buffer written to and its DataView (one view per output buffer, not per vector). */
+let lastBuf: Uint8Array | undefined;
+let lastView: DataView | undefined;
+
+function dataViewOf(buf: Uint8Array): DataView {
+  if (buf !== lastBuf || lastView === undefined) {
+    lastView = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+    lastBuf = buf;
+  }
+  return lastView;
 }

@@ -30,17 +30,21 @@ export interface JobRow {
   retry_of: string | null;
 }
 
-export interface DocumentRow {
-  idx: number;
-  state: number;
-  /** From `vectors` (vector_id), or inline for a document written before migration 8. */
-  vector: Buffer | null;
-  truncated: number;
-  code: string | null;
-  error: string | null;
-  /** A generation item's result (migration 6). */
-  result: string | null;
-}
+/**
+ * A document as `readDocuments` returns it, in raw mode (an array per row: a download reads
+ * thousands of rows, and no object per row is built for them):
+ * idx, state, vector (from `vectors` via vector_id, or inline for a document written before
+ * migration 8), truncated, code, error, result (a generation item's result, migration 6).
+ */
+export type DocumentRow = [
+  idx: number,
+  state: number,
+  vector: Buffer | null,
+  truncated: number,
+  code: string | null,
+  error: string | null,
+  result: string | null,
+];
 
 export function jobFromRow(row: JobRow): JobRecord {
   return {
@@ -64,12 +68,16 @@ export function jobFromRow(row: JobRow): JobRecord {
 }
 
 export function itemFromRow(row: DocumentRow): ItemResult {
-  if (row.state === DOC_DONE && row.result !== null) return { index: row.idx, state: 'generated', result: row.result };
-  if (row.state === DOC_DONE && row.vector) {
-    return { index: row.idx, state: 'done', vector: blobToVector(row.vector), truncated: row.truncated === 1 };
+  const index = row[0];
+  const state = row[1];
+  const vector = row[2];
+  const result = row[6];
+  if (state === DOC_DONE && result !== null) return { index, state: 'generated', result };
+  if (state === DOC_DONE && vector) {
+    return { index, state: 'done', vector: blobToVector(vector), truncated: row[3] === 1 };
   }
-  if (row.state === DOC_FAILED) {
-    return { index: row.idx, state: 'failed', code: (row.code ?? 'BACKEND_UNAVAILABLE') as ItemErrorCode, error: row.error ?? 'failed' };
+  if (state === DOC_FAILED) {
+    return { index, state: 'failed', code: (row[4] ?? 'BACKEND_UNAVAILABLE') as ItemErrorCode, error: row[5] ?? 'failed' };
   }
-  return { index: row.idx, state: 'pending' };
+  return { index, state: 'pending' };
 }

@@ -769,9 +769,10 @@ function prepareStatements(db: DB) {
     addProgress: s(`UPDATE jobs SET completed_items = completed_items + ?, failed_items = failed_items + ?,
                       dimensions = COALESCE(?, dimensions) WHERE seq = ?`),
     markGenerated: s(`UPDATE documents SET state = ${DOC_DONE}, result = ? WHERE job_seq = ? AND idx = ? AND state = ${DOC_PENDING}`),
+    // Raw mode: one array per row, in the column order of DocumentRow.
     readDocuments: s(`SELECT d.idx, d.state, COALESCE(d.vector, v.vector) AS vector, d.truncated, d.code, d.error, d.result
                       FROM documents d LEFT JOIN vectors v ON v.id = d.vector_id
-                      WHERE d.job_seq = ? AND d.idx >= ? AND d.idx < ? ORDER BY d.idx`),
+                      WHERE d.job_seq = ? AND d.idx >= ? AND d.idx < ? ORDER BY d.idx`).raw(true),
     deleteJob: s(`DELETE FROM jobs WHERE seq = ?`),
     expiredIds: s(`SELECT id FROM jobs WHERE expires_at IS NOT NULL AND expires_at <= ?`),
     deleteExpired: s(`DELETE FROM jobs WHERE expires_at IS NOT NULL AND expires_at <= ?`),
