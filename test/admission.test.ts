@@ -6,15 +6,29 @@
  * nothing, and migration 9's partial index on duplicates' keys serving the fills by key.
  */
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import Database from 'better-sqlite3';
 import type { NewJob } from '../src/jobs/model.js';
 import { ADMIN_SCOPE } from '../src/jobs/model.js';
 import { cacheKey, cacheKeyPrefix, cacheKeyStrings } from '../src/store/cacheKey.js';
 import { migrate } from '../src/store/sqlite/migrations.js';
 import { openSqliteStore, type SqliteJobStore } from '../src/store/sqlite/sqliteStore.js';
-import { tempDir } from './helpers.js';
+
+/**
+ * A store in its own directory (or `dir`), closed and then its directory removed after the
+ * test, in one hook: the store's checkpoint thread may write until it is closed.
+ */
+function testStore(t: TestContext, options: Parameters<typeof openSqliteStore>[1], dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sollol-admission-'))): SqliteJobStore {
+  const store = openSqliteStore(dir, options);
+  t.after(async () => {
+    await store.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  return store;
+}
 
 const OPTIONS = { truncate: true };
 const POLICY = { maxJobs: 100, now: 1 };
@@ -88,8 +102,7 @@ test('admission stores each text, cache key and duplicate flag as a per-document
   const dupByKey = keys.map((key) => (keys.filter((k) => k.equals(key)).length > 1 ? 1 : 0));
   assert.deepEqual(dupByKey, [1, 0, 0, 0, 0, 0, 0, 1, 1, 0, 1]);
 
-  const cached = openSqliteStore(path.join(tempDir(t), 'on'), CACHE);
-  t.after(() => cached.close());
+  const cached = testStore(t, CACHE);
   assert.ok((await cached.admit(newJob('on', EDGE_TEXTS), POLICY)).admitted);
   const on = storedDocuments(cached, 'on');
   assert.deepEqual(on.map((d) => d.idx), EDGE_TEXTS.map((_, i) => i));
@@ -103,8 +116,7 @@ test('admission stores each text, cache key and duplicate flag as a per-document
   const expectedRead = boundRoundTrip(EDGE_TEXTS).read;
   assert.deepEqual(pending.map((d) => d.text), pending.map((d) => expectedRead[d.index]));
 
-  const uncached = openSqliteStore(path.join(tempDir(t), 'off'), { cache: { maxBytes: 0 } });
-  t.after(() => uncached.close());
+  const uncached = testStore(t, { cache: { maxBytes: 0 } });
   assert.ok((await uncached.admit(newJob('off', EDGE_TEXTS), POLICY)).admitted);
   assert.ok((await uncached.admit(newJob('gen', EDGE_TEXTS.map((prompt) => JSON.stringify({ prompt })), { type: 'generate' }), POLICY)).admitted);
   const off = storedDocuments(uncached, 'off');
@@ -116,8 +128,7 @@ test('admission stores each text, cache key and duplicate flag as a per-document
 });
 
 test('cache hits among misses and in-job duplicates: hits done at admission in place, the rest pending, duplicates filled by key', async (t) => {
-  const store = openSqliteStore(path.join(tempDir(t), 'hits'), CACHE);
-  t.after(() => store.close());
+  const store = testStore(t, CACHE);
   assert.ok((await store.admit(newJob('first', ['x', 'y']), POLICY)).admitted);
   assert.ok(await store.recordChunk('first', { done: [{ index: 0, vector: new Float32Array([1, 0]), truncated: false }, { index: 1, vector: new Float32Array([0, 1]), truncated: true }], failed: [] }));
 
@@ -140,8 +151,7 @@ test('cache hits among misses and in-job duplicates: hits done at admission in p
 });
 
 test('an admission failing midway through its documents leaves no job, no document and no counter behind', async (t) => {
-  const store = openSqliteStore(path.join(tempDir(t), 'atomic'), CACHE);
-  t.after(() => store.close());
+  const store = testStore(t, CACHE);
   const documents = Array.from({ length: 3000 }, (_, i) => `document ${i}`);
   store.database.exec(`CREATE TRIGGER fail_midway BEFORE INSERT ON documents WHEN new.idx = 2999 BEGIN SELECT RAISE(ABORT, 'failing on purpose'); END`);
   await assert.rejects(store.admit(newJob('broken', documents), POLICY));
@@ -156,7 +166,7 @@ test('an admission failing midway through its documents leaves no job, no docume
 });
 
 test('migration 9: a schema-8 file gets the partial index on duplicates, and its running job still fills duplicates by key', async (t) => {
-  const dir = tempDir(t);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sollol-admission-'));
   const old = new Database(path.join(dir, 'sollol.db'));
   old.pragma('page_size = 16384');
   old.pragma('journal_mode = WAL');
@@ -172,8 +182,7 @@ test('migration 9: a schema-8 file gets the partial index on duplicates, and its
   });
   old.close();
 
-  const store = openSqliteStore(dir, CACHE);
-  t.after(() => store.close());
+  const store = testStore(t, CACHE, dir);
   const indexes = (store.database.prepare(`SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'documents' ORDER BY name`).all() as { name: string }[]).map((r) => r.name);
   assert.ok(indexes.includes('documents_dup_key'));
   assert.ok(!indexes.includes('documents_cache_key'));
@@ -188,8 +197,7 @@ test('migration 9: a schema-8 file gets the partial index on duplicates, and its
 });
 
 test('a job cut into several insert slices (by count and by characters) keeps every index, text, key, duplicate flag and hit', async (t) => {
-  const store = openSqliteStore(path.join(tempDir(t), 'slices'), CACHE);
-  t.after(() => store.close());
+  const store = testStore(t, CACHE);
   const prefix = cacheKeyPrefix('m', OPTIONS);
   assert.ok((await store.admit(newJob('seed', ['cached text']), POLICY)).admitted);
   assert.ok(await store.recordChunk('seed', { done: [{ index: 0, vector: new Float32Array([7]), truncated: false }], failed: [] }));
