@@ -5,11 +5,11 @@
  * >= 95 %), the CLI's peak RSS (target < 200 MB whatever the input size: the input is
  * streamed, results are appended as they come).
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { driveDirectly, fmt, startGatewayProc, startSimProc, texts, type Proc, type Row } from './lib.js';
+import { buildDist, driveDirectly, fmt, startGatewayProc, startSimProc, texts, type Proc, type Row } from './lib.js';
 
 const LINES = 200_000;
 const NODES = 4;
@@ -29,8 +29,7 @@ export async function benchEmbedFile(): Promise<Row[]> {
     for (let i = 0; i < NODES; i++) nodes.push(await startSimProc(['--dims', String(DIMS), '--serial', '--delay-per-doc', String(MS_PER_DOC)]));
     gateway = await startGatewayProc([...nodes.flatMap((n) => ['--backend', n.url])]);
     // The CLI as users run it (`npx sollol`, `npm install -g .`): the built dist/, not tsx.
-    const build = spawnSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json'], { encoding: 'utf8' });
-    if (build.status !== 0) throw new Error(`build failed: ${build.stdout}${build.stderr}`);
+    buildDist();
     const output = path.join(dir, 'out.npy');
     const run = await runCli(['embed', input, '-o', output, '--model', MODEL, '--gateway', gateway.url]);
     if (run.code !== 0) throw new Error(`sollol embed exited ${run.code}: ${run.stderr.slice(-2000)}`);

@@ -3,13 +3,28 @@
  * its own event loop and its own peak RSS), HTTP helpers, percentiles and a table printer.
  * Everything runs on loopback and stops by itself.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Pool } from 'undici';
 
-const CLI = ['--import', 'tsx', 'src/cli/main.ts'];
+/**
+ * Gateways, workers, simulated nodes and the CLI run as users run them: `npm start` and `npx
+ * sollol` run the built dist/, not tsx (whose loader threads cost the gateway ~35 MB of peak
+ * RSS, one in the main thread and one in the store's writer thread). Built once per bench run
+ * from this tree.
+ */
+const CLI = ['dist/cli/main.js'];
+let builtAt: string | undefined;
+
+/** Builds dist/ from the current tree (tsc), once per bench process. */
+export function buildDist(): void {
+  if (builtAt !== undefined) return;
+  const build = spawnSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json'], { encoding: 'utf8' });
+  if (build.status !== 0) throw new Error(`npm run build failed: ${build.stdout}${build.stderr}`);
+  builtAt = new Date().toISOString();
+}
 
 export interface Proc {
   readonly url: string;
@@ -23,6 +38,7 @@ export interface Proc {
 
 /** Starts `sollol <args>` and resolves once it printed the URL it listens on. */
 export async function startCli(args: string[], urlPattern: RegExp): Promise<Proc> {
+  buildDist();
   const child = spawn(process.execPath, [...CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   let startTimer: NodeJS.Timeout | undefined;
