@@ -88,9 +88,10 @@ test('a model whose only node is down is unreachable, not unknown: sync 503, a j
   const documents = docs(20, 'waits');
   const submitted = await submit(url, { model: MODEL, documents });
   assert.equal(submitted.status, 200, JSON.stringify(submitted.body));
-  // Seen once under heavy load: 'running' (the node was probed healthy again with nothing on its
-  // port?): say what the gateway saw if it happens again.
-  assert.equal(submitted.body.status, 'pending', `the job waits for the node; the gateway sees ${JSON.stringify(await backendStats(url, node.url))}`);
+  // Embedded: `pending`. Distributed (the suite's Redis pass): the workers' registry lists the
+  // node's models until the next heartbeat, so the job may be queued `running`; either way it
+  // is admitted, never refused as an unknown model, and waits for the node.
+  assert.ok(['pending', 'running'].includes(submitted.body.status), `the job waits for the node: ${submitted.body.status}`);
   const back = await startSimNode({ port: node.port });
   t.after(() => back.close());
   await assertComplete(url, submitted.body.job_id, documents);
