@@ -163,7 +163,11 @@ test('two equal nodes both get work', async (t) => {
   assert.equal(done.status, 'completed');
   assert.equal(done.progress.completed_items, 200);
   assert.ok(a.stats().embedCalls > 0 && b.stats().embedCalls > 0, `calls: ${a.stats().embedCalls} and ${b.stats().embedCalls}`);
-  assert.equal(a.stats().documents + b.stats().documents, 200);
+  // Every document reached a node; a few may have reached both: at a job's tail an idle node may
+  // take a duplicate of a straggling call (docs/ARCHITECTURE.md, "The tail"), and a duplicate the
+  // node finished before the abort arrived is counted by that node too. The job counts each once.
+  const sent = a.stats().documents + b.stats().documents;
+  assert.ok(sent >= 200, `the nodes embedded ${sent} documents of 200`);
 });
 
 test('the faster node gets clearly more documents than the slower one', async (t) => {
