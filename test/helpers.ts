@@ -15,14 +15,21 @@ import type { SimOptions } from '../src/sim/options.js';
 
 export const MODEL = 'nomic-embed-text';
 
+/** The directories tempDir made in this process (one test file), removed when it exits. */
+const tempDirs: string[] = [];
+process.once('exit', () => {
+  for (const dir of tempDirs) fs.rmSync(dir, { recursive: true, force: true });
+});
+
 /**
- * A fresh directory, removed after the test. `t.after` hooks run in the order they were
- * registered, so a store opened later in it may still be writing (its checkpoint thread)
- * while this runs: retried on ENOTEMPTY rather than failing the test.
+ * A fresh directory for the test `_t`, removed when this test file's process exits: a test's
+ * `t.after` hooks run in the order they were registered, so a store or gateway opened in the
+ * directory after this call is closed only after a removal hooked here would have run (its
+ * checkpoint thread or WAL files could then still be written: ENOTEMPTY, seen under load).
  */
-export function tempDir(t: TestContext, prefix = 'sollol-test-'): string {
+export function tempDir(_t: TestContext, prefix = 'sollol-test-'): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
-  t.after(() => fs.rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 }));
+  tempDirs.push(dir);
   return dir;
 }
 
@@ -40,13 +47,13 @@ export interface TestGateway {
 }
 
 /**
- * Set by test/distributed-contract.test.ts: every gateway of that process runs on Redis, with
+ * Set by test/distributed-contract-*.test.ts: every gateway of that process runs on Redis, with
  * one key prefix per data directory (a gateway restarted on the same directory finds its jobs).
  */
 let onRedis: { url: string; prefix: string; byDataDir: Map<string, string> } | undefined;
 
 /** Runs every later `startTestGateway` in the distributed mode, under prefixes `<prefix><n>:`. */
-/** Whether this process's test gateways run in the distributed mode (distributed-contract.test.ts). */
+/** Whether this process's test gateways run in the distributed mode (distributed-contract-*.test.ts). */
 export function gatewaysOnRedis(): boolean {
   return onRedis !== undefined;
 }
