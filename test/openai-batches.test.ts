@@ -2,7 +2,7 @@
  * The OpenAI Batch API's batches (/v1/batches) through the official `openai` client: embeddings,
  * chat and completion batches checked line by line against the sync routes' answers, every
  * route's validation errors, cancel of a running batch, keys, and a batch that survives kill -9.
- * Also run on Redis by distributed-contract.test.ts (the kill -9 case is SQLite's subprocess).
+ * Also run on Redis by distributed-contract-*.test.ts (the kill -9 case is SQLite's subprocess).
  */
 import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';
@@ -16,7 +16,7 @@ import { SqliteBatchStore } from '../src/openaiBatch/batchStore.js';
 
 /**
  * Tests that edit a batch's row in batches.sqlite: registered only when the gateways run on
- * SQLite (the Redis pass of distributed-contract.test.ts does not list them at all).
+ * SQLite (the Redis pass of distributed-contract-*.test.ts does not list them at all).
  */
 const sqliteOnly = (name: string, fn: (t: TestContext) => Promise<void>): void => {
   if (!gatewaysOnRedis()) test(name, fn);
@@ -308,7 +308,7 @@ test('a model whose lines hold more items than --max-batch-documents fails the b
 sqliteOnly('a batch left validating by a gateway that died before starting its jobs is started by the finaliser', async (t) => {
   const sim = await startSim(t, { models: MODELS });
   const gw = await startTestGateway(t, { backend: [sim.url] });
-  // SQLite only (on Redis, distributed-contract's run, the store is not this file).
+  // SQLite only (on Redis, distributed-contract's runs, the store is not this file).
   const openai = client(gw.url);
   const fileId = await upload(openai, [line('a', '/v1/embeddings', { model: MODEL, input: 'left behind' })]);
   // What a gateway killed between storing the batch and submitting its jobs leaves in the store.
