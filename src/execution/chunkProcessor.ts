@@ -91,6 +91,13 @@ export interface StepCall {
   readonly duplicate?: boolean;
   /** Called once the call answered with a result, before it is recorded. */
   readonly onAnswer?: () => void;
+  /**
+   * The task's documents, taken from the submit request while its admission commits (a head
+   * start, scheduler.ts), instead of the store's pending documents (none: no call). The caller
+   * aborts `signal` if the job is not admitted; what the call gives is recorded after the
+   * admission (writes keep their order), and counted only for documents still pending.
+   */
+  readonly docs?: Promise<readonly Doc[]>;
 }
 
 /** A backend call's result as the pipeline sees it. */
@@ -128,7 +135,7 @@ export interface JobMeta {
 /** A slot for one call: an embedding slot, or a generation slot for a generate/chat job's item. */
 export type AnyLease = Lease | GenerationLease;
 
-type Doc = { index: number; text: string };
+export type Doc = { readonly index: number; readonly text: string };
 
 const DONE: StepResult = Object.freeze({ kind: 'done' });
 const LOST: StepResult = Object.freeze({ kind: 'lost' });
@@ -187,9 +194,9 @@ export class ChunkProcessor {
    * for a store fault (it becomes a `wait`).
    */
   async step(task: ChunkTask, job: JobMeta, lease: AnyLease, how: StepCall = {}): Promise<StepResult> {
-    let docs: Doc[];
+    let docs: readonly Doc[];
     try {
-      docs = await this.store.pendingDocuments(task.jobId, task.start, task.end);
+      docs = await (how.docs ?? this.store.pendingDocuments(task.jobId, task.start, task.end));
     } catch (error) {
       lease.release();
       return this.storeWait(task, error);

@@ -16,6 +16,14 @@
  * retried or bisected. Every document is still counted once (the store counts it only while
  * it is pending).
  *
+ * A head start (`headStart`): while a submitted job's admission commits in the store, its first
+ * chunks, one per node with a free slot that no queued job wants, are sent from the request's
+ * texts, but for the texts the content cache holds (asked of the store just before the
+ * admission) and repeated ones. The job joins the queue when `add` says it was admitted; until
+ * then its ranges that come back (a retry, a split, one with documents left out) wait, and
+ * nothing ends it. Refused or failed admission (`abandonHeadStart`) aborts its calls; whatever
+ * they answered finds no job to record into.
+ *
  * Jobs that cannot progress are watched each second: a pending job whose model no node lists,
  * up or down (`BackendPool.availability`), fails MODEL_NOT_FOUND; one that found no node serving its model for
  * `pendingTimeoutMs` has its remaining documents failed
@@ -29,12 +37,12 @@ import { terminalPatch } from '../jobs/lifecycle.js';
 import type { Priority } from '../jobs/priority.js';
 import type { JobStore } from '../store/types.js';
 import { ActiveJob, type ChunkRange } from './activeJob.js';
-import { ChunkProcessor, type AnyLease, type ChunkTask, type StatusDetail, type StepCall, type StepResult, type WaitReason } from './chunkProcessor.js';
+import { ChunkProcessor, type AnyLease, type ChunkTask, type Doc, type StatusDetail, type StepCall, type StepResult, type WaitReason } from './chunkProcessor.js';
 import { generationPathOf } from './generationItem.js';
 import { pickHedge, queueDueMs, tailChunkSize, type NodePace } from './chunkSizing.js';
 import { FairQueue } from './fairQueue.js';
 import type { JobEvents } from './jobEvents.js';
-import type { JobScheduler } from './types.js';
+import type { HeadStartJob, JobScheduler } from './types.js';
 
 export interface SchedulerOptions {
   readonly workers: number;
@@ -71,6 +79,8 @@ interface Flight {
   superseded: boolean;
   /** Its call answered (its result is being recorded): its node is free, nothing to duplicate. */
   answered: boolean;
+  /** A head start's call that left documents of its range out: the range is read again once it is done. */
+  recheck: boolean;
 }
 
 /** A pipeline task back as a range of the job, ready at `notBefore`. */
@@ -99,6 +109,8 @@ export class Scheduler implements JobScheduler {
   private watchTimer: NodeJS.Timeout | undefined;
   /** Why a job cannot progress now, since when. */
   private readonly details = new Map<string, StatusDetail>();
+  /** Jobs with a head start whose admission is not known yet, by id. */
+  private readonly heads = new Map<string, ActiveJob>();
 
   constructor(
     private readonly store: JobStore,
@@ -131,14 +143,100 @@ export class Scheduler implements JobScheduler {
 
   /** Takes an admitted job (pending or running) into the queue. */
   add(job: JobRecord): void {
-    if (job.status !== 'pending' && job.status !== 'running') return;
+    const head = this.heads.get(job.id);
+    this.heads.delete(job.id);
+    if (job.status !== 'pending' && job.status !== 'running') {
+      if (head) this.abortHead(head, 'the job is not running');
+      return;
+    }
     if (job.status === 'running' && job.completedItems + job.failedItems >= job.totalItems) {
-      // Every document was answered at admission (content cache, or a resumed job that had finished).
+      // Every document was answered at admission (content cache, or a resumed job that had
+      // finished): a head start's calls are moot.
+      if (head) this.abortHead(head, 'every document was answered at admission');
       this.track(this.processor.finishIfDone(job.id, this.options.jobTtlMs));
+      return;
+    }
+    if (head) {
+      // Admitted: its head start's calls go on, the rest of it is cut from where they stopped.
+      this.queue.add(head, job.priority);
+      if (head.isDrained(this.supersededOf(head))) this.track(this.afterChunk(head));
+      else this.dispatch();
       return;
     }
     this.queue.add(new ActiveJob(job.id, job.model, job.options, job.totalItems, job.status, job.createdAt, job.type), job.priority);
     this.dispatch();
+  }
+
+  /**
+   * The first chunks of a job whose admission is about to be asked of the store, sent from the
+   * request's texts: one per node serving the model with a free slot, while no queued job has
+   * work waiting for one (a head start takes only slots nobody else wants). The store is asked
+   * first (before the admission, in the same order of writes) which of those texts its content
+   * cache holds; those, and repeated texts, are not sent, and their range is read again from
+   * the store once the call is done. Writes keep their order, so each call's vectors are
+   * recorded after the admission, and counted only while pending.
+   */
+  headStart(request: HeadStartJob): void {
+    const total = request.documents.length;
+    if (this.stopping || total === 0 || this.heads.has(request.id) || this.queue.get(request.id)) return;
+    const now = Date.now();
+    if (this.queue.all().some((j) => j.type === 'embed' && j.status === 'running' && j.hasWork(now) && this.pool.hasRoomFor(j.model))) return;
+    const job = new ActiveJob(request.id, request.model, request.options, total, 'running', request.createdAt, 'embed');
+    const starts: { range: ChunkRange; lease: AnyLease }[] = [];
+    const used = new Set<string>();
+    while (this.inFlight + starts.length < this.options.workers && job.undispatched > 0) {
+      const lease = this.pool.tryAcquire(job.model, used);
+      if (!lease || used.has(lease.backendId)) {
+        lease?.release();
+        break;
+      }
+      used.add(lease.backendId);
+      starts.push({ range: job.cut(this.sizeFor(job, lease.backendId))!, lease });
+    }
+    if (starts.length === 0) return;
+    this.heads.set(job.id, job);
+    const from = starts[0]!.range.start;
+    const texts = request.documents.slice(from, starts[starts.length - 1]!.range.end);
+    const cached = this.store.cachedAmong ? this.store.cachedAmong(job.model, job.options, texts) : Promise.resolve(texts.map(() => false));
+    // Each text once over the head start's ranges, in order (a range's share is decided when its probe answer is in).
+    const seen = new Set<string>();
+    const shares = cached.then(
+      (hits) =>
+        starts.map(({ range }) => {
+          const docs: Doc[] = [];
+          for (let index = range.start; index < range.end; index++) {
+            const text = request.documents[index]!;
+            if (hits[index - from] || seen.has(text)) continue;
+            seen.add(text);
+            docs.push({ index, text });
+          }
+          return docs;
+        }),
+      // The store could not answer: send nothing, the ranges are read from it after admission.
+      () => starts.map(() => [] as Doc[]),
+    );
+    starts.forEach(({ range, lease }, k) => {
+      this.launch(job, range, lease, true, undefined, async (flight) => {
+        const docs = (await shares)[k]!;
+        if (docs.length < range.end - range.start) flight.recheck = true;
+        return docs;
+      });
+    });
+  }
+
+  /** The head-started job was not admitted: its calls are aborted and it is forgotten. */
+  abandonHeadStart(jobId: string): void {
+    const job = this.heads.get(jobId);
+    if (!job) return;
+    this.heads.delete(jobId);
+    const aborted = this.abortHead(job, 'the job was not admitted');
+    this.log.debug({ job_id: jobId, aborted_calls: aborted }, 'head start abandoned: the job was not admitted');
+  }
+
+  /** Aborts a head start's calls, those waiting for the store's answer included. */
+  private abortHead(job: ActiveJob, reason: string): number {
+    for (const flight of this.flightsOf(job)) flight.abort.abort(new Error(reason));
+    return this.processor.abortJob(job.id, reason);
   }
 
   /** A queued job's new share of the slots (PATCH priority), from its next chunk on. */
@@ -337,13 +435,13 @@ export class Scheduler implements JobScheduler {
    * Runs one step of `range` on `lease`; `counted`: an embedding slot, within `workers`;
    * `original`: the call in flight that this one duplicates (a hedge).
    */
-  private launch(job: ActiveJob, range: ChunkRange, lease: AnyLease, counted: boolean, original?: Flight): void {
+  private launch(job: ActiveJob, range: ChunkRange, lease: AnyLease, counted: boolean, original?: Flight, docs?: (flight: Flight) => Promise<readonly Doc[]>): void {
     if (counted) this.inFlight++;
     job.inFlight++;
     const { start, end, attempt, avoid } = range;
     const flight = counted ? this.addFlight(job, range, lease.backendId, original) : undefined;
     const task = { jobId: job.id, start, end, attempt, ...(avoid ? { avoid } : {}) };
-    const how: StepCall = flight ? { signal: flight.abort.signal, onAnswer: () => this.answered(flight), ...(flight.duplicate ? { duplicate: true } : {}) } : {};
+    const how: StepCall = flight ? { signal: flight.abort.signal, onAnswer: () => this.answered(flight), ...(flight.duplicate ? { duplicate: true } : {}), ...(docs ? { docs: docs(flight) } : {}) } : {};
     const run = this.processor
       .step(task, { model: job.model, options: job.options, type: job.type }, lease, how)
       .then((result) => this.settle(job, flight, result))
@@ -375,6 +473,7 @@ export class Scheduler implements JobScheduler {
       hedged: false,
       superseded: false,
       answered: false,
+      recheck: false,
     };
     if (original) {
       original.twin = flight;
@@ -414,6 +513,8 @@ export class Scheduler implements JobScheduler {
    */
   private settle(job: ActiveJob, flight: Flight | undefined, result: StepResult): void {
     if (flight?.superseded || result.kind === 'lost') return;
+    // A head start's range with documents it did not send (cached, or copies): the store says what is left.
+    if (flight?.recheck && result.kind === 'done') job.requeue({ ...flight.range, notBefore: 0 });
     // Done without an answer of its own (the documents were no longer pending, the job stopped): the other call is moot too.
     if (flight?.twin && result.kind === 'done') this.supersede(flight.twin);
     this.apply(job, result);
@@ -446,6 +547,8 @@ export class Scheduler implements JobScheduler {
   }
 
   private async afterChunk(job: ActiveJob): Promise<void> {
+    // A head start's job is not admitted yet: `add` or `abandonHeadStart` decides what follows.
+    if (this.heads.get(job.id) === job) return this.dispatch();
     // A job whose last range is decided ends, whether or not it is still queued (a give-up
     // may have taken it out while this chunk was in flight).
     if (job.isDrained(this.supersededOf(job)) || !this.queue.get(job.id)) {

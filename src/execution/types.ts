@@ -5,6 +5,7 @@
  * factory picks one by `config.redisUrl`; nothing above this port knows which.
  */
 import type { NodeSnapshot } from '../backends/nodeSnapshot.js';
+import type { EmbedOptions } from '../backends/types.js';
 import type { JobRecord } from '../jobs/model.js';
 import type { Priority } from '../jobs/priority.js';
 
@@ -30,9 +31,29 @@ export interface SchedulerLoad {
   readonly workers: number;
 }
 
+/** An embedding job whose admission was just asked of the store, with the request's texts (a head start). */
+export interface HeadStartJob {
+  readonly id: string;
+  readonly model: string;
+  readonly options: EmbedOptions;
+  readonly documents: readonly string[];
+  readonly createdAt: number;
+}
+
 export interface JobScheduler {
   /** Takes an admitted job (pending or running); a resumed job goes on where it was. */
   add(job: JobRecord): void;
+  /**
+   * Called just before the store is asked to admit a running embedding job (in the same turn of
+   * the event loop): the scheduler may send the first chunks from the request's texts while the
+   * admission commits, and may ask the store things first (its cache: those calls come before
+   * the admission). It starts no call within that turn, so the admission is asked first and
+   * every write a call leads to comes after it (docs/ARCHITECTURE.md, "A job's path"). `add` follows
+   * once the job is admitted, {@link JobScheduler.abandonHeadStart} if it was refused or failed.
+   */
+  headStart?(job: HeadStartJob): void;
+  /** The job of a head start was not admitted: its calls are aborted, nothing of it is kept. */
+  abandonHeadStart?(jobId: string): void;
   modelAvailability(model: string): ModelAvailability;
   /** A running job's new priority (PATCH /api/batch/jobs/{id}): its share of the slots from now on. */
   setPriority?(id: string, priority: Priority): void;

@@ -119,22 +119,37 @@ export class JobManager {
     const now = Date.now();
     const control = request.control ? await this.prepareControl(scope, id, owner, request.control, now) : undefined;
     const hold = control !== undefined && mustHold(control, now);
-    const admission = await this.store.admit(
+    const status = hold ? 'scheduled' : availability === 'served' ? 'running' : 'pending';
+    const createdAt = Date.now();
+    const options = request.options ?? { truncate: true };
+    // The nodes need not wait for the commit: the first chunks may leave meanwhile (docs/ARCHITECTURE.md,
+    // "A job's path"). Asked first: it asks the store about the content cache, ahead of the admission.
+    const headStart = status === 'running' && (request.type ?? 'embed') === 'embed';
+    if (headStart) this.scheduler.headStart?.({ id, model: request.model, options, documents: request.documents, createdAt });
+    const admitting = this.store.admit(
       {
         id,
         // An admin key's jobs belong to that key; a bare admin scope (no key) to "admin".
         owner,
         model: request.model,
-        status: hold ? 'scheduled' : availability === 'served' ? 'running' : 'pending',
-        createdAt: Date.now(),
+        status,
+        createdAt,
         metadata: request.metadata ?? {},
-        options: request.options ?? { truncate: true },
+        options,
         documents: request.documents,
         ...(request.type === undefined ? {} : { type: request.type }),
       },
       this.policy(),
     );
+    let admission: Admission;
+    try {
+      admission = await admitting;
+    } catch (error) {
+      if (headStart) this.scheduler.abandonHeadStart?.(id);
+      throw error;
+    }
     if (!admission.admitted) {
+      if (headStart) this.scheduler.abandonHeadStart?.(id);
       if (control) await this.control?.deleteControl(id);
       throw this.refusal(admission, owner);
     }

@@ -9,6 +9,7 @@
 import type { ChunkOutcome, GenerationOutcome, ItemResult, JobCounters, JobError, JobRecord, NewJob, RetryJob, Scope } from '../jobs/model.js';
 import type { JobStatus, TerminalStatus } from '../jobs/state.js';
 import type { ItemErrorCode } from '../backends/errors.js';
+import type { EmbedOptions } from '../backends/types.js';
 
 export interface CacheStats {
   readonly enabled: boolean;
@@ -90,6 +91,11 @@ export interface JobStore {
   transition(id: string, to: JobStatus, patch: TransitionPatch): Promise<JobRecord | undefined>;
   /** Pending documents with index in [from, to), in order. */
   pendingDocuments(id: string, from: number, to: number): Promise<{ index: number; text: string }[]>;
+  /**
+   * Which of `texts` the content cache holds now for (model, options), without marking them
+   * used: a head start (scheduler.ts) sends only the others. Absent: the store cannot tell.
+   */
+  cachedAmong?(model: string, options: EmbedOptions, texts: readonly string[]): Promise<boolean[]>;
   /**
    * Writes a chunk's vectors and failures and the progress they cause, in one transaction,
    * only while the job is running (a cancelled job's late results are dropped). Returns false

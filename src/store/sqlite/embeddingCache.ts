@@ -96,6 +96,20 @@ export class EmbeddingCacheTable {
     return { vectorId: hit.vector_id, truncated: hit.truncated };
   }
 
+  /** Whether `key` is cached, without marking it used (a read). */
+  has(key: Buffer): boolean {
+    if (!this.enabled) return false;
+    const entry = this.index.get(shortKey(key));
+    if (entry === undefined) return false;
+    const row = this.stmt.get.get(entry) as { key: Buffer } | undefined;
+    return row !== undefined && row.key.equals(key);
+  }
+
+  /** Entries in the in-memory index. */
+  get size(): number {
+    return this.index.size;
+  }
+
   /** Marks a job's pending documents done from the cache; returns how many. */
   fillJob(jobSeq: number, now: number): number {
     if (!this.enabled || this.index.size === 0) return 0;

@@ -11,9 +11,10 @@ import type { Database as DB, Statement, Transaction } from 'better-sqlite3';
 import type { ChunkOutcome, GenerationOutcome, ItemResult, JobCounters, JobRecord, NewJob, RetryJob, Scope } from '../../jobs/model.js';
 import { statesLeadingTo, type JobStatus } from '../../jobs/state.js';
 import type { ItemErrorCode } from '../../backends/errors.js';
+import type { EmbedOptions } from '../../backends/types.js';
 import type { Admission, AdmissionPolicy, CacheStats, FailureSummary, JobStore, ListQuery, TransitionPatch } from '../types.js';
 import { vectorToBlob } from '../vectorBlob.js';
-import { CACHE_KEY_BYTES, cacheKeyPrefix, cacheKeyStrings } from '../cacheKey.js';
+import { CACHE_KEY_BYTES, cacheKey, cacheKeyPrefix, cacheKeyStrings } from '../cacheKey.js';
 import { StoreError } from '../errors.js';
 import { Checkpointer } from './checkpointer.js';
 import { prepareDataDir } from './dataDir.js';
@@ -332,6 +333,13 @@ export class SqliteJobStore implements JobStore {
       this.cache.countMisses(unique.length);
       return unique.map(({ index, text }) => ({ index, text }));
     }));
+  }
+
+  /** Needs the in-memory key index: asked of the writing store (the writer thread). */
+  async cachedAmong(model: string, options: EmbedOptions, texts: readonly string[]): Promise<boolean[]> {
+    if (!this.cache.enabled || this.cache.size === 0) return texts.map(() => false);
+    const prefix = cacheKeyPrefix(model, options);
+    return classified(() => texts.map((text) => this.cache.has(cacheKey(prefix, text))));
   }
 
   private recordCacheHits(seq: number, hits: number): void {

@@ -20,6 +20,7 @@ import type { Database as DB } from 'better-sqlite3';
 import type { Worker } from 'node:worker_threads';
 import type { ChunkOutcome, GenerationOutcome, ItemResult, JobCounters, JobRecord, NewJob, RetryJob, Scope } from '../../jobs/model.js';
 import type { JobStatus } from '../../jobs/state.js';
+import type { EmbedOptions } from '../../backends/types.js';
 import type { FilledDocument } from '../../jobs/itemFields.js';
 import type { Priority } from '../../jobs/priority.js';
 import { spawnModuleWorker } from '../../util/moduleWorker.js';
@@ -217,6 +218,10 @@ export class ThreadedJobStore implements JobStore {
   }
 
   /** A write: it answers from the content cache first (the cache's key index lives with the writer). */
+  cachedAmong(model: string, options: EmbedOptions, texts: readonly string[]): Promise<boolean[]> {
+    return this.write('cachedAmong', model, options, texts);
+  }
+
   pendingDocuments(id: string, from: number, to: number): Promise<{ index: number; text: string }[]> {
     return this.write('pendingDocuments', id, from, to);
   }
