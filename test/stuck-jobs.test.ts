@@ -14,7 +14,13 @@ test('a job given up on while its chunks are in flight ends (40/40 failed is fai
   const node = await startSim(t, { hang: true });
   const { url } = await startTestGateway(t, { backend: [node.url], chunkSize: '10', pendingTimeout: '0.5' });
   const { body } = await submit(url, { model: MODEL, documents: docs(40) });
-  await waitFor(() => (node.stats().hung > 0 ? true : undefined), 'calls parked on the node');
+  // Every slot the gateway has on the node holds a parked call, so no call can start after the
+  // node stops listing the model (one would be answered 404 and fail its documents MODEL_NOT_FOUND
+  // before the give-up: seen with two test files at once, the second call not yet sent).
+  await waitFor(async () => {
+    const view = ((await call(`${url}/api/stats`)).body as { backends: { url: string; in_flight: number; max_in_flight: number }[] }).backends.find((n) => n.url === node.url);
+    return view !== undefined && view.in_flight === view.max_in_flight && node.stats().hung === view.in_flight ? true : undefined;
+  }, 'every slot on the node to hold a parked call');
   // The node stops listing the model: no backend serves the job while its calls are in flight.
   node.configure({ models: { 'other-model': null } });
   const given = await waitFor(async () => {
