@@ -9,45 +9,7 @@
  * run only when gateways run on SQLite.
  */
 import assert from 'node:assert/strict';
-import path from 'node:path';
-import { test, type TestContext } from 'node:test';
-import Database from 'better-sqlite3';
-import { MODEL, assertAllVectors, call, docs, gatewaysOnRedis, startSim, startTestGateway, submit, tempDir, waitFor, waitForStatus } from './helpers.js';
-
-function embeddedOnly(name: string, fn: (t: TestContext) => Promise<void>): void {
-  if (!gatewaysOnRedis()) test(name, fn);
-}
-
-/** Another connection holding the write lock until `release`. */
-function lockWrites(t: TestContext, dir: string): { release(): void } {
-  const locker = new Database(path.join(dir, 'sollol.db'));
-  locker.exec('BEGIN IMMEDIATE');
-  const release = (): void => {
-    if (locker.inTransaction) locker.exec('ROLLBACK');
-    if (locker.open) locker.close();
-  };
-  t.after(release);
-  return { release };
-}
-
-function tracked<T>(promise: Promise<T>): { promise: Promise<T>; settled: () => boolean } {
-  let settled = false;
-  promise.then(() => (settled = true), () => (settled = true));
-  return { promise, settled: () => settled };
-}
-
-interface NodeView {
-  url: string;
-  errors: number;
-  circuit: string;
-  consecutive_failures: number;
-  in_flight: number;
-}
-
-async function nodeView(url: string, nodeUrl: string): Promise<NodeView> {
-  const stats = (await call(`${url}/api/stats`)).body as { backends: NodeView[] };
-  return stats.backends.find((n) => n.url === nodeUrl)!;
-}
+import { MODEL, assertAllVectors, call, docs, embeddedOnly, lockWrites, nodeView, startSim, startTestGateway, submit, tempDir, tracked, waitFor, waitForStatus } from './helpers.js';
 
 for (const cache of [true, false]) {
   embeddedOnly(`the first chunk leaves while the admission commits; every document is then recorded once (cache ${cache ? 'on' : 'off'}, in-job duplicates)`, async (t) => {

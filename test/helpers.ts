@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { TestContext } from 'node:test';
+import { test, type TestContext } from 'node:test';
+import Database from 'better-sqlite3';
 import { resolveConfig, type RawOptions } from '../src/config.js';
 import { startGateway, type Gateway } from '../src/gateway.js';
 import { silentLogger } from '../src/logger.js';
@@ -155,4 +156,44 @@ export async function assertAllVectors(base: string, jobId: string, documents: r
     const got = (results.results[i].embedding as number[]).map(Math.fround);
     assert.deepEqual(got, Array.from(simVector(MODEL, text, dims)), `vector ${i}`);
   });
+}
+
+/** A test only the embedded mode runs (not the Redis pass of distributed-contract-*.test.ts). */
+export function embeddedOnly(name: string, fn: (t: TestContext) => Promise<void>): void {
+  if (!gatewaysOnRedis()) test(name, fn);
+}
+
+/** Another connection holding the write lock until `release`. */
+export function lockWrites(t: TestContext, dir: string): { release(): void } {
+  const locker = new Database(path.join(dir, 'sollol.db'));
+  locker.exec('BEGIN IMMEDIATE');
+  const release = (): void => {
+    if (locker.inTransaction) locker.exec('ROLLBACK');
+    if (locker.open) locker.close();
+  };
+  t.after(release);
+  return { release };
+}
+
+/** A promise and whether it has settled yet. */
+export function tracked<T>(promise: Promise<T>): { promise: Promise<T>; settled: () => boolean } {
+  let settled = false;
+  promise.then(() => (settled = true), () => (settled = true));
+  return { promise, settled: () => settled };
+}
+
+/** One node as GET /api/stats shows it. */
+export interface NodeView {
+  url: string;
+  errors: number;
+  circuit: string;
+  consecutive_failures: number;
+  in_flight: number;
+  max_in_flight: number;
+}
+
+/** The node at `nodeUrl` in the gateway's /api/stats. */
+export async function nodeView(url: string, nodeUrl: string): Promise<NodeView> {
+  const stats = (await call(`${url}/api/stats`)).body as { backends: NodeView[] };
+  return stats.backends.find((n) => n.url === nodeUrl)!;
 }

@@ -7,25 +7,7 @@
  * distributed workers do not, so these run only when gateways run on SQLite.
  */
 import assert from 'node:assert/strict';
-import { test, type TestContext } from 'node:test';
-import { MODEL, assertAllVectors, call, docs, gatewaysOnRedis, startSim, startTestGateway, submit, waitFor, waitForStatus } from './helpers.js';
-
-function embeddedOnly(name: string, fn: (t: TestContext) => Promise<void>): void {
-  if (!gatewaysOnRedis()) test(name, fn);
-}
-
-interface NodeView {
-  url: string;
-  errors: number;
-  circuit: string;
-  consecutive_failures: number;
-  in_flight: number;
-}
-
-async function nodeView(url: string, nodeUrl: string): Promise<NodeView> {
-  const stats = (await call(`${url}/api/stats`)).body as { backends: NodeView[] };
-  return stats.backends.find((n) => n.url === nodeUrl)!;
-}
+import { MODEL, assertAllVectors, call, docs, embeddedOnly, nodeView, startSim, startTestGateway, submit, waitFor, waitForStatus } from './helpers.js';
 
 embeddedOnly('a chunk held by a stuck node is duplicated on the idle node: the job completes, every document counted once', async (t) => {
   const stuck = await startSim(t, { serial: true, hang: true });

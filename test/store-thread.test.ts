@@ -8,13 +8,11 @@
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import path from 'node:path';
 import { test, type TestContext } from 'node:test';
-import Database from 'better-sqlite3';
 import { ADMIN_SCOPE, type NewJob } from '../src/jobs/model.js';
 import { StoreError } from '../src/store/errors.js';
 import { openThreadedStore, type ThreadedJobStore } from '../src/store/sqlite/threadedStore.js';
-import { tempDir } from './helpers.js';
+import { lockWrites, tempDir, tracked } from './helpers.js';
 
 function makeJob(documents: readonly string[]): NewJob {
   return { id: randomUUID(), owner: 'alice', model: 'm', status: 'running', createdAt: Date.now(), metadata: {}, options: { truncate: true }, documents };
@@ -25,24 +23,6 @@ async function open(t: TestContext, logged: string[] = []): Promise<{ store: Thr
   const { store } = await openThreadedStore({ dataDir: dir, cache: { maxBytes: 1 << 20 }, reserveBytes: 0, onError: (line) => logged.push(line) });
   t.after(() => store.close());
   return { store, dir };
-}
-
-/** Another connection holding the write lock until `release`. */
-function lockWrites(t: TestContext, dir: string): { release(): void } {
-  const locker = new Database(path.join(dir, 'sollol.db'));
-  locker.exec('BEGIN IMMEDIATE');
-  const release = (): void => {
-    if (locker.inTransaction) locker.exec('ROLLBACK');
-    if (locker.open) locker.close();
-  };
-  t.after(release);
-  return { release };
-}
-
-function tracked<T>(promise: Promise<T>): { promise: Promise<T>; settled: () => boolean } {
-  let settled = false;
-  promise.then(() => (settled = true), () => (settled = true));
-  return { promise, settled: () => settled };
 }
 
 test('reads answer while a write waits for the write lock; the write is seen once its promise resolved', async (t) => {

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { startSimNode } from '../src/sim/index.js';
-import { MODEL, call, docs, startSim, startTestGateway, submit, waitFor, waitForStatus } from './helpers.js';
+import { MODEL, call, docs, nodeView, startSim, startTestGateway, submit, waitFor, waitForStatus } from './helpers.js';
 import { freePort } from './ports.js';
 
 test('a job given up on while its chunks are in flight ends (40/40 failed is failed, not running forever)', async (t) => {
@@ -18,8 +18,8 @@ test('a job given up on while its chunks are in flight ends (40/40 failed is fai
   // node stops listing the model (one would be answered 404 and fail its documents MODEL_NOT_FOUND
   // before the give-up: seen with two test files at once, the second call not yet sent).
   await waitFor(async () => {
-    const view = ((await call(`${url}/api/stats`)).body as { backends: { url: string; in_flight: number; max_in_flight: number }[] }).backends.find((n) => n.url === node.url);
-    return view !== undefined && view.in_flight === view.max_in_flight && node.stats().hung === view.in_flight ? true : undefined;
+    const view = await nodeView(url, node.url);
+    return view.in_flight === view.max_in_flight && node.stats().hung === view.in_flight ? true : undefined;
   }, 'every slot on the node to hold a parked call');
   // The node stops listing the model: no backend serves the job while its calls are in flight.
   node.configure({ models: { 'other-model': null } });
