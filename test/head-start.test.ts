@@ -9,7 +9,32 @@
  * run only when gateways run on SQLite.
  */
 import assert from 'node:assert/strict';
-import { MODEL, assertAllVectors, call, docs, embeddedOnly, lockWrites, nodeView, startSim, startTestGateway, submit, tempDir, tracked, waitFor, waitForStatus } from './helpers.js';
+import type { TestContext } from 'node:test';
+import type { SimNode } from '../src/sim/index.js';
+import { MODEL, assertAllVectors, call, docs, embeddedOnly, lockWrites, type JsonAnswer, nodeView, startSim, startTestGateway, submit, tempDir, tracked, waitFor, waitForStatus } from './helpers.js';
+
+
+/**
+ * Submits `documents` while another connection holds the store's write lock (the admission
+ * waits), and waits for the head start's call to park on the node (`hung` calls there): the
+ * submit must not have answered first. The caller releases `lock`.
+ */
+async function submitHeldAtAdmission(t: TestContext, url: string, dataDir: string, node: SimNode, hung: number, documents: string[]): Promise<{ lock: { release(): void }; submitted: { promise: Promise<JsonAnswer>; settled: () => boolean } }> {
+  const lock = lockWrites(t, dataDir);
+  const submitted = tracked(submit(url, { model: MODEL, documents }));
+  await waitFor(() => {
+    if (node.stats().hung === hung) return true;
+    // Without a head start no call leaves until the admission committed (or, the lock held past
+    // the busy timeout, failed).
+    if (submitted.settled()) throw new Error('the submit answered before any call left');
+    return undefined;
+  }, 'the head start call').catch((error: unknown) => {
+    // Released before the gateway stops: its writer thread must not be ended inside a busy wait.
+    lock.release();
+    throw error;
+  });
+  return { lock, submitted };
+}
 
 for (const cache of [true, false]) {
   embeddedOnly(`the first chunk leaves while the admission commits; every document is then recorded once (cache ${cache ? 'on' : 'off'}, in-job duplicates)`, async (t) => {
@@ -21,19 +46,7 @@ for (const cache of [true, false]) {
     // the next chunk, which is read from the store while the first copy is pending.
     documents[1] = documents[0]!;
     documents[12] = documents[0]!;
-    const lock = lockWrites(t, dataDir);
-    const submitted = tracked(submit(url, { model: MODEL, documents }));
-    await waitFor(() => {
-      if (node.stats().hung === 1) return true;
-      // Without a head start no call leaves until the admission committed (or, the lock held past
-      // the busy timeout, failed).
-      if (submitted.settled()) throw new Error('the submit answered before any call left');
-      return undefined;
-    }, 'the head start call').catch((error: unknown) => {
-      // Released before the gateway stops: its writer thread must not be ended inside a busy wait.
-      lock.release();
-      throw error;
-    });
+    const { lock, submitted } = await submitHeldAtAdmission(t, url, dataDir, node, 1, documents);
     assert.equal(submitted.settled(), false, 'the submit still waits for its admission');
     assert.deepEqual(node.stats().callSizes, [7], 'one chunk per node, each text of it once');
     lock.release();
@@ -66,16 +79,7 @@ embeddedOnly('a refused admission aborts the head start: nothing is stored, the 
   assert.equal(first.status, 200);
   await waitFor(() => (node.stats().hung === 1 ? true : undefined), 'the first job held on the node');
   // The store holds its one job, active: the next submit is refused, after its head start left.
-  const lock = lockWrites(t, dataDir);
-  const submitted = tracked(submit(url, { model: MODEL, documents: docs(4, 'refused') }));
-  await waitFor(() => {
-    if (node.stats().hung === 2) return true;
-    if (submitted.settled()) throw new Error('the submit answered before any call left');
-    return undefined;
-  }, 'the head start call').catch((error: unknown) => {
-    lock.release();
-    throw error;
-  });
+  const { lock, submitted } = await submitHeldAtAdmission(t, url, dataDir, node, 2, docs(4, 'refused'));
   lock.release();
   const refused = await submitted.promise;
   assert.equal(refused.status, 429, JSON.stringify(refused.body));
@@ -117,16 +121,7 @@ embeddedOnly('the head start sends only what the content cache does not hold; a 
   // One new text among cached ones in the head start's chunk: only it leaves before the admission.
   const mixed = [...cached.slice(0, 8), ...docs(4, 'new')];
   mixed[3] = 'a new text among cached ones';
-  const lock = lockWrites(t, dataDir);
-  const submitted = tracked(submit(url, { model: MODEL, documents: mixed }));
-  await waitFor(() => {
-    if (node.stats().hung === 1) return true;
-    if (submitted.settled()) throw new Error('the submit answered before any call left');
-    return undefined;
-  }, 'the head start call').catch((error: unknown) => {
-    lock.release();
-    throw error;
-  });
+  const { lock, submitted } = await submitHeldAtAdmission(t, url, dataDir, node, 1, mixed);
   assert.deepEqual(node.stats().callSizes, [1]);
   lock.release();
   const { body } = await submitted.promise;
