@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { MODEL, call, gatewaysOnRedis, startSim, startTestGateway, waitFor, waitForStatus } from './helpers.js';
+import { MODEL, call, gatewaysOnRedis, sentUntilLastOf, startSim, startTestGateway, waitFor, waitForStatus } from './helpers.js';
 
 const CHAT = 'llama3.2';
 const MODELS = { [CHAT]: null, [MODEL]: null };
@@ -91,7 +91,7 @@ test('a high-priority generate job overtakes a low one started before it (order 
   const high = await call(`${url}/api/batch/chat`, { body: { model: CHAT, conversations: Array.from({ length: 16 }, (_, i) => [{ role: 'user', content: `high ${i}` }]), priority: 'high' } });
   assert.equal(high.status, 200, JSON.stringify(high.body));
   assert.equal(high.body.priority, 'high');
-  const lowAtHighStart = await done(low.body.job_id);
+  const atHigh = sim.stats().generationTexts.length;
   const highStatus = await waitForStatus(url, high.body.job_id, ['completed', 'failed']);
   assert.equal(highStatus.status, 'completed');
   assert.equal(highStatus.priority, 'high');
@@ -100,8 +100,12 @@ test('a high-priority generate job overtakes a low one started before it (order 
   // High's 16 items ran beside about a sixteenth as many of low's, plus the low items already
   // taken when high came (in flight, or held by a distributed worker: --workers x 2); at equal
   // priority low would have done about as many as high.
-  const lowShare = lowAtHighEnd.progress.completed_items - lowAtHighStart;
-  assert.ok(lowShare <= 8, `low did ${lowShare} items while high did 16`);
+  // Counted on the node's own record of the generations it ran, in order (not on progress read
+  // after high's end, which moves on while the test looks).
+  const sent = sentUntilLastOf(sim.stats().generationTexts, atHigh, 'high');
+  assert.equal(sent['high'], 16);
+  const lowShare = sent['low'] ?? 0;
+  assert.ok(lowShare <= 8, `low was given ${lowShare} items while high was given 16`);
   await waitFor(async () => ((await done(low.body.job_id)) > lowAtHighEnd.progress.completed_items ? true : undefined), 'low to go on after high');
   await call(`${url}/api/batch/jobs/${low.body.job_id}`, { method: 'DELETE' });
 });

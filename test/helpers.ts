@@ -140,6 +140,25 @@ export async function waitForStatus(base: string, jobId: string, statuses: strin
   }, `job ${jobId} to reach ${statuses.join('/')}`);
 }
 
+/**
+ * What a simulated node was sent, in its own order (its stats' call log): from entry `from` up
+ * to and including the last entry of the job whose texts start with `last`, the count per job,
+ * a job being named by its texts' first word (`docs(n, prefix)`, prompts `"low 3"`). `sizes`
+ * weighs each entry (documents per embed call); without it each counts one (a generation).
+ * Independent of timing: however late a test sees that job finish, the count stops at its last call.
+ */
+export function sentUntilLastOf(texts: readonly string[], from: number, last: string, sizes?: readonly number[]): Record<string, number> {
+  assert.ok(texts.length < 1000, "every call is still in the node's record (it keeps the last 1000)");
+  const end = texts.findLastIndex((text) => text.startsWith(`${last} `));
+  assert.ok(end >= from, `the node was sent ${last}'s items after entry ${from}`);
+  const counts: Record<string, number> = {};
+  for (let i = from; i <= end; i++) {
+    const job = texts[i]!.split(' ')[0]!;
+    counts[job] = (counts[job] ?? 0) + (sizes ? sizes[i]! : 1);
+  }
+  return counts;
+}
+
 export function docs(n: number, prefix = 'document'): string[] {
   return Array.from({ length: n }, (_, i) => `${prefix} ${i}: the quick brown fox jumps over the lazy dog`);
 }

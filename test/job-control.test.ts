@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ITEM_TEXT_FIELDS } from '../src/jobs/itemFields.js';
 import { simVector } from '../src/sim/index.js';
-import { MODEL, call, docs, startSim, startTestGateway, submit, waitFor, waitForStatus } from './helpers.js';
+import { MODEL, call, docs, sentUntilLastOf, startSim, startTestGateway, submit, waitFor, waitForStatus } from './helpers.js';
 
 const KEY_A = 'alice-key-0123456789abcdef';
 const KEY_B = 'bob-key-0123456789abcdef-xyz';
@@ -105,19 +105,22 @@ test('priority fairness by order of completion: high before normal before low; w
   const normal = await embed(url, { model: MODEL, documents: docs(400, 'normal'), run_at: at });
   const low = await embed(url, { model: MODEL, documents: docs(3000, 'low'), priority: 'low', run_at: at });
   for (const job of [low, normal, high]) assert.equal(job.body.status, 'scheduled', 'held until the common start');
-  await waitForStatus(url, high.body.job_id, ['completed']);
-  const normalAtHighEnd = (await call(`${url}/api/batch/jobs/${normal.body.job_id}`)).body;
-  assert.equal(normalAtHighEnd.status, 'running', 'normal still running when high completed');
-  // High's 400 documents ran beside at most a quarter as many of normal's (a few chunks of slack for chunks in flight).
-  const normalShare = normalAtHighEnd.progress.completed_items;
-  assert.ok(normalShare <= 400 / 4 + 30, `normal did ${normalShare} documents while high did 400`);
   await waitForStatus(url, normal.body.job_id, ['completed']);
-  const lowAtNormalEnd = (await call(`${url}/api/batch/jobs/${low.body.job_id}`)).body;
-  assert.equal(lowAtNormalEnd.status, 'running', 'low still running when normal completed');
-  const lowShare = lowAtNormalEnd.progress.completed_items;
+  assert.equal((await call(`${url}/api/batch/jobs/${low.body.job_id}`)).body.status, 'running', 'low still running when normal completed');
+  // Counted on the node's own record of the calls it was sent, in order, so how late this test
+  // sees a job finish does not matter.
+  const { callSizes, callFirstInputs } = node.stats();
+  // High's 400 documents ran beside at most a quarter as many of normal's (a few chunks of slack for chunks in flight).
+  const untilHighEnd = sentUntilLastOf(callFirstInputs, 0, 'high', callSizes);
+  assert.equal(untilHighEnd['high'], 400);
+  const normalShare = untilHighEnd['normal'] ?? 0;
+  assert.ok(normalShare <= 400 / 4 + 30, `normal was sent ${normalShare} documents while high was sent 400`);
+  const untilNormalEnd = sentUntilLastOf(callFirstInputs, 0, 'normal', callSizes);
+  assert.equal(untilNormalEnd['normal'], 400);
+  const lowShare = untilNormalEnd['low'] ?? 0;
   assert.ok(lowShare > 0, 'low was not starved');
   // Normal's 400 and high's 400 documents ran beside at most a quarter of normal's (and a sixteenth of high's) of low's.
-  assert.ok(lowShare <= 400 / 4 + 400 / 16 + 30, `low did ${lowShare} documents while normal did 400`);
+  assert.ok(lowShare <= 400 / 4 + 400 / 16 + 30, `low was sent ${lowShare} documents while normal was sent 400`);
   await call(`${url}/api/batch/jobs/${low.body.job_id}`, { method: 'DELETE' });
 });
 
@@ -239,18 +242,24 @@ test('documents_from: a job type without text results is refused; a text field f
 test('PATCH priority takes effect on a running job: raised to high, it finishes while a low job beside it barely moves', async (t) => {
   const node = await startSim(t, { delayPerCallMs: 5, serial: true });
   const { url } = await startTestGateway(t, { backend: [node.url], chunkSize: '10', workers: '1' });
-  const done = async (id: string): Promise<number> => (await call(`${url}/api/batch/jobs/${id}`)).body.progress.completed_items;
   const other = await embed(url, { model: MODEL, documents: docs(3000, 'other'), priority: 'low' });
   const raised = await embed(url, { model: MODEL, documents: docs(400, 'raised'), priority: 'low' });
   const patched = await call(`${url}/api/batch/jobs/${raised.body.job_id}`, { method: 'PATCH', body: { priority: 'high' } });
   assert.equal(patched.body.priority, 'high');
-  const otherAtPatch = await done(other.body.job_id);
+  // The node's own record of the calls it was sent, in order: what the gateway dispatched after
+  // the PATCH and until the raised job's last call, however late this test sees the completion.
+  const atPatch = node.stats().callSizes.length;
   await waitForStatus(url, raised.body.job_id, ['completed']);
   const otherAtEnd = (await call(`${url}/api/batch/jobs/${other.body.job_id}`)).body;
   assert.equal(otherAtEnd.status, 'running');
-  // At equal priority the two would have shared the slots 1:1 (about 400 documents each); high vs low is 16:1
-  // (the slack covers chunks in flight and, in distributed mode, those run while the queue is reordered).
-  const share = otherAtEnd.progress.completed_items - otherAtPatch;
-  assert.ok(share <= 400 / 16 + 75, `the low job did ${share} documents while the raised one finished`);
+  const { callSizes, callFirstInputs } = node.stats();
+  const sent = sentUntilLastOf(callFirstInputs, atPatch, 'raised', callSizes);
+  const share = sent['other'] ?? 0;
+  const raisedAfter = sent['raised'] ?? 0;
+  assert.ok(raisedAfter > 0 && raisedAfter <= 400);
+  // At equal priority the two would have shared the slots 1:1 (as many documents each); high vs
+  // low is 16:1 (the slack covers chunks in flight and, in distributed mode, those run while the
+  // queue is reordered).
+  assert.ok(share <= raisedAfter / 16 + 75, `the low job was sent ${share} documents while the raised one was sent its last ${raisedAfter}`);
   await call(`${url}/api/batch/jobs/${other.body.job_id}`, { method: 'DELETE' });
 });

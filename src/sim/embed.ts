@@ -156,7 +156,7 @@ export async function handleEmbed(
     keepAlive: parseKeepAlive(body['keep_alive']),
     options: parseOptions(body['options']),
   };
-  state.counters.addCall(inputs.length);
+  state.counters.addCall(inputs);
   const model = state.catalog.resolve(requested);
   if (!model) throw unknownModel(requested);
   const texts = fitToContext(inputs, state.options.maxInputChars, truncate !== false);

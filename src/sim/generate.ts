@@ -114,6 +114,7 @@ export async function runGeneration(
   state.touchModel(model);
   if (state.options.hang) await state.hang.wait(signal);
   await state.generation.acquire(signal);
+  state.counters.addGeneration(text);
   try {
     const loadNs = elapsedNs(startNs);
     const all = replyPieces(model, text, state.options.replyTokens);

@@ -113,6 +113,8 @@ export class SimState {
       cacheBytes: this.cache.bytes,
       lastEmbed: c.lastEmbed,
       callSizes: [...c.callSizes],
+      callFirstInputs: [...c.callFirstInputs],
+      generationTexts: [...c.generationTexts],
     };
   }
 

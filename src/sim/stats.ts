@@ -63,6 +63,10 @@ export interface SimStats {
   readonly lastEmbed: LastEmbedCall | null;
   /** Inputs of each `/api/embed` call, oldest first (the last 1000), e.g. to see a bisection. */
   readonly callSizes: readonly number[];
+  /** The first input of each of those calls (its first 80 characters), in the same order: which job the gateway served when. */
+  readonly callFirstInputs: readonly string[];
+  /** The text of each generation as it took a parallel slot (its first 80 characters; the last 1000), oldest first. */
+  readonly generationTexts: readonly string[];
 }
 
 /** The counting half of {@link SimStats}; the gauges live with the gates that own them. */
@@ -81,11 +85,22 @@ export class SimCounters {
   generatedTokens = 0;
   lastEmbed: LastEmbedCall | null = null;
   readonly callSizes: number[] = [];
+  readonly callFirstInputs: string[] = [];
+  readonly generationTexts: string[] = [];
   readonly documentsByModel = new Map<string, number>();
 
-  addCall(inputs: number): void {
-    if (this.callSizes.length >= 1000) this.callSizes.shift();
-    this.callSizes.push(inputs);
+  addCall(inputs: readonly string[]): void {
+    if (this.callSizes.length >= 1000) {
+      this.callSizes.shift();
+      this.callFirstInputs.shift();
+    }
+    this.callSizes.push(inputs.length);
+    this.callFirstInputs.push((inputs[0] ?? '').slice(0, 80));
+  }
+
+  addGeneration(text: string): void {
+    if (this.generationTexts.length >= 1000) this.generationTexts.shift();
+    this.generationTexts.push(text.slice(0, 80));
   }
 
   addDocuments(model: string, count: number): void {
@@ -108,6 +123,8 @@ export class SimCounters {
     this.generatedTokens = 0;
     this.lastEmbed = null;
     this.callSizes.length = 0;
+    this.callFirstInputs.length = 0;
+    this.generationTexts.length = 0;
     this.documentsByModel.clear();
   }
 }
