@@ -12,7 +12,7 @@ import net from 'node:net';
 import { test, type TestContext } from 'node:test';
 import type { SimNode } from '../src/sim/server.js';
 import type { SimOptions } from '../src/sim/options.js';
-import { MODEL, assertAllVectors, call, docs, startSim, startTestGateway, submit, tempDir, waitFor, waitForStatus } from './helpers.js';
+import { MODEL, assertAllVectors, call, docs, sentUntilLastOf, startSim, startTestGateway, submit, tempDir, waitFor, waitForStatus } from './helpers.js';
 import { scanKeys } from './redisKeys.js';
 import { redisSuite, testClient } from './redisServer.js';
 import { spawnGateway, spawnWorker, type GatewayProcess, type WorkerProcess } from './subprocess.js';
@@ -218,12 +218,19 @@ test('two big jobs share the workers chunk by chunk: a job submitted later inter
   const node = await startSim(t, { delayPerCallMs: 10, serial: true });
   const prefix = suite.prefix('fair');
   const { url } = await startTestGateway(t, { backend: [node.url], chunkSize: '10', workers: '1', redis: redisUrl, redisPrefix: prefix });
-  const first = await submit(url, { model: MODEL, documents: docs(300, 'first') });
+  const first = await submit(url, { model: MODEL, documents: docs(800, 'first') });
   await waitFor(async () => ((await progress(url, first.body.job_id)).progress.completed_items >= 50 ? true : undefined), 'the first job to be under way');
+  const atSecond = node.stats().callSizes.length;
   const second = await submit(url, { model: MODEL, documents: docs(300, 'second') });
-  await waitForStatus(url, first.body.job_id, ['completed']);
-  const other = await progress(url, second.body.job_id);
-  // FIFO would leave the second job near 0 here; "fewest chunks first" would have finished it already.
-  assert.ok(other.progress.completed_items >= 150 && other.progress.completed_items < 300, `second job at ${other.progress.completed_items} when the first ended`);
   await waitForStatus(url, second.body.job_id, ['completed']);
+  // Counted on the node's record of its calls, in order, from the second job's submit up to its
+  // own last call: chunk by chunk, the first job was sent about as much as the second meanwhile.
+  // FIFO would have sent the first job's rest first; "fewest chunks first" would have sent it
+  // next to nothing.
+  const { callSizes, callFirstInputs } = node.stats();
+  const sent = sentUntilLastOf(callFirstInputs, atSecond, 'second', callSizes);
+  assert.equal(sent['second'], 300);
+  const beside = sent['first'] ?? 0;
+  assert.ok(beside >= 150 && beside <= 450, `the first job was sent ${beside} documents while the second was sent its 300`);
+  await call(`${url}/api/batch/jobs/${first.body.job_id}`, { method: 'DELETE' });
 });
