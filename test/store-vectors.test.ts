@@ -4,9 +4,11 @@
  * last document or cache entry referring to it goes, whichever path deletes it.
  */
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import { test } from 'node:test';
 import { ADMIN_SCOPE } from '../src/jobs/model.js';
 import { openSqliteStore, type SqliteJobStore } from '../src/store/sqlite/sqliteStore.js';
+import { tempDir } from './helpers.js';
 
 const OPTIONS = { truncate: true };
 /** 3 dims, 12 bytes: a vector per text, distinct per text. */
@@ -110,6 +112,47 @@ test('with the cache off, a job\'s vector rows go with the job, and a late secon
     assert.equal((await store.get(ADMIN_SCOPE, 'b'))!.completedItems, 1);
     assert.equal(await store.purge(ADMIN_SCOPE, 'a'), 'purged');
     assertExact(store, 1);
+  } finally {
+    await store.close();
+  }
+});
+
+/** Bytes this thread has read through read/pread so far (page-cache hits included): SQLite's page reads. */
+function threadReadBytes(): number {
+  return Number(/rchar:\s+(\d+)/.exec(fs.readFileSync('/proc/thread-self/io', 'utf8'))![1]);
+}
+
+test('evicting cache entries whose vectors documents still hold reads none of those vectors (migration 10)', { skip: !fs.existsSync('/proc/thread-self/io') && 'needs /proc/thread-self/io (Linux)' }, async (t) => {
+  const dir = tempDir(t);
+  const DIMS = 768;
+  const OLD = 3000;
+  const NEW = 1000;
+  const dense = (text: string): Float32Array => new Float32Array(DIMS).fill(text.length + text.charCodeAt(text.length - 1));
+  const record = async (store: SqliteJobStore, id: string, texts: string[]): Promise<void> => {
+    assert.ok((await store.admit({ id, owner: 'anonymous', model: 'm', status: 'running', createdAt: clock++, metadata: {}, options: OPTIONS, documents: texts }, { maxJobs: 100, now: clock++ })).admitted);
+    for (let from = 0; from < texts.length; from += 100) {
+      const pending = await store.pendingDocuments(id, from, from + 100);
+      await store.recordChunk(id, { done: pending.map((p) => ({ index: p.index, vector: dense(p.text), truncated: false })), failed: [] });
+    }
+  };
+  // Room for exactly the old job's vectors: each new one evicts an old entry, whose vector its document keeps.
+  const cache = { maxBytes: OLD * DIMS * 4 };
+  const first = openSqliteStore(dir, { cache });
+  await record(first, 'old', Array.from({ length: OLD }, (_, i) => `old document ${i}`));
+  await first.close();
+  // Reopened: SQLite's page cache is empty, so a page the eviction looks at is read through the OS.
+  const store = openSqliteStore(dir, { cache });
+  try {
+    const before = threadReadBytes();
+    await record(store, 'new', Array.from({ length: NEW }, (_, i) => `new document ${i}`));
+    const read = threadReadBytes() - before;
+    assert.equal((await store.cacheStats()).entries, OLD);
+    // Nothing was freed: the old documents still hold every vector, the cache holds the new ones.
+    assertExact(store, OLD + NEW);
+    // Reading an evicted entry's vector costs its 3 KiB at least (a 16 KiB page holds five); what
+    // the new documents themselves read (their pages, the indexes, the entries evicted) is about 0.4 KiB each.
+    const perEviction = read / NEW;
+    assert.ok(perEviction < 1536, `the eviction of ${NEW} entries read ${read} bytes (${Math.round(perEviction)} per entry): it reads the vectors it keeps`);
   } finally {
     await store.close();
   }

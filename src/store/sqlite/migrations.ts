@@ -213,6 +213,28 @@ const MIGRATIONS: readonly string[] = [
   DROP INDEX documents_cache_key;
   CREATE INDEX documents_dup_key ON documents(job_seq, cache_key) WHERE dup = 1;
   `,
+  // 10: the triggers of migration 8 look for other referrers before they touch the vector.
+  // `DELETE FROM vectors WHERE id = x AND NOT EXISTS (...)` seeks the vectors row first (the
+  // subqueries are evaluated on the row found), so every cache eviction read the 16 KiB page
+  // holding a vector that a stored document still used, and kept: once the file outgrew the
+  // page cache, a full cache cost one disk read per document written (docs/ARCHITECTURE.md,
+  // "Store contract"). With the checks in WHEN, the vectors table is read only to delete.
+  `
+  DROP TRIGGER documents_free_vector;
+  DROP TRIGGER cache_free_vector;
+  CREATE TRIGGER documents_free_vector AFTER DELETE ON documents WHEN old.vector_id IS NOT NULL
+    AND NOT EXISTS (SELECT 1 FROM documents WHERE vector_id = old.vector_id)
+    AND NOT EXISTS (SELECT 1 FROM embedding_cache_entries WHERE vector_id = old.vector_id)
+  BEGIN
+    DELETE FROM vectors WHERE id = old.vector_id;
+  END;
+  CREATE TRIGGER cache_free_vector AFTER DELETE ON embedding_cache_entries WHEN
+    NOT EXISTS (SELECT 1 FROM documents WHERE vector_id = old.vector_id)
+    AND NOT EXISTS (SELECT 1 FROM embedding_cache_entries WHERE vector_id = old.vector_id)
+  BEGIN
+    DELETE FROM vectors WHERE id = old.vector_id;
+  END;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
