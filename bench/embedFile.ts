@@ -5,11 +5,10 @@
  * >= 95 %), the CLI's peak RSS (target < 200 MB whatever the input size: the input is
  * streamed, results are appended as they come).
  */
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { buildDist, driveDirectly, fmt, startGatewayProc, startSimProc, texts, type Proc, type Row } from './lib.js';
+import { buildDist, driveDirectly, fmt, runCli, startGatewayProc, startSimProc, texts, type Proc, type Row } from './lib.js';
 
 const LINES = 200_000;
 const NODES = 4;
@@ -55,28 +54,4 @@ export async function benchEmbedFile(): Promise<Row[]> {
     for (const node of nodes) await node.stop();
     fs.rmSync(dir, { recursive: true, force: true });
   }
-}
-
-/** Runs the CLI, sampling its peak RSS (VmHWM) until it exits. */
-function runCli(args: string[]): Promise<{ code: number | null; stderr: string; peakRssMb: number; wallSeconds: number }> {
-  const started = performance.now();
-  const child = spawn(process.execPath, ['dist/cli/main.js', ...args], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, SOLLOL_PROGRESS_INTERVAL: '10' } });
-  let stderr = '';
-  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  let peak = 0;
-  const sample = (): void => {
-    try {
-      const kb = Number(/VmHWM:\s+(\d+)/.exec(fs.readFileSync(`/proc/${child.pid}/status`, 'utf8'))?.[1] ?? 0);
-      peak = Math.max(peak, Math.round(kb / 1024));
-    } catch {
-      // exited between samples
-    }
-  };
-  const timer = setInterval(sample, 100);
-  return new Promise((resolve) => {
-    child.once('exit', (code) => {
-      clearInterval(timer);
-      resolve({ code, stderr, peakRssMb: peak, wallSeconds: (performance.now() - started) / 1000 });
-    });
-  });
 }

@@ -246,3 +246,32 @@ export async function driveDirectly(nodes: readonly Proc[], model: string, docum
   await Promise.all(pools.map((pool) => pool.close()));
   return documents.length / seconds;
 }
+
+/**
+ * Runs the built CLI (`sollol <args>`, as `npx sollol` does) to its end, sampling its peak RSS
+ * (VmHWM); past `timeoutMs` it is stopped (SIGTERM) and its code is null.
+ */
+export function runCli(args: string[], timeoutMs = 30 * 60_000): Promise<{ code: number | null; stderr: string; peakRssMb: number; wallSeconds: number }> {
+  const started = performance.now();
+  const child = spawn(process.execPath, ['dist/cli/main.js', ...args], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, SOLLOL_PROGRESS_INTERVAL: '10' } });
+  let stderr = '';
+  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  let peak = 0;
+  const sample = (): void => {
+    try {
+      const kb = Number(/VmHWM:\s+(\d+)/.exec(fs.readFileSync(`/proc/${child.pid}/status`, 'utf8'))?.[1] ?? 0);
+      peak = Math.max(peak, Math.round(kb / 1024));
+    } catch {
+      // exited between samples
+    }
+  };
+  const timer = setInterval(sample, 100);
+  const deadline = setTimeout(() => child.kill('SIGTERM'), timeoutMs);
+  return new Promise((resolve) => {
+    child.once('exit', (code) => {
+      clearInterval(timer);
+      clearTimeout(deadline);
+      resolve({ code, stderr, peakRssMb: peak, wallSeconds: (performance.now() - started) / 1000 });
+    });
+  });
+}

@@ -32,7 +32,7 @@ const SCENARIOS: Record<string, { title: string; run: () => Promise<Row[]>; optI
   cpu: { title: 'cpu: gateway CPU (user + sys) per document, 3 x 10,000 x 768, zero-cost node', run: benchCpu },
   tail: { title: 'tail: one job against the summed capacity of serial nodes (4 x 1 ms/doc; 1 + 10 ms/doc)', run: benchTail },
   flatcost: { title: 'flatcost: a 10,000-doc job on a fresh gateway, after 200 and after 1,000 stored jobs (content cache full)', run: benchFlatCost },
-  moonshot: { title: 'moonshot: 1,000,000 short docs, 384 dims, 4 serial nodes at 0.2 ms/doc, bench client (opt-in)', run: benchMoonshot, optIn: true },
+  moonshot: { title: 'moonshot: 1,000,000 short docs, 384 dims, 4 serial nodes at 0.2 ms/doc, through `sollol embed` and through a bench client (opt-in)', run: benchMoonshot, optIn: true },
   generate: { title: 'generate: 2,000 prompts as one batch job to 4 simulated nodes with 2 generation slots each (100 ms per generation), sync embed beside it', run: benchGenerate },
   embedded: { title: 'embedded: the in-process model through the gateway vs called directly (2,000 texts), and responsiveness', run: benchEmbedded },
   parse: { title: 'parse: reading one 64 x 768 node answer, JSON.parse (the old parser worker) vs the byte reader, same run', run: benchParse },
