@@ -2,7 +2,7 @@
  * The store's writer thread (src/store/sqlite/threadedStore.ts; docs/ARCHITECTURE.md, "The
  * store's writer thread"): reads answer on the main thread while a write waits for the write
  * lock, a write's StoreError keeps its class and code and health follows it, vectors are
- * copied (the caller's arrays stay usable), and a thread that dies fails writes with
+ * copied (the caller's arrays stay usable), the writes of one turn cross in one message, and a thread that dies fails writes with
  * STORE_UNAVAILABLE and one logged line instead of hanging. A second connection holding the
  * write lock (BEGIN IMMEDIATE) stands in for a long write: nothing here depends on timing.
  */
@@ -71,6 +71,30 @@ test("recorded vectors are copied: the caller's arrays stay usable, the stored o
   const items = await store.readResults(ADMIN_SCOPE, admission.job.id, 0, 3);
   assert.deepEqual(items.map((item) => (item.state === 'done' ? [Array.from(item.vector), item.truncated] : item.state)), vectors.map((v, i) => [Array.from(v), i === 1]));
   assert.equal((await store.get(ADMIN_SCOPE, admission.job.id))?.completedItems, 3);
+});
+
+test("the writes of one turn cross to the thread in one message, and take effect in call order", async (t) => {
+  const { store } = await open(t);
+  const admission = await store.admit(makeJob(['a', 'b']), { maxJobs: 10, now: Date.now() });
+  assert.ok(admission.admitted);
+  const id = admission.job.id;
+  const worker = store.worker;
+  const post = worker.postMessage.bind(worker);
+  let posted = 0;
+  worker.postMessage = (...args: Parameters<typeof post>) => {
+    posted++;
+    post(...args);
+  };
+  t.after(() => {
+    worker.postMessage = post;
+  });
+  // Made in one turn: a chunk's vectors, the job's end, then a chunk recorded too late.
+  const first = store.recordChunk(id, { done: [{ index: 0, vector: Float32Array.of(1, 2), truncated: false }], failed: [] });
+  const cancelled = store.transition(id, 'cancelled', { at: Date.now(), expiresAt: Date.now() + 60_000 });
+  const late = store.recordChunk(id, { done: [{ index: 1, vector: Float32Array.of(3, 4), truncated: false }], failed: [] });
+  assert.deepEqual([await first, (await cancelled)?.status, await late], [true, 'cancelled', false]);
+  assert.equal(posted, 1, 'one message for the three calls');
+  assert.equal((await store.get(ADMIN_SCOPE, id))?.completedItems, 1);
 });
 
 test('a writer thread that dies fails the write in flight and later writes with STORE_UNAVAILABLE, logs one line, and reads go on', async (t) => {

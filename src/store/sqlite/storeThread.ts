@@ -54,32 +54,13 @@ if (opened) {
     lastHealth = text;
     return health;
   };
-  let closing = false;
-  port.on('message', (message: Call | 'close' | 'health' | 'crash') => {
-    // A thread that dies, for test/store-thread.test.ts: the calls behind this one are never answered.
-    if (message === 'crash') throw new Error('the store thread was asked to crash');
-    if (message === 'close') {
-      if (closing) return;
-      closing = true;
-      void opened.close().finally(() => {
-        post({ closed: true });
-        port.close();
-      });
-      return;
-    }
-    if (message === 'health') {
-      // Always answered (id -1): the main thread asks again only once it has its answer.
-      const health = healthChange();
-      post({ id: -1, ...(health ? { health } : {}) });
-      return;
-    }
-    const { id, target, method, args } = message;
+  /** Starts one call, in the order the calls came (a write waiting on a WAL reset keeps its turn); answers once it is done. */
+  const start = ({ id, target, method, args }: Call): void => {
     let answer: Promise<unknown>;
     try {
       const object = target === 'jobs' ? opened.jobs : opened.control;
       const fn = object[method] as ((...a: unknown[]) => Promise<unknown>) | undefined;
       if (typeof fn !== 'function') throw new Error(`the store thread has no method ${target}.${method}`);
-      // Started now, in the order the calls came (a write waiting on a WAL reset keeps its turn).
       answer = Promise.resolve(fn.apply(object, args.map((arg) => (isPacked(arg) ? unpackOutcome(arg) : arg))));
     } catch (error) {
       answer = Promise.reject(error);
@@ -99,6 +80,43 @@ if (opened) {
         post({ id, error: toWire(error), ...(health ? { health } : {}) });
       },
     );
+  };
+  let closing = false;
+  const close = (): void => {
+    if (closing) return;
+    closing = true;
+    void opened.close().finally(() => {
+      post({ closed: true });
+      port.close();
+    });
+  };
+  /**
+   * What came and is not started yet, in order. Calls arrive a turn's worth at a time
+   * (threadedStore.ts, flush); each one starts in its own turn of this thread's loop, so the
+   * answers of those before it are posted first (a head start's `cachedAmong` is not held behind
+   * the admission posted with it).
+   */
+  const queue: (Call | 'close')[] = [];
+  const next = (): void => {
+    const item = queue.shift();
+    if (item === undefined) return;
+    if (item === 'close') close();
+    else start(item);
+    if (queue.length > 0) setImmediate(next);
+  };
+  port.on('message', (message: readonly Call[] | 'close' | 'health' | 'crash') => {
+    // A thread that dies, for test/store-thread.test.ts: the calls behind this one are never answered.
+    if (message === 'crash') throw new Error('the store thread was asked to crash');
+    if (message === 'health') {
+      // Always answered (id -1): the main thread asks again only once it has its answer.
+      const health = healthChange();
+      post({ id: -1, ...(health ? { health } : {}) });
+      return;
+    }
+    const idle = queue.length === 0;
+    if (message === 'close') queue.push(message);
+    else for (const call of message) queue.push(call);
+    if (idle) next();
   });
 } else {
   port.close();

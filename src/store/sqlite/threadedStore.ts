@@ -31,7 +31,7 @@ import { SqliteControlStore } from './controlStore.js';
 import { prepareDataDir } from './dataDir.js';
 import { classified } from './faults.js';
 import { SqliteJobStore, type SqliteFootprint } from './sqliteStore.js';
-import { fromWire, packOutcome, type Reply, type Target, type ThreadOptions } from './storeWire.js';
+import { fromWire, packOutcome, type Call, type Reply, type Target, type ThreadOptions } from './storeWire.js';
 
 export interface ThreadedStoreOptions extends ThreadOptions {
   /** Log lines: the checkpointer's failures, the thread's end. */
@@ -65,6 +65,9 @@ class StoreThread {
   private closing: Promise<void> | undefined;
   private asked = false;
   private isOpen = false;
+  /** Calls not yet posted (flush). */
+  private readonly outbox: Call[] = [];
+  private readonly outboxTransfer: ArrayBuffer[] = [];
 
   constructor(options: ThreadedStoreOptions, private readonly onError: (message: string) => void) {
     const workerData: ThreadOptions = {
@@ -117,9 +120,24 @@ class StoreThread {
       this.waiting.set(id, { resolve: resolve as (value: unknown) => void, reject });
       // Keep the process alive only while a call is in flight.
       if (this.waiting.size === 1) this.worker.ref();
-      this.worker.postMessage({ id, target, method, args }, transfer);
+      this.outbox.push({ id, target, method, args });
+      for (const buffer of transfer) this.outboxTransfer.push(buffer);
+      if (this.outbox.length === 1) setImmediate(this.flush);
     });
   }
+
+  /**
+   * Posts the calls made since the last flush as one message, in call order. Each message wakes
+   * the thread, and a woken thread takes a core from this one when none is free: the calls of
+   * one turn of the event loop (a burst of chunk answers, each a recordChunk and the next
+   * chunk's pendingDocuments) cross together once the turn's I/O is done.
+   */
+  private readonly flush = (): void => {
+    if (this.outbox.length === 0 || this.ended) return;
+    const calls = this.outbox.splice(0);
+    const transfer = this.outboxTransfer.splice(0);
+    this.worker.postMessage(calls, transfer);
+  };
 
   health(): StoreHealth {
     if (this.ended) return { writable: false, reason: this.ended.message };
@@ -154,6 +172,8 @@ class StoreThread {
         clearTimeout(timer);
         resolve();
       });
+      // The calls made before close are the thread's to finish first.
+      this.flush();
       this.worker.postMessage('close');
     });
     return this.closing;
