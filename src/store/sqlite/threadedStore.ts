@@ -8,7 +8,8 @@
  * readers never wait for the writer), with the same store code (a reading SqliteJobStore).
  *
  * - A write's promise settles once the thread has committed it: a read issued after it sees it.
- * - Vectors are copied into one buffer per chunk (storeWire.ts); the caller's arrays stay usable.
+ * - A chunk's vectors cross in one transferred buffer (storeWire.ts): the answer's own when the
+ *   outcome hands them over (the chunk pipeline's), else a copy (the caller's arrays stay usable).
  * - StoreError crosses with its code; `health()` is the writer's, mirrored with every answer.
  * - The thread dying (a crash, `terminate`) fails every call in flight and every later write
  *   with STORE_UNAVAILABLE and logs one line; reads go on. `close` is bounded: a thread that
