@@ -8,6 +8,7 @@
 import { Pool, type Dispatcher } from 'undici';
 import { countField, modelOptionsOf, type EmbedResultWithUsage } from './embedExtras.js';
 import { answerText, readOllamaEmbed } from './embedJson.js';
+import { callSignal } from './callSignal.js';
 import { BackendError, coerceBackendError } from './errors.js';
 import { invalidVector, toFloat32 } from './vectorCheck.js';
 import { DEFAULT_GENERATION_PARALLEL, DEFAULT_GENERATION_TIMEOUT_MS, forwardedErrorOf, type ForwardedResponse, type GenerationBackend, type GenerationPath } from './generation.js';
@@ -177,23 +178,24 @@ export class OllamaBackend implements EmbeddingBackend, GenerationBackend {
     signal: AbortSignal | undefined,
     read: (response: Dispatcher.ResponseData) => Promise<T>,
   ): Promise<T> {
-    const timeout = AbortSignal.timeout(timeoutMs);
-    const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
+    const call = callSignal(timeoutMs, signal);
     try {
       const response = await this.pool.request({
         method,
         path: this.target.basePath + path,
         headers: { ...this.target.headers, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
         body,
-        signal: combined,
+        signal: call.signal,
       });
       return await read(response);
     } catch (error) {
       if (signal?.aborted) throw new BackendError('CANCELLED', `Call to ${this.id} was aborted`, { cause: error });
-      if (timeout.aborted) {
+      if (call.timedOut) {
         throw new BackendError('BACKEND_TIMEOUT', `Backend ${this.id} did not answer within ${timeoutMs} ms`, { cause: error });
       }
       throw coerceBackendError(error, this.id);
+    } finally {
+      call.done();
     }
   }
 
