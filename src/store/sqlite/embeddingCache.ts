@@ -113,21 +113,21 @@ export class EmbeddingCacheTable {
   /** Marks a job's pending documents done from the cache; returns how many. */
   fillJob(jobSeq: number, now: number): number {
     if (!this.enabled || this.index.size === 0) return 0;
-    return this.fill(this.stmt.pendingOfJob.all(jobSeq) as { idx: number; key: Buffer }[], jobSeq, now);
+    return this.fill(this.stmt.pendingOfJob.all(jobSeq) as [idx: number, key: Buffer][], jobSeq, now);
   }
 
   /** The same for the pending documents of [from, to), just before they would be sent. */
   fillRange(jobSeq: number, from: number, to: number, now: number): number {
     if (!this.enabled || this.index.size === 0) return 0;
-    return this.fill(this.stmt.pendingOfRange.all(jobSeq, from, to) as { idx: number; key: Buffer }[], jobSeq, now);
+    return this.fill(this.stmt.pendingOfRange.all(jobSeq, from, to) as [idx: number, key: Buffer][], jobSeq, now);
   }
 
-  private fill(rows: readonly { idx: number; key: Buffer }[], jobSeq: number, now: number): number {
+  private fill(rows: readonly (readonly [idx: number, key: Buffer])[], jobSeq: number, now: number): number {
     let filled = 0;
-    for (const row of rows) {
-      if (!this.index.has(shortKey(row.key))) continue;
-      const hit = this.lookup(row.key, now);
-      if (hit) filled += this.stmt.markDone.run(hit.vectorId, hit.truncated, jobSeq, row.idx).changes;
+    for (const [idx, key] of rows) {
+      if (!this.index.has(shortKey(key))) continue;
+      const hit = this.lookup(key, now);
+      if (hit) filled += this.stmt.markDone.run(hit.vectorId, hit.truncated, jobSeq, idx).changes;
     }
     return filled;
   }
@@ -200,8 +200,9 @@ function prepare(db: DB) {
   const pendingWithKey = `job_seq = ? AND state = ${DOC_PENDING} AND cache_key IS NOT NULL`;
   return {
     allKeys: s(`SELECT entry, key FROM embedding_cache_entries ORDER BY entry`),
-    pendingOfJob: s(`SELECT idx, cache_key AS key FROM documents WHERE ${pendingWithKey}`),
-    pendingOfRange: s(`SELECT idx, cache_key AS key FROM documents WHERE ${pendingWithKey} AND idx >= ? AND idx < ?`),
+    // Raw mode: [idx, key] per row.
+    pendingOfJob: s(`SELECT idx, cache_key AS key FROM documents WHERE ${pendingWithKey}`).raw(true),
+    pendingOfRange: s(`SELECT idx, cache_key AS key FROM documents WHERE ${pendingWithKey} AND idx >= ? AND idx < ?`).raw(true),
     markDone: s(`UPDATE documents SET state = ${DOC_DONE}, vector_id = ?, truncated = ? WHERE job_seq = ? AND idx = ? AND state = ${DOC_PENDING}`),
     get: s(`SELECT key, vector_id, truncated FROM embedding_cache_entries WHERE entry = ?`),
     touch: s(`UPDATE embedding_cache_entries SET used_at = ? WHERE entry = ?`),

@@ -321,17 +321,19 @@ export class SqliteJobStore implements JobStore {
       const job = this.stmt.getProgressRow.get(id) as { seq: number; status: string } | undefined;
       if (!job || job.status !== 'running') return [];
       this.recordCacheHits(job.seq, this.cache.fillRange(job.seq, from, to, Date.now()));
-      const rows = this.stmt.pendingDocuments.all(job.seq, from, to) as { index: number; text: string; key: Buffer | null }[];
+      const rows = this.stmt.pendingDocuments.all(job.seq, from, to) as [index: number, text: string, key: Buffer | null][];
       const seen = new Set<string>();
-      const unique = rows.filter((row) => {
-        if (row.key === null) return true;
-        const hex = row.key.toString('hex');
-        if (seen.has(hex)) return false;
-        seen.add(hex);
-        return true;
-      });
+      const unique: { index: number; text: string }[] = [];
+      for (const [index, text, key] of rows) {
+        if (key !== null) {
+          const hex = key.toString('hex');
+          if (seen.has(hex)) continue;
+          seen.add(hex);
+        }
+        unique.push({ index, text });
+      }
       this.cache.countMisses(unique.length);
-      return unique.map(({ index, text }) => ({ index, text }));
+      return unique;
     }));
   }
 
@@ -452,8 +454,8 @@ export class SqliteJobStore implements JobStore {
     if (!this.cache.enabled) return keys;
     const indices = [...outcome.done.map((d) => d.index), ...outcome.failed.map((f) => f.index)];
     if (indices.length === 0) return keys;
-    const rows = this.stmt.chunkKeys.all(seq, Math.min(...indices), Math.max(...indices)) as { idx: number; key: Buffer | null; dup: number }[];
-    for (const r of rows) if (r.key) keys.set(r.idx, { key: r.key, dup: r.dup === 1 });
+    const rows = this.stmt.chunkKeys.all(seq, Math.min(...indices), Math.max(...indices)) as [idx: number, key: Buffer | null, dup: number][];
+    for (const [idx, key, dup] of rows) if (key) keys.set(idx, { key, dup: dup === 1 });
     return keys;
   }
 
@@ -796,8 +798,9 @@ function prepareStatements(db: DB) {
                            AND (dup = 0 OR idx = (SELECT MIN(d2.idx) FROM documents d2 INDEXED BY documents_dup_key
                                                   WHERE d2.job_seq = documents.job_seq AND d2.cache_key = documents.cache_key
                                                     AND d2.dup = 1 AND d2.state = ${DOC_PENDING}))
-                         ORDER BY idx`),
-    chunkKeys: s(`SELECT idx, cache_key AS key, dup FROM documents WHERE job_seq = ? AND idx >= ? AND idx <= ?`),
+                         ORDER BY idx`).raw(true),
+    // Raw mode (one array per row, in column order) for the statements read per chunk.
+    chunkKeys: s(`SELECT idx, cache_key AS key, dup FROM documents WHERE job_seq = ? AND idx >= ? AND idx <= ?`).raw(true),
     someVectorLength: s(`SELECT length(COALESCE(d.vector, v.vector)) AS n FROM documents d LEFT JOIN vectors v ON v.id = d.vector_id
                          WHERE d.job_seq = ? AND d.state = ${DOC_DONE} LIMIT 1`),
     nextVectorId: s(`SELECT COALESCE(MAX(id), 0) + 1 FROM vectors`).pluck(),
