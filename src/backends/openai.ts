@@ -13,6 +13,7 @@ import { Pool } from 'undici';
 import { countField, type EmbedResultWithUsage } from './embedExtras.js';
 import { answerText, readOpenAIEmbed } from './embedJson.js';
 import { callSignal } from './callSignal.js';
+import { requestBytes } from './requestBytes.js';
 import { BackendError, coerceBackendError } from './errors.js';
 import { invalidVector, toFloat32 } from './vectorCheck.js';
 import { DEFAULT_GENERATION_TIMEOUT_MS, forwardedErrorOf, type ForwardedResponse, type GenerationBackend, type GenerationPath } from './generation.js';
@@ -154,14 +155,14 @@ export class OpenAIBackend implements EmbeddingBackend, GenerationBackend {
   ): Promise<HttpAnswer | { status: number; bytes: Uint8Array }> {
     const call = callSignal(timeoutMs, signal);
     try {
-      const response = await this.pool.request({
+      const options = {
         method,
         path: this.apiBase + path,
         headers: { accept: 'application/json', ...this.target.headers, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
         body,
-        signal: call.signal,
-      });
-      if (asBytes) return { status: response.statusCode, bytes: await response.body.bytes() };
+      };
+      if (asBytes) return await requestBytes(this.pool, options, call.signal);
+      const response = await this.pool.request({ ...options, signal: call.signal });
       const instance = response.headers['x-sollol-instance'];
       const text = await response.body.text();
       return typeof instance === 'string' ? { status: response.statusCode, text, sollolInstance: instance } : { status: response.statusCode, text };
