@@ -124,3 +124,25 @@ export function unpackOutcome(packed: PackedOutcome): ChunkOutcome {
 export function isPacked(value: unknown): value is PackedOutcome {
   return typeof value === 'object' && value !== null && (value as { packed?: unknown }).packed === true;
 }
+
+/** `pendingDocuments`' answer as it crosses: the indices in one Int32Array, the texts in one array (no object per document). */
+export interface PackedDocuments {
+  readonly index: Int32Array;
+  readonly text: readonly string[];
+}
+
+export function packDocuments(docs: readonly { index: number; text: string }[]): PackedDocuments {
+  const index = new Int32Array(docs.length);
+  const text = new Array<string>(docs.length);
+  for (let i = 0; i < docs.length; i++) {
+    index[i] = docs[i]!.index;
+    text[i] = docs[i]!.text;
+  }
+  return { index, text };
+}
+
+export function unpackDocuments(packed: PackedDocuments): { index: number; text: string }[] {
+  const docs = new Array<{ index: number; text: string }>(packed.index.length);
+  for (let i = 0; i < docs.length; i++) docs[i] = { index: packed.index[i]!, text: packed.text[i]! };
+  return docs;
+}

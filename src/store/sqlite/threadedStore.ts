@@ -32,7 +32,7 @@ import { SqliteControlStore } from './controlStore.js';
 import { prepareDataDir } from './dataDir.js';
 import { classified } from './faults.js';
 import { SqliteJobStore, type SqliteFootprint } from './sqliteStore.js';
-import { fromWire, packOutcome, type Reply, type Target, type ThreadOptions } from './storeWire.js';
+import { fromWire, packOutcome, unpackDocuments, type PackedDocuments, type Reply, type Target, type ThreadOptions } from './storeWire.js';
 
 export interface ThreadedStoreOptions extends ThreadOptions {
   /** Log lines: the checkpointer's failures, the thread's end. */
@@ -224,7 +224,7 @@ export class ThreadedJobStore implements JobStore {
   }
 
   pendingDocuments(id: string, from: number, to: number): Promise<{ index: number; text: string }[]> {
-    return this.write('pendingDocuments', id, from, to);
+    return this.write<PackedDocuments>('pendingDocuments', id, from, to).then(unpackDocuments);
   }
 
   recordChunk(id: string, outcome: ChunkOutcome): Promise<boolean> {
