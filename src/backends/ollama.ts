@@ -8,6 +8,8 @@
 import { Pool, type Dispatcher } from 'undici';
 import { countField, modelOptionsOf, type EmbedResultWithUsage } from './embedExtras.js';
 import { answerText, readOllamaEmbed } from './embedJson.js';
+import { callSignal } from './callSignal.js';
+import { requestBytes, type BytesAnswer } from './requestBytes.js';
 import { BackendError, coerceBackendError } from './errors.js';
 import { invalidVector, toFloat32 } from './vectorCheck.js';
 import { DEFAULT_GENERATION_PARALLEL, DEFAULT_GENERATION_TIMEOUT_MS, forwardedErrorOf, type ForwardedResponse, type GenerationBackend, type GenerationPath } from './generation.js';
@@ -70,8 +72,8 @@ export class OllamaBackend implements EmbeddingBackend, GenerationBackend {
   }
 
   /** A POST whose answer is kept as bytes, for readOllamaEmbed. */
-  private async callRaw(path: string, body: string, signal?: AbortSignal): Promise<{ status: number; bytes: Uint8Array }> {
-    return this.send('POST', path, body, this.timeoutMs, signal, async (response) => ({ status: response.statusCode, bytes: await response.body.bytes() }));
+  private async callRaw(path: string, body: string, signal?: AbortSignal): Promise<BytesAnswer> {
+    return this.send('POST', path, body, this.timeoutMs, signal, (options, callSignal) => requestBytes(this.pool, options, callSignal));
   }
 
   private async embedLegacy(request: EmbedRequest): Promise<EmbedResult> {
@@ -165,7 +167,10 @@ export class OllamaBackend implements EmbeddingBackend, GenerationBackend {
   }
 
   private async call(method: 'GET' | 'POST', path: string, body: string | undefined, timeoutMs: number, signal?: AbortSignal): Promise<HttpAnswer> {
-    return this.send(method, path, body, timeoutMs, signal, async (response) => ({ status: response.statusCode, text: await response.body.text() }));
+    return this.send(method, path, body, timeoutMs, signal, async (options, callSignal) => {
+      const response = await this.pool.request({ ...options, signal: callSignal });
+      return { status: response.statusCode, text: await response.body.text() };
+    });
   }
 
   /** One request with the call's timeout and abort, its failures normalised to BackendErrors. */
@@ -175,25 +180,20 @@ export class OllamaBackend implements EmbeddingBackend, GenerationBackend {
     body: string | undefined,
     timeoutMs: number,
     signal: AbortSignal | undefined,
-    read: (response: Dispatcher.ResponseData) => Promise<T>,
+    exchange: (options: Dispatcher.DispatchOptions, signal: AbortSignal) => Promise<T>,
   ): Promise<T> {
-    const timeout = AbortSignal.timeout(timeoutMs);
-    const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
+    const call = callSignal(timeoutMs, signal);
     try {
-      const response = await this.pool.request({
-        method,
-        path: this.target.basePath + path,
-        headers: { ...this.target.headers, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-        body,
-        signal: combined,
-      });
-      return await read(response);
+      const headers = { ...this.target.headers, ...(body === undefined ? {} : { 'content-type': 'application/json' }) };
+      return await exchange({ method, path: this.target.basePath + path, headers, body }, call.signal);
     } catch (error) {
       if (signal?.aborted) throw new BackendError('CANCELLED', `Call to ${this.id} was aborted`, { cause: error });
-      if (timeout.aborted) {
+      if (call.timedOut) {
         throw new BackendError('BACKEND_TIMEOUT', `Backend ${this.id} did not answer within ${timeoutMs} ms`, { cause: error });
       }
       throw coerceBackendError(error, this.id);
+    } finally {
+      call.done();
     }
   }
 

@@ -12,6 +12,8 @@
 import { Pool } from 'undici';
 import { countField, type EmbedResultWithUsage } from './embedExtras.js';
 import { answerText, readOpenAIEmbed } from './embedJson.js';
+import { callSignal } from './callSignal.js';
+import { requestBytes } from './requestBytes.js';
 import { BackendError, coerceBackendError } from './errors.js';
 import { invalidVector, toFloat32 } from './vectorCheck.js';
 import { DEFAULT_GENERATION_TIMEOUT_MS, forwardedErrorOf, type ForwardedResponse, type GenerationBackend, type GenerationPath } from './generation.js';
@@ -151,27 +153,28 @@ export class OpenAIBackend implements EmbeddingBackend, GenerationBackend {
     signal?: AbortSignal,
     asBytes?: true,
   ): Promise<HttpAnswer | { status: number; bytes: Uint8Array }> {
-    const timeout = AbortSignal.timeout(timeoutMs);
-    const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
+    const call = callSignal(timeoutMs, signal);
     try {
-      const response = await this.pool.request({
+      const options = {
         method,
         path: this.apiBase + path,
         headers: { accept: 'application/json', ...this.target.headers, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
         body,
-        signal: combined,
-      });
-      if (asBytes) return { status: response.statusCode, bytes: await response.body.bytes() };
+      };
+      if (asBytes) return await requestBytes(this.pool, options, call.signal);
+      const response = await this.pool.request({ ...options, signal: call.signal });
       const instance = response.headers['x-sollol-instance'];
       const text = await response.body.text();
       return typeof instance === 'string' ? { status: response.statusCode, text, sollolInstance: instance } : { status: response.statusCode, text };
     } catch (error) {
       if (signal?.aborted) throw new BackendError('CANCELLED', `Call to ${this.id} was aborted`, { cause: error });
-      if (timeout.aborted) {
+      if (call.timedOut) {
         throw new BackendError('BACKEND_TIMEOUT', `Backend ${this.id} did not answer within ${timeoutMs} ms`, { cause: error });
       }
       const coerced = coerceBackendError(error, this.id);
       throw new BackendError(coerced.code, this.redact(coerced.message), { cause: error });
+    } finally {
+      call.done();
     }
   }
 

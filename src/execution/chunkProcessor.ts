@@ -250,7 +250,8 @@ export class ChunkProcessor {
       const result = await lease.embed({ model: job.model, inputs: docs.map((d) => d.text), options: job.options, signal: call.signal });
       const truncated = new Set(result.truncated ?? []);
       const done = docs.map((d, i) => ({ index: d.index, vector: result.vectors[i]!, truncated: truncated.has(i) }));
-      return { kind: 'ok', outcome: { done, failed: [] }, ms: performance.now() - started };
+      // Nothing reads the vectors once they are recorded: the store may take their buffer.
+      return { kind: 'ok', outcome: { done, failed: [], handOver: true }, ms: performance.now() - started };
     } catch (error) {
       return { kind: 'failed', error: coerceBackendError(error, lease.backendId), backendId: lease.backendId };
     } finally {

@@ -94,6 +94,11 @@ export interface GenerationOutcome {
 export interface ChunkOutcome {
   readonly done: readonly { readonly index: number; readonly vector: Float32Array; readonly truncated: boolean }[];
   readonly failed: readonly { readonly index: number; readonly code: ItemErrorCode; readonly error: string }[];
+  /**
+   * The vectors are handed to the store: it may take (detach) the buffer they lie in instead of
+   * copying them, so the caller must not read them after the call. Otherwise they stay the caller's.
+   */
+  readonly handOver?: boolean;
 }
 
 export interface JobCounters {

@@ -17,3 +17,21 @@ export function blobToVector(blob: Uint8Array): Float32Array {
   copy.set(blob);
   return new Float32Array(copy.buffer);
 }
+
+/**
+ * The vectors, each `dims` long, one after the other in one blob: a view of their buffer when
+ * they already lie so in it (a chunk's vectors as the writer thread receives them), else a copy.
+ */
+export function vectorsToBlob(vectors: readonly Float32Array[], dims: number): Buffer {
+  const first = vectors[0]!;
+  const bytes = dims * 4;
+  let contiguous = true;
+  for (let i = 1; i < vectors.length && contiguous; i++) {
+    const v = vectors[i]!;
+    contiguous = v.buffer === first.buffer && v.byteOffset === first.byteOffset + i * bytes;
+  }
+  if (contiguous) return Buffer.from(first.buffer, first.byteOffset, vectors.length * bytes);
+  const blob = Buffer.allocUnsafeSlow(vectors.length * bytes);
+  vectors.forEach((v, i) => blob.set(new Uint8Array(v.buffer, v.byteOffset, bytes), i * bytes));
+  return blob;
+}

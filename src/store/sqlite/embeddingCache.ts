@@ -38,9 +38,19 @@ export interface CacheHit {
   readonly truncated: number;
 }
 
-/** The in-memory index's key: the first 48 bits of the (SHA-256) cache key. */
+/**
+ * The in-memory index's key: the first 48 bits of the (SHA-256) cache key, big-endian, so that
+ * SQL can hand it over as text (`SHORT_KEY_HEX`) instead of the key as a Buffer.
+ */
 function shortKey(key: Buffer): number {
-  return key.readUIntLE(0, 6);
+  return key.readUIntBE(0, 6);
+}
+
+/** shortKey of a document's cache_key, as hexadecimal text (parsed by {@link shortKeyOfHex}). */
+const SHORT_KEY_HEX = 'hex(substr(cache_key, 1, 6))';
+
+function shortKeyOfHex(hex: string): number {
+  return parseInt(hex, 16);
 }
 
 export class EmbeddingCacheTable {
@@ -113,21 +123,22 @@ export class EmbeddingCacheTable {
   /** Marks a job's pending documents done from the cache; returns how many. */
   fillJob(jobSeq: number, now: number): number {
     if (!this.enabled || this.index.size === 0) return 0;
-    return this.fill(this.stmt.pendingOfJob.all(jobSeq) as { idx: number; key: Buffer }[], jobSeq, now);
+    return this.fill(this.stmt.pendingOfJob.all(jobSeq) as [idx: number, short: string][], jobSeq, now);
   }
 
   /** The same for the pending documents of [from, to), just before they would be sent. */
   fillRange(jobSeq: number, from: number, to: number, now: number): number {
     if (!this.enabled || this.index.size === 0) return 0;
-    return this.fill(this.stmt.pendingOfRange.all(jobSeq, from, to) as { idx: number; key: Buffer }[], jobSeq, now);
+    return this.fill(this.stmt.pendingOfRange.all(jobSeq, from, to) as [idx: number, short: string][], jobSeq, now);
   }
 
-  private fill(rows: readonly { idx: number; key: Buffer }[], jobSeq: number, now: number): number {
+  /** Rows [idx, short key as hex]: only a document whose short key is indexed has its key read. */
+  private fill(rows: readonly (readonly [idx: number, short: string])[], jobSeq: number, now: number): number {
     let filled = 0;
-    for (const row of rows) {
-      if (!this.index.has(shortKey(row.key))) continue;
-      const hit = this.lookup(row.key, now);
-      if (hit) filled += this.stmt.markDone.run(hit.vectorId, hit.truncated, jobSeq, row.idx).changes;
+    for (const [idx, short] of rows) {
+      if (!this.index.has(shortKeyOfHex(short))) continue;
+      const hit = this.lookup(this.stmt.documentKey.get(jobSeq, idx) as Buffer, now);
+      if (hit) filled += this.stmt.markDone.run(hit.vectorId, hit.truncated, jobSeq, idx).changes;
     }
     return filled;
   }
@@ -200,8 +211,10 @@ function prepare(db: DB) {
   const pendingWithKey = `job_seq = ? AND state = ${DOC_PENDING} AND cache_key IS NOT NULL`;
   return {
     allKeys: s(`SELECT entry, key FROM embedding_cache_entries ORDER BY entry`),
-    pendingOfJob: s(`SELECT idx, cache_key AS key FROM documents WHERE ${pendingWithKey}`),
-    pendingOfRange: s(`SELECT idx, cache_key AS key FROM documents WHERE ${pendingWithKey} AND idx >= ? AND idx < ?`),
+    // Raw mode: [idx, short key as hex] per row (no Buffer per document).
+    pendingOfJob: s(`SELECT idx, ${SHORT_KEY_HEX} FROM documents WHERE ${pendingWithKey}`).raw(true),
+    pendingOfRange: s(`SELECT idx, ${SHORT_KEY_HEX} FROM documents WHERE ${pendingWithKey} AND idx >= ? AND idx < ?`).raw(true),
+    documentKey: s(`SELECT cache_key FROM documents WHERE job_seq = ? AND idx = ?`).pluck(),
     markDone: s(`UPDATE documents SET state = ${DOC_DONE}, vector_id = ?, truncated = ? WHERE job_seq = ? AND idx = ? AND state = ${DOC_PENDING}`),
     get: s(`SELECT key, vector_id, truncated FROM embedding_cache_entries WHERE entry = ?`),
     touch: s(`UPDATE embedding_cache_entries SET used_at = ? WHERE entry = ?`),

@@ -81,3 +81,13 @@ export function itemFromRow(row: DocumentRow): ItemResult {
   }
   return { index, state: 'pending' };
 }
+
+/**
+ * Throws unless an insert of `n` rows gave them the ids `first`..`first + n - 1` (what SQLite
+ * does while the largest id is below 2^63 - 1; then it would pick free ids at random).
+ */
+export function consecutiveIds(result: { changes: number; lastInsertRowid: number | bigint }, first: number, n: number): void {
+  if (result.changes !== n || Number(result.lastInsertRowid) !== first + n - 1) {
+    throw new Error(`an insert of ${n} rows from id ${first} gave ${result.changes} rows up to id ${result.lastInsertRowid}`);
+  }
+}

@@ -13,7 +13,7 @@ import { statesLeadingTo, type JobStatus } from '../../jobs/state.js';
 import type { ItemErrorCode } from '../../backends/errors.js';
 import type { EmbedOptions } from '../../backends/types.js';
 import type { Admission, AdmissionPolicy, CacheStats, FailureSummary, JobStore, ListQuery, TransitionPatch } from '../types.js';
-import { vectorToBlob } from '../vectorBlob.js';
+import { vectorsToBlob } from '../vectorBlob.js';
 import { CACHE_KEY_BYTES, cacheKey, cacheKeyPrefix, cacheKeyStrings } from '../cacheKey.js';
 import { StoreError } from '../errors.js';
 import { Checkpointer } from './checkpointer.js';
@@ -22,7 +22,7 @@ import { DiskGuard } from './diskGuard.js';
 import { EmbeddingCacheTable, type CacheEntry, type CachePolicy } from './embeddingCache.js';
 import { classified, classifyStoreFault } from './faults.js';
 import { migrate } from './migrations.js';
-import { DOC_DONE, DOC_FAILED, DOC_PENDING, itemFromRow, jobFromRow, type DocumentRow, type JobRow } from './rows.js';
+import { consecutiveIds, DOC_DONE, DOC_FAILED, DOC_PENDING, itemFromRow, jobFromRow, type DocumentRow, type JobRow } from './rows.js';
 
 const TERMINAL_SQL = `status IN ('completed', 'failed', 'cancelled')`;
 const COUNTER_FOR: Partial<Record<JobStatus, string>> = {
@@ -321,17 +321,19 @@ export class SqliteJobStore implements JobStore {
       const job = this.stmt.getProgressRow.get(id) as { seq: number; status: string } | undefined;
       if (!job || job.status !== 'running') return [];
       this.recordCacheHits(job.seq, this.cache.fillRange(job.seq, from, to, Date.now()));
-      const rows = this.stmt.pendingDocuments.all(job.seq, from, to) as { index: number; text: string; key: Buffer | null }[];
+      const rows = this.stmt.pendingDocuments.all(job.seq, from, to) as [index: number, text: string, key: Buffer | null][];
       const seen = new Set<string>();
-      const unique = rows.filter((row) => {
-        if (row.key === null) return true;
-        const hex = row.key.toString('hex');
-        if (seen.has(hex)) return false;
-        seen.add(hex);
-        return true;
-      });
+      const unique: { index: number; text: string }[] = [];
+      for (const [index, text, key] of rows) {
+        if (key !== null) {
+          const hex = key.toString('hex');
+          if (seen.has(hex)) continue;
+          seen.add(hex);
+        }
+        unique.push({ index, text });
+      }
       this.cache.countMisses(unique.length);
-      return unique.map(({ index, text }) => ({ index, text }));
+      return unique;
     }));
   }
 
@@ -349,6 +351,13 @@ export class SqliteJobStore implements JobStore {
     this.cache.countHits(hits);
   }
 
+  /**
+   * A chunk's vectors in a few statements, not three per document: the vectors in one insert
+   * (their ids are chosen here, consecutive, so document `i` of the chunk gets `first + i`),
+   * each run of consecutive indices marked done by one range update, which says which
+   * documents it marked (RETURNING). Only in-job duplicates, failures and vectors that nothing
+   * came to refer to (the documents were answered already) take a statement each.
+   */
   async recordChunk(id: string, outcome: ChunkOutcome): Promise<boolean> {
     if (this.walReset) await this.walReset;
     return this.write('grow', this.db.transaction((): boolean => {
@@ -360,27 +369,37 @@ export class SqliteJobStore implements JobStore {
       let dimensions = row.dimensions;
       const cached: CacheEntry[] = [];
       const failures = [...outcome.failed];
+      const stored: ChunkOutcome['done'][number][] = [];
       for (const item of outcome.done) {
         dimensions ??= item.vector.length;
         if (item.vector.length !== dimensions) {
           failures.push({ index: item.index, code: 'INVALID_VECTOR', error: `The backend returned ${item.vector.length} dimensions where this job's vectors have ${dimensions}` });
           continue;
         }
-        const blob = vectorToBlob(item.vector);
-        const truncated = item.truncated ? 1 : 0;
+        stored.push(item);
+      }
+      if (stored.length > 0) {
+        const bytes = dimensions! * 4;
         // Written once: the document, its duplicates in this job and the cache refer to it.
-        const vectorId = Number(this.stmt.insertVector.run(blob).lastInsertRowid);
-        let marked = this.stmt.markDone.run(vectorId, truncated, row.seq, item.index).changes;
-        const doc = keys.get(item.index);
-        // Identical texts elsewhere in this job are done too.
-        if (doc?.dup) marked += this.stmt.markDoneByKey.run(vectorId, truncated, row.seq, doc.key).changes;
-        // Answered already (a duplicate chunk's later answer): nothing refers to the row.
-        if (marked === 0) {
-          this.stmt.deleteVector.run(vectorId);
-          continue;
+        const first = this.stmt.nextVectorId.get() as number;
+        const inserted = this.stmt.insertVectors.run({ n: stored.length, bytes, blob: vectorsToBlob(stored.map((item) => item.vector), dimensions!) });
+        consecutiveIds(inserted, first, stored.length);
+        const marked = this.markDoneRuns(row.seq, stored, first);
+        for (let i = 0; i < stored.length; i++) {
+          const item = stored[i]!;
+          const vectorId = first + i;
+          let count = marked[i]!;
+          const doc = keys.get(item.index);
+          // Identical texts elsewhere in this job are done too.
+          if (doc?.dup) count += this.stmt.markDoneByKey.run(vectorId, item.truncated ? 1 : 0, row.seq, doc.key).changes;
+          // Answered already (a duplicate chunk's later answer): nothing refers to the row.
+          if (count === 0) {
+            this.stmt.deleteVector.run(vectorId);
+            continue;
+          }
+          done += count;
+          if (doc?.key) cached.push({ key: doc.key, vectorId, bytes, truncated: item.truncated });
         }
-        done += marked;
-        if (doc?.key) cached.push({ key: doc.key, vectorId, bytes: blob.byteLength, truncated: item.truncated });
       }
       for (const item of failures) {
         failed += this.stmt.markFailed.run(item.code, item.error, row.seq, item.index).changes;
@@ -391,6 +410,28 @@ export class SqliteJobStore implements JobStore {
       this.cache.putMany(cached, Date.now());
       return true;
     }));
+  }
+
+  /**
+   * Marks `items` done, item `i` with vector `first + i`, one update per run of consecutive
+   * indices with one truncated flag; returns 1 for each item it marked (still pending), else 0.
+   */
+  private markDoneRuns(seq: number, items: ChunkOutcome['done'], first: number): Uint8Array {
+    const marked = new Uint8Array(items.length);
+    for (let start = 0; start < items.length; ) {
+      const from = items[start]!.index;
+      const truncated = items[start]!.truncated;
+      let end = start + 1;
+      while (end < items.length && items[end]!.index === from + (end - start) && items[end]!.truncated === truncated) end++;
+      const indices = this.stmt.markDoneRange.all(first + start - from, truncated ? 1 : 0, seq, from, from + (end - start)) as number[];
+      if (indices.length === end - start) {
+        marked.fill(1, start, end);
+      } else {
+        for (const index of indices) marked[start + index - from] = 1;
+      }
+      start = end;
+    }
+    return marked;
   }
 
   async recordGenerations(id: string, outcome: GenerationOutcome): Promise<boolean> {
@@ -413,8 +454,8 @@ export class SqliteJobStore implements JobStore {
     if (!this.cache.enabled) return keys;
     const indices = [...outcome.done.map((d) => d.index), ...outcome.failed.map((f) => f.index)];
     if (indices.length === 0) return keys;
-    const rows = this.stmt.chunkKeys.all(seq, Math.min(...indices), Math.max(...indices)) as { idx: number; key: Buffer | null; dup: number }[];
-    for (const r of rows) if (r.key) keys.set(r.idx, { key: r.key, dup: r.dup === 1 });
+    const rows = this.stmt.chunkKeys.all(seq, Math.min(...indices), Math.max(...indices)) as [idx: number, key: Buffer | null, dup: number][];
+    for (const [idx, key, dup] of rows) if (key) keys.set(idx, { key, dup: dup === 1 });
     return keys;
   }
 
@@ -751,16 +792,23 @@ function prepareStatements(db: DB) {
     // A document whose text occurs again in the job (dup) is returned only as the lowest pending
     // copy: the others are filled by key when it is recorded, so a text is embedded once even
     // while several chunks of the job are in flight.
-    pendingDocuments: s(`SELECT idx AS "index", text, cache_key AS key FROM documents
+    // The key only of a text that occurs again in the job (dup): the others' keys are unique there.
+    pendingDocuments: s(`SELECT idx AS "index", text, CASE WHEN dup = 1 THEN cache_key END AS key FROM documents
                          WHERE job_seq = ? AND idx >= ? AND idx < ? AND state = ${DOC_PENDING}
                            AND (dup = 0 OR idx = (SELECT MIN(d2.idx) FROM documents d2 INDEXED BY documents_dup_key
                                                   WHERE d2.job_seq = documents.job_seq AND d2.cache_key = documents.cache_key
                                                     AND d2.dup = 1 AND d2.state = ${DOC_PENDING}))
-                         ORDER BY idx`),
-    chunkKeys: s(`SELECT idx, cache_key AS key, dup FROM documents WHERE job_seq = ? AND idx >= ? AND idx <= ?`),
+                         ORDER BY idx`).raw(true),
+    // Raw mode (one array per row, in column order) for the statements read per chunk.
+    chunkKeys: s(`SELECT idx, cache_key AS key, dup FROM documents WHERE job_seq = ? AND idx >= ? AND idx <= ?`).raw(true),
     someVectorLength: s(`SELECT length(COALESCE(d.vector, v.vector)) AS n FROM documents d LEFT JOIN vectors v ON v.id = d.vector_id
                          WHERE d.job_seq = ? AND d.state = ${DOC_DONE} LIMIT 1`),
-    insertVector: s(`INSERT INTO vectors (vector) VALUES (?)`),
+    nextVectorId: s(`SELECT COALESCE(MAX(id), 0) + 1 FROM vectors`).pluck(),
+    // Vectors 0..@n-1 of the blob (each @bytes long), in that order (a recursive CTE's queue is
+    // FIFO): each new row's id is the largest + 1, so vector i gets the first's id + i. The ids are
+    // not given: an insert at the table's end is then an append (no b-tree rebalancing).
+    insertVectors: s(`WITH RECURSIVE s(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM s WHERE i + 1 < @n)
+                      INSERT OR FAIL INTO vectors (vector) SELECT substr(@blob, i * @bytes + 1, @bytes) FROM s`),
     deleteVector: s(`DELETE FROM vectors WHERE id = ?`),
     // By key: only in-job duplicates (dup = 1, every copy of a text that occurs again), which
     // the partial index documents_dup_key holds (migration 9).
@@ -768,8 +816,9 @@ function prepareStatements(db: DB) {
                       WHERE job_seq = ? AND cache_key = ? AND dup = 1 AND state = ${DOC_PENDING}`),
     markFailedByKey: s(`UPDATE documents SET state = ${DOC_FAILED}, code = ?, error = ?
                         WHERE job_seq = ? AND cache_key = ? AND dup = 1 AND state = ${DOC_PENDING}`),
-    markDone: s(`UPDATE documents SET state = ${DOC_DONE}, vector_id = ?, truncated = ?
-                 WHERE job_seq = ? AND idx = ? AND state = ${DOC_PENDING}`),
+    // Documents [from, to) that are pending: done, document idx with vector (? + idx); their indices.
+    markDoneRange: s(`UPDATE OR FAIL documents SET state = ${DOC_DONE}, vector_id = ? + idx, truncated = ?
+                      WHERE job_seq = ? AND idx >= ? AND idx < ? AND state = ${DOC_PENDING} RETURNING idx`).pluck(),
     failureCounts: s(`SELECT code, COUNT(*) AS n FROM documents WHERE job_seq = ? AND state = ${DOC_FAILED} GROUP BY code`),
     firstFailures: s(`SELECT idx AS "index", code, error FROM documents WHERE job_seq = ? AND state = ${DOC_FAILED} ORDER BY idx LIMIT ?`),
     markFailed: s(`UPDATE documents SET state = ${DOC_FAILED}, code = ?, error = ?

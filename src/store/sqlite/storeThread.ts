@@ -9,7 +9,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import type { StoreHealth } from '../types.js';
 import { SqliteControlStore } from './controlStore.js';
 import { openSqliteStore } from './sqliteStore.js';
-import { isPacked, toWire, unpackOutcome, type Call, type Reply, type ThreadOptions } from './storeWire.js';
+import { isPacked, packDocuments, toWire, unpackOutcome, type Call, type Reply, type ThreadOptions } from './storeWire.js';
 
 const port = parentPort!;
 const options = workerData as ThreadOptions;
@@ -66,8 +66,9 @@ if (opened) {
       answer = Promise.reject(error);
     }
     answer.then(
-      (value) => {
+      (result) => {
         const health = healthChange();
+        const value = target === 'jobs' && method === 'pendingDocuments' ? packDocuments(result as { index: number; text: string }[]) : result;
         try {
           post({ id, value, ...(health ? { health } : {}) });
         } catch (error) {

@@ -2,7 +2,8 @@
  * What crosses between the main thread and the store's writer thread (threadedStore.ts,
  * storeThread.ts; docs/ARCHITECTURE.md, "The store's writer thread"): calls, answers, errors
  * (a StoreError keeps its class and code) and chunk outcomes, whose vectors travel packed in
- * one buffer of our own (a copy: the caller's arrays are never detached).
+ * one buffer: their own when the outcome hands them over (ChunkOutcome.handOver), else a copy
+ * (the caller's arrays are then never detached).
  */
 import type { ChunkOutcome } from '../../jobs/model.js';
 import type { StoreHealth } from '../types.js';
@@ -57,7 +58,11 @@ export function fromWire(wire: WireError): Error {
   return error;
 }
 
-/** A chunk outcome with every vector copied into one Float32Array (transferred), and where each one is. */
+/**
+ * A chunk outcome with every vector in one Float32Array (transferred), and where each one is:
+ * the buffer the vectors already fill, in order and alone, when the outcome hands them over
+ * (a node's answer as the byte reader stores it, embedJson.ts), else a copy.
+ */
 export interface PackedOutcome {
   readonly packed: true;
   readonly index: Int32Array;
@@ -69,22 +74,41 @@ export interface PackedOutcome {
 
 export function packOutcome(outcome: ChunkOutcome): { packed: PackedOutcome; transfer: ArrayBuffer[] } {
   const n = outcome.done.length;
-  let total = 0;
-  for (const item of outcome.done) total += item.vector.length;
   const index = new Int32Array(n);
   const length = new Int32Array(n);
   const truncated = new Uint8Array(n);
-  const floats = new Float32Array(total);
-  let at = 0;
-  outcome.done.forEach((item, i) => {
+  let total = 0;
+  for (let i = 0; i < n; i++) {
+    const item = outcome.done[i]!;
     index[i] = item.index;
     length[i] = item.vector.length;
     truncated[i] = item.truncated ? 1 : 0;
-    floats.set(item.vector, at);
-    at += item.vector.length;
-  });
+    total += item.vector.length;
+  }
+  let floats = outcome.handOver ? filledBuffer(outcome.done, total) : undefined;
+  if (!floats) {
+    floats = new Float32Array(total);
+    let at = 0;
+    for (const item of outcome.done) {
+      floats.set(item.vector, at);
+      at += item.vector.length;
+    }
+  }
   const packed = { packed: true as const, index, length, truncated, floats, failed: outcome.failed };
-  return { packed, transfer: [index.buffer, length.buffer, truncated.buffer, floats.buffer] };
+  return { packed, transfer: [index.buffer, length.buffer, truncated.buffer, floats.buffer as ArrayBuffer] };
+}
+
+/** The whole buffer of the vectors when they fill it exactly, one after the other in order. */
+function filledBuffer(done: ChunkOutcome['done'], total: number): Float32Array | undefined {
+  if (done.length === 0) return undefined;
+  const buffer = done[0]!.vector.buffer;
+  if (!(buffer instanceof ArrayBuffer) || buffer.byteLength !== total * 4) return undefined;
+  let at = 0;
+  for (const item of done) {
+    if (item.vector.buffer !== buffer || item.vector.byteOffset !== at) return undefined;
+    at += item.vector.byteLength;
+  }
+  return new Float32Array(buffer);
 }
 
 export function unpackOutcome(packed: PackedOutcome): ChunkOutcome {
@@ -99,4 +123,26 @@ export function unpackOutcome(packed: PackedOutcome): ChunkOutcome {
 
 export function isPacked(value: unknown): value is PackedOutcome {
   return typeof value === 'object' && value !== null && (value as { packed?: unknown }).packed === true;
+}
+
+/** `pendingDocuments`' answer as it crosses: the indices in one Int32Array, the texts in one array (no object per document). */
+export interface PackedDocuments {
+  readonly index: Int32Array;
+  readonly text: readonly string[];
+}
+
+export function packDocuments(docs: readonly { index: number; text: string }[]): PackedDocuments {
+  const index = new Int32Array(docs.length);
+  const text = new Array<string>(docs.length);
+  for (let i = 0; i < docs.length; i++) {
+    index[i] = docs[i]!.index;
+    text[i] = docs[i]!.text;
+  }
+  return { index, text };
+}
+
+export function unpackDocuments(packed: PackedDocuments): { index: number; text: string }[] {
+  const docs = new Array<{ index: number; text: string }>(packed.index.length);
+  for (let i = 0; i < docs.length; i++) docs[i] = { index: packed.index[i]!, text: packed.text[i]! };
+  return docs;
 }

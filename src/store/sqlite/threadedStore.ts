@@ -8,7 +8,8 @@
  * readers never wait for the writer), with the same store code (a reading SqliteJobStore).
  *
  * - A write's promise settles once the thread has committed it: a read issued after it sees it.
- * - Vectors are copied into one buffer per chunk (storeWire.ts); the caller's arrays stay usable.
+ * - A chunk's vectors cross in one transferred buffer (storeWire.ts): the answer's own when the
+ *   outcome hands them over (the chunk pipeline's), else a copy (the caller's arrays stay usable).
  * - StoreError crosses with its code; `health()` is the writer's, mirrored with every answer.
  * - The thread dying (a crash, `terminate`) fails every call in flight and every later write
  *   with STORE_UNAVAILABLE and logs one line; reads go on. `close` is bounded: a thread that
@@ -31,7 +32,7 @@ import { SqliteControlStore } from './controlStore.js';
 import { prepareDataDir } from './dataDir.js';
 import { classified } from './faults.js';
 import { SqliteJobStore, type SqliteFootprint } from './sqliteStore.js';
-import { fromWire, packOutcome, type Call, type Reply, type Target, type ThreadOptions } from './storeWire.js';
+import { fromWire, packOutcome, unpackDocuments, type Call, type PackedDocuments, type Reply, type Target, type ThreadOptions } from './storeWire.js';
 
 export interface ThreadedStoreOptions extends ThreadOptions {
   /** Log lines: the checkpointer's failures, the thread's end. */
@@ -243,7 +244,7 @@ export class ThreadedJobStore implements JobStore {
   }
 
   pendingDocuments(id: string, from: number, to: number): Promise<{ index: number; text: string }[]> {
-    return this.write('pendingDocuments', id, from, to);
+    return this.write<PackedDocuments>('pendingDocuments', id, from, to).then(unpackDocuments);
   }
 
   recordChunk(id: string, outcome: ChunkOutcome): Promise<boolean> {
