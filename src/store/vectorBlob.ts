@@ -19,18 +19,29 @@ export function blobToVector(blob: Uint8Array): Float32Array {
 }
 
 /**
+ * Whether the vectors lie one after the other, in order and without gaps, in one buffer (a
+ * node's answer as the byte reader stores it, embedJson.ts): the first one's buffer and the
+ * byte offset where they start, else undefined. The vectors may have different lengths.
+ */
+export function contiguousRun(vectors: readonly Float32Array[]): { buffer: ArrayBufferLike; byteOffset: number; byteLength: number } | undefined {
+  if (vectors.length === 0) return undefined;
+  const { buffer, byteOffset } = vectors[0]!;
+  let at = byteOffset;
+  for (const v of vectors) {
+    if (v.buffer !== buffer || v.byteOffset !== at) return undefined;
+    at += v.byteLength;
+  }
+  return { buffer, byteOffset, byteLength: at - byteOffset };
+}
+
+/**
  * The vectors, each `dims` long, one after the other in one blob: a view of their buffer when
  * they already lie so in it (a chunk's vectors as the writer thread receives them), else a copy.
  */
 export function vectorsToBlob(vectors: readonly Float32Array[], dims: number): Buffer {
-  const first = vectors[0]!;
   const bytes = dims * 4;
-  let contiguous = true;
-  for (let i = 1; i < vectors.length && contiguous; i++) {
-    const v = vectors[i]!;
-    contiguous = v.buffer === first.buffer && v.byteOffset === first.byteOffset + i * bytes;
-  }
-  if (contiguous) return Buffer.from(first.buffer, first.byteOffset, vectors.length * bytes);
+  const run = contiguousRun(vectors);
+  if (run) return Buffer.from(run.buffer, run.byteOffset, run.byteLength);
   const blob = Buffer.allocUnsafeSlow(vectors.length * bytes);
   vectors.forEach((v, i) => blob.set(new Uint8Array(v.buffer, v.byteOffset, bytes), i * bytes));
   return blob;

@@ -7,6 +7,7 @@
  */
 import type { ChunkOutcome } from '../../jobs/model.js';
 import type { StoreHealth } from '../types.js';
+import { contiguousRun } from '../vectorBlob.js';
 import { StoreError, type StoreErrorCode } from '../errors.js';
 import type { CachePolicy } from './embeddingCache.js';
 
@@ -98,17 +99,11 @@ export function packOutcome(outcome: ChunkOutcome): { packed: PackedOutcome; tra
   return { packed, transfer: [index.buffer, length.buffer, truncated.buffer, floats.buffer as ArrayBuffer] };
 }
 
-/** The whole buffer of the vectors when they fill it exactly, one after the other in order. */
+/** The whole buffer of the vectors when they fill it exactly, one after the other in order (contiguousRun). */
 function filledBuffer(done: ChunkOutcome['done'], total: number): Float32Array | undefined {
-  if (done.length === 0) return undefined;
-  const buffer = done[0]!.vector.buffer;
-  if (!(buffer instanceof ArrayBuffer) || buffer.byteLength !== total * 4) return undefined;
-  let at = 0;
-  for (const item of done) {
-    if (item.vector.buffer !== buffer || item.vector.byteOffset !== at) return undefined;
-    at += item.vector.byteLength;
-  }
-  return new Float32Array(buffer);
+  const run = contiguousRun(done.map((item) => item.vector));
+  if (!run || !(run.buffer instanceof ArrayBuffer) || run.byteOffset !== 0 || run.buffer.byteLength !== total * 4) return undefined;
+  return new Float32Array(run.buffer);
 }
 
 export function unpackOutcome(packed: PackedOutcome): ChunkOutcome {
