@@ -73,6 +73,25 @@ test("recorded vectors are copied: the caller's arrays stay usable, the stored o
   assert.equal((await store.get(ADMIN_SCOPE, admission.job.id))?.completedItems, 3);
 });
 
+test('a handed-over chunk crosses in its own buffer (detached, not copied) when its vectors fill it; else it is copied', async (t) => {
+  const { store } = await open(t);
+  const admission = await store.admit(makeJob(['a', 'b', 'c', 'd']), { maxJobs: 10, now: Date.now() });
+  assert.ok(admission.admitted);
+  const values = (from: number): number[] => Array.from({ length: 4 }, (_, i) => Math.fround((from + i) / 7 - 0.5));
+  // Two vectors filling their buffer exactly, as the byte reader leaves a node's answer.
+  const whole = Float32Array.from([...values(0), ...values(4)]);
+  const filled = [whole.subarray(0, 4), whole.subarray(4, 8)];
+  assert.equal(await store.recordChunk(admission.job.id, { done: filled.map((vector, index) => ({ index, vector, truncated: false })), failed: [], handOver: true }), true);
+  assert.equal(whole.byteLength, 0, 'the buffer was transferred, not copied');
+  // Handed over, but the vectors leave room in their buffer: a copy crosses, the caller's stays.
+  const roomy = Float32Array.from([...values(8), ...values(12), 99]);
+  const partial = [roomy.subarray(0, 4), roomy.subarray(4, 8)];
+  assert.equal(await store.recordChunk(admission.job.id, { done: partial.map((vector, i) => ({ index: i + 2, vector, truncated: false })), failed: [], handOver: true }), true);
+  assert.equal(roomy.length, 9, 'not detached');
+  const items = await store.readResults(ADMIN_SCOPE, admission.job.id, 0, 4);
+  assert.deepEqual(items.map((item) => (item.state === 'done' ? Array.from(item.vector) : item.state)), [values(0), values(4), values(8), values(12)]);
+});
+
 test("the writes of one turn cross to the thread in one message, and take effect in call order", async (t) => {
   const { store } = await open(t);
   const admission = await store.admit(makeJob(['a', 'b']), { maxJobs: 10, now: Date.now() });
