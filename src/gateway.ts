@@ -203,7 +203,7 @@ async function openEmbeddedStore(config: Config, logger: Logger): Promise<{ stor
     return openThreadedStore({ dataDir: config.dataDir, cache, onError: (message) => logger.warn(`store: ${message}`) });
   }
   const store = openSqliteStore(config.dataDir, { cache, onError: (message) => logger.warn(`store checkpoint: ${message}`) });
-  return { store, control: new SqliteControlStore(store.database) };
+  return { store, control: new SqliteControlStore(store) };
 }
 
 /**

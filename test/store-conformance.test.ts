@@ -1024,7 +1024,7 @@ controlConformance('sqlite', undefined, async (t) => {
   const openOne = () => {
     const store = new SqliteJobStore(new Database(file), { maxBytes: 0 });
     stores.push(store);
-    return { store, control: new SqliteControlStore(store.database) };
+    return { store, control: new SqliteControlStore(store) };
   };
   t.after(async () => {
     for (const store of stores) await store.close();

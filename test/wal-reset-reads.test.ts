@@ -7,6 +7,11 @@
  *
  * The reset is held open deterministically: a second connection keeps a read transaction on an
  * old snapshot, so the checkpointer's RESTART waits for it (busy handler) until it is released.
+ *
+ * The job-control tables' writes (idempotency answers, webhooks, autobatch queues) take the
+ * same path as the job writes: they wait for the reset in their turn. They ran beside it once,
+ * as deferred transactions, and failed with SQLITE_BUSY while the RESTART held the write lock
+ * (a 500 on a submit in `npm run bench -- moonshot`).
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
@@ -14,7 +19,8 @@ import path from 'node:path';
 import { test } from 'node:test';
 import Database from 'better-sqlite3';
 import { ADMIN_SCOPE, type NewJob } from '../src/jobs/model.js';
-import { openSqliteStore } from '../src/store/sqlite/sqliteStore.js';
+import { SqliteControlStore } from '../src/store/sqlite/controlStore.js';
+import { openSqliteStore, type SqliteJobStore } from '../src/store/sqlite/sqliteStore.js';
 import { tempDir } from './helpers.js';
 
 const DIMS = 256;
@@ -73,4 +79,76 @@ test('status, get, list and results reads do not wait behind a WAL reset that ho
   reader.exec('COMMIT');
   assert.equal(await held.promise, true);
   assert.equal((await store.get(ADMIN_SCOPE, second.id))?.completedItems, index);
+});
+
+/** Writes chunks of `second` until the WAL is over its bound; returns the next free index. */
+async function writePastBound(store: SqliteJobStore, jobId: string, bound: number): Promise<number> {
+  let index = 0;
+  let footprint = await store.footprint();
+  while (footprint.wal_bytes <= bound) {
+    const done = Array.from({ length: 50 }, () => ({ index, vector: vector(index++), truncated: false }));
+    assert.equal(await store.recordChunk(jobId, { done, failed: [] }), true);
+    footprint = await store.footprint();
+  }
+  return index;
+}
+
+/** Resolves once another connection holds the write lock (the checkpointer's RESTART takes it first). */
+async function writeLockHeld(file: string): Promise<void> {
+  const probe = new Database(file, { timeout: 0 });
+  try {
+    for (;;) {
+      try {
+        probe.exec('BEGIN IMMEDIATE');
+        probe.exec('ROLLBACK');
+      } catch (error) {
+        if ((error as { code?: string }).code === 'SQLITE_BUSY') return;
+        throw error;
+      }
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+  } finally {
+    probe.close();
+  }
+}
+
+test('job-control writes wait for a WAL reset in their turn, and do not fail while it holds the write lock', async (t) => {
+  const dir = tempDir(t);
+  const bound = 256 * 1024;
+  const store = openSqliteStore(dir, { cache: { maxBytes: 0 }, walLimitBytes: bound, reserveBytes: 0 });
+  t.after(() => store.close());
+  const control = new SqliteControlStore(store);
+  const file = path.join(dir, 'sollol.db');
+  const big = job(2000);
+  assert.equal((await store.admit(big, { maxJobs: 100, now: Date.now() })).admitted, true);
+  const now = Date.now();
+  await control.queueAutobatch({ owner: 'anonymous', target: 'm', documents: ['a', 'b'], metadata: null, queuedAt: now - 1 });
+
+  const reader = new Database(file);
+  t.after(() => reader.close());
+  reader.exec('BEGIN');
+  assert.equal((reader.prepare('SELECT COUNT(*) AS n FROM jobs').get() as { n: number }).n, 1);
+  const index = await writePastBound(store, big.id, bound);
+  // The RESTART the last write started holds the write lock while it waits for the reader.
+  await writeLockHeld(file);
+
+  const order: string[] = [];
+  const settle = <T>(name: string, promise: Promise<T>) => track(promise.then((value) => (order.push(name), value)));
+  const jobWrite = settle('job', store.recordChunk(big.id, { done: [{ index, vector: vector(index), truncated: false }], failed: [] }));
+  const answer = { fingerprint: 'f', statusCode: 202, body: '{"job_id":"x"}', expiresAt: now + 60_000 };
+  const kept = settle('keep', control.keepIdempotentAnswer('anonymous', 'k1', answer, now));
+  const reserved = settle('reserve', control.reserveIdempotency('anonymous', 'k2', 'g', now, now + 60_000));
+  const taken = settle('take', control.takeAutobatch('anonymous', 'm', now));
+  await new Promise((resolve) => setImmediate(resolve));
+  for (const [name, write] of [['job', jobWrite], ['keep', kept], ['reserve', reserved], ['take', taken]] as const) {
+    assert.equal(write.settled(), false, `the ${name} write waits for the WAL reset`);
+  }
+
+  reader.exec('COMMIT');
+  assert.equal(await jobWrite.promise, true);
+  assert.deepEqual(await kept.promise, answer);
+  assert.equal(await reserved.promise, 'reserved');
+  assert.deepEqual((await taken.promise).map((e) => e.documents), [['a', 'b']]);
+  assert.deepEqual(order, ['job', 'keep', 'reserve', 'take'], 'in the order they were called');
+  assert.deepEqual(await control.idempotentAnswer('anonymous', 'k1', now), answer);
 });

@@ -1,8 +1,15 @@
-/** The job-control port (store/control.ts) on the embedded store's SQLite file: tables of migration 5. */
+/**
+ * The job-control port (store/control.ts) on the embedded store's SQLite file: tables of
+ * migration 5. Every write goes through the job store's write path (SqliteJobStore.transact:
+ * the WAL's back-pressure, IMMEDIATE transactions, faults classified, the full-disk rules);
+ * reads are classified like the job store's.
+ */
 import type { Database as DB, Statement } from 'better-sqlite3';
 import type { Priority } from '../../jobs/priority.js';
 import type { FilledDocument } from '../../jobs/itemFields.js';
+import { classified } from './faults.js';
 import { DOC_FAILED, DOC_PENDING } from './rows.js';
+import type { WriteKind } from './sqliteStore.js';
 import type { AutobatchEntry, AutobatchFlush, ControlStore, DocumentsFrom, IdempotentAnswer, JobControl, Template, Webhook, WebhookAttempt } from '../control.js';
 
 interface TemplateRow {
@@ -70,15 +77,31 @@ interface AnswerRow {
   expires_at: number;
 }
 
+/** The job store's write path on the same file (SqliteJobStore): its connection and `transact`. */
+export interface SqliteWritePath {
+  readonly database: DB;
+  transact<T>(kind: WriteKind, fn: () => T): Promise<T>;
+}
+
 export class SqliteControlStore implements ControlStore {
   private readonly stmt: ReturnType<typeof prepare>;
 
-  constructor(private readonly db: DB) {
-    this.stmt = prepare(db);
+  constructor(private readonly writes: SqliteWritePath) {
+    this.stmt = prepare(writes.database);
   }
 
-  async putControl(c: JobControl): Promise<void> {
-    this.stmt.putControl.run({
+  /** Adding rows: refused on a full disk. */
+  private grow<T>(fn: () => T): Promise<T> {
+    return this.writes.transact('grow', fn);
+  }
+
+  /** Deleting or updating in place: goes on on a full disk. */
+  private free<T>(fn: () => T): Promise<T> {
+    return this.writes.transact('free', fn);
+  }
+
+  putControl(c: JobControl): Promise<void> {
+    return this.grow(() => void this.stmt.putControl.run({
       job_id: c.jobId,
       owner: c.owner,
       priority: c.priority,
@@ -87,61 +110,67 @@ export class SqliteControlStore implements ControlStore {
       documents_from: c.documentsFrom ? JSON.stringify(c.documentsFrom) : null,
       template: c.template,
       created_at: c.createdAt,
-    });
+    }));
   }
 
   async controls(jobIds: readonly string[]): Promise<Map<string, JobControl>> {
-    const out = new Map<string, JobControl>();
-    for (const id of jobIds) {
-      const row = this.stmt.getControl.get(id) as ControlRow | undefined;
-      if (row) out.set(id, fromRow(row));
-    }
-    return out;
-  }
-
-  async setPriority(jobId: string, priority: Priority): Promise<boolean> {
-    return this.stmt.setPriority.run(priority, jobId).changes > 0;
-  }
-
-  async deleteControl(jobId: string): Promise<void> {
-    this.stmt.deleteControl.run(jobId);
-    this.stmt.deleteWebhook.run(jobId);
-  }
-
-  async controlledJobIds(): Promise<string[]> {
-    return (this.stmt.controlIds.all() as { job_id: string }[]).map((r) => r.job_id);
-  }
-
-  async putWebhook(w: Webhook): Promise<void> {
-    this.stmt.putWebhook.run({
-      job_id: w.jobId, owner: w.owner, url: w.url, state: w.state, attempts: JSON.stringify(w.attempts),
-      next_attempt_at: w.nextAttemptAt, first_attempt_at: w.firstAttemptAt, created_at: w.createdAt,
+    return classified(() => {
+      const out = new Map<string, JobControl>();
+      for (const id of jobIds) {
+        const row = this.stmt.getControl.get(id) as ControlRow | undefined;
+        if (row) out.set(id, fromRow(row));
+      }
+      return out;
     });
   }
 
+  setPriority(jobId: string, priority: Priority): Promise<boolean> {
+    return this.free(() => this.stmt.setPriority.run(priority, jobId).changes > 0);
+  }
+
+  deleteControl(jobId: string): Promise<void> {
+    return this.free(() => {
+      this.stmt.deleteControl.run(jobId);
+      this.stmt.deleteWebhook.run(jobId);
+    });
+  }
+
+  async controlledJobIds(): Promise<string[]> {
+    return classified(() => (this.stmt.controlIds.all() as { job_id: string }[]).map((r) => r.job_id));
+  }
+
+  putWebhook(w: Webhook): Promise<void> {
+    return this.grow(() => void this.stmt.putWebhook.run({
+      job_id: w.jobId, owner: w.owner, url: w.url, state: w.state, attempts: JSON.stringify(w.attempts),
+      next_attempt_at: w.nextAttemptAt, first_attempt_at: w.firstAttemptAt, created_at: w.createdAt,
+    }));
+  }
+
   async webhooks(jobIds: readonly string[]): Promise<Map<string, Webhook>> {
-    const out = new Map<string, Webhook>();
-    for (const id of jobIds) {
-      const row = this.stmt.getWebhook.get(id) as WebhookRow | undefined;
-      if (row) out.set(id, webhookFromRow(row));
-    }
-    return out;
+    return classified(() => {
+      const out = new Map<string, Webhook>();
+      for (const id of jobIds) {
+        const row = this.stmt.getWebhook.get(id) as WebhookRow | undefined;
+        if (row) out.set(id, webhookFromRow(row));
+      }
+      return out;
+    });
   }
 
   async openWebhooks(limit: number): Promise<Webhook[]> {
-    return (this.stmt.openWebhooks.all(limit) as WebhookRow[]).map(webhookFromRow);
+    return classified(() => (this.stmt.openWebhooks.all(limit) as WebhookRow[]).map(webhookFromRow));
   }
 
-  async claimWebhook(jobId: string, now: number, leaseUntil: number): Promise<Webhook | undefined> {
-    return this.db.transaction((): Webhook | undefined => {
+  claimWebhook(jobId: string, now: number, leaseUntil: number): Promise<Webhook | undefined> {
+    return this.free((): Webhook | undefined => {
       const changed = this.stmt.claimWebhook.run(leaseUntil, jobId, now).changes;
       if (changed === 0) return undefined;
       return webhookFromRow(this.stmt.getWebhook.get(jobId) as WebhookRow);
-    })();
+    });
   }
 
-  async fillScheduledDocuments(jobId: string, documents: readonly FilledDocument[]): Promise<boolean> {
-    return this.db.transaction((): boolean => {
+  fillScheduledDocuments(jobId: string, documents: readonly FilledDocument[]): Promise<boolean> {
+    return this.grow((): boolean => {
       const job = this.stmt.jobForFill.get(jobId) as { seq: number; status: string; total_items: number } | undefined;
       if (!job || job.status !== 'scheduled' || job.total_items !== 0) return false;
       let failed = 0;
@@ -154,95 +183,95 @@ export class SqliteControlStore implements ControlStore {
       });
       this.stmt.fillTotals.run(documents.length, failed, job.seq);
       return true;
-    })();
+    });
   }
 
-  async putTemplate(t: Template): Promise<boolean> {
+  putTemplate(t: Template): Promise<boolean> {
     const { nextRunAt, ...body } = t;
-    return this.stmt.putTemplate.run(t.owner, t.name, JSON.stringify(body), nextRunAt).changes > 0;
+    return this.grow(() => this.stmt.putTemplate.run(t.owner, t.name, JSON.stringify(body), nextRunAt).changes > 0);
   }
 
   async templates(owner: string | null): Promise<Template[]> {
-    return (this.stmt.templates.all({ owner }) as TemplateRow[]).map(templateFromRow);
+    return classified(() => (this.stmt.templates.all({ owner }) as TemplateRow[]).map(templateFromRow));
   }
 
   async template(owner: string, name: string): Promise<Template | undefined> {
-    const row = this.stmt.template.get(owner, name) as TemplateRow | undefined;
+    const row = classified(() => this.stmt.template.get(owner, name) as TemplateRow | undefined);
     return row ? templateFromRow(row) : undefined;
   }
 
-  async deleteTemplate(owner: string, name: string): Promise<boolean> {
-    return this.stmt.deleteTemplate.run(owner, name).changes > 0;
+  deleteTemplate(owner: string, name: string): Promise<boolean> {
+    return this.free(() => this.stmt.deleteTemplate.run(owner, name).changes > 0);
   }
 
   async dueTemplates(now: number): Promise<Template[]> {
-    return (this.stmt.dueTemplates.all(now) as TemplateRow[]).map(templateFromRow);
+    return classified(() => (this.stmt.dueTemplates.all(now) as TemplateRow[]).map(templateFromRow));
   }
 
-  async advanceTemplate(owner: string, name: string, expected: number, next: number | null): Promise<boolean> {
-    return this.stmt.advanceTemplate.run(next, owner, name, expected).changes > 0;
+  advanceTemplate(owner: string, name: string, expected: number, next: number | null): Promise<boolean> {
+    return this.free(() => this.stmt.advanceTemplate.run(next, owner, name, expected).changes > 0);
   }
 
-  async queueAutobatch(e: AutobatchEntry): Promise<void> {
-    this.stmt.queueAutobatch.run(e.owner, e.target, JSON.stringify(e.documents), e.documents.length, e.metadata ? JSON.stringify(e.metadata) : null, e.queuedAt);
+  queueAutobatch(e: AutobatchEntry): Promise<void> {
+    return this.grow(() => void this.stmt.queueAutobatch.run(e.owner, e.target, JSON.stringify(e.documents), e.documents.length, e.metadata ? JSON.stringify(e.metadata) : null, e.queuedAt));
   }
 
   async autobatchQueued(owner: string | null): Promise<{ owner: string; target: string; documents: number; oldestAt: number }[]> {
-    return (this.stmt.autobatchQueued.all({ owner }) as { owner: string; target: string; documents: number; oldest_at: number }[]).map((r) => ({
+    return classified(() => (this.stmt.autobatchQueued.all({ owner }) as { owner: string; target: string; documents: number; oldest_at: number }[]).map((r) => ({
       owner: r.owner, target: r.target, documents: r.documents, oldestAt: r.oldest_at,
-    }));
+    })));
   }
 
-  async takeAutobatch(owner: string, target: string, before: number): Promise<AutobatchEntry[]> {
-    return this.db.transaction((): AutobatchEntry[] => {
+  takeAutobatch(owner: string, target: string, before: number): Promise<AutobatchEntry[]> {
+    return this.free((): AutobatchEntry[] => {
       const rows = this.stmt.autobatchEntries.all(owner, target, before) as QueueRow[];
       this.stmt.deleteAutobatchEntries.run(owner, target, before);
       return rows.map((r) => ({
         owner: r.owner, target: r.target, documents: JSON.parse(r.documents) as string[],
         metadata: r.metadata ? (JSON.parse(r.metadata) as Record<string, unknown>) : null, queuedAt: r.queued_at,
       }));
-    })();
+    });
   }
 
-  async addAutobatchFlush(f: AutobatchFlush): Promise<void> {
-    this.stmt.addFlush.run(f.owner, f.target, JSON.stringify(f.jobIds), f.documents, f.flushedAt);
+  addAutobatchFlush(f: AutobatchFlush): Promise<void> {
+    return this.grow(() => void this.stmt.addFlush.run(f.owner, f.target, JSON.stringify(f.jobIds), f.documents, f.flushedAt));
   }
 
   async autobatchHistory(owner: string | null, limit: number): Promise<AutobatchFlush[]> {
-    return (this.stmt.history.all({ owner, limit }) as FlushRow[]).map((r) => ({
+    return classified(() => (this.stmt.history.all({ owner, limit }) as FlushRow[]).map((r) => ({
       owner: r.owner, target: r.target, jobIds: JSON.parse(r.job_ids) as string[], documents: r.documents, flushedAt: r.flushed_at,
-    }));
+    })));
   }
 
   async idempotentAnswer(owner: string, key: string, now: number): Promise<IdempotentAnswer | undefined> {
-    const row = this.stmt.getAnswer.get(owner, key) as AnswerRow | undefined;
+    const row = classified(() => this.stmt.getAnswer.get(owner, key) as AnswerRow | undefined);
     return row && row.expires_at > now ? answerFromRow(row) : undefined;
   }
 
-  async keepIdempotentAnswer(owner: string, key: string, answer: IdempotentAnswer, now: number): Promise<IdempotentAnswer> {
-    return this.db.transaction((): IdempotentAnswer => {
+  keepIdempotentAnswer(owner: string, key: string, answer: IdempotentAnswer, now: number): Promise<IdempotentAnswer> {
+    return this.grow((): IdempotentAnswer => {
       const row = this.stmt.getAnswer.get(owner, key) as AnswerRow | undefined;
       if (row && row.expires_at > now && row.status_code !== 0) return answerFromRow(row);
       this.stmt.putAnswer.run(owner, key, answer.fingerprint, answer.statusCode, answer.body, answer.expiresAt);
       return answer;
-    })();
+    });
   }
 
-  async reserveIdempotency(owner: string, key: string, fingerprint: string, now: number, leaseUntil: number): Promise<IdempotentAnswer | 'reserved'> {
-    return this.db.transaction((): IdempotentAnswer | 'reserved' => {
+  reserveIdempotency(owner: string, key: string, fingerprint: string, now: number, leaseUntil: number): Promise<IdempotentAnswer | 'reserved'> {
+    return this.grow((): IdempotentAnswer | 'reserved' => {
       const row = this.stmt.getAnswer.get(owner, key) as AnswerRow | undefined;
       if (row && row.expires_at > now) return answerFromRow(row);
       this.stmt.putAnswer.run(owner, key, fingerprint, 0, '', leaseUntil);
       return 'reserved';
-    })();
+    });
   }
 
-  async releaseIdempotency(owner: string, key: string, fingerprint: string): Promise<void> {
-    this.stmt.releaseAnswer.run(owner, key, fingerprint);
+  releaseIdempotency(owner: string, key: string, fingerprint: string): Promise<void> {
+    return this.free(() => void this.stmt.releaseAnswer.run(owner, key, fingerprint));
   }
 
-  async sweepIdempotency(now: number): Promise<number> {
-    return this.stmt.sweepAnswers.run(now).changes;
+  sweepIdempotency(now: number): Promise<number> {
+    return this.free(() => this.stmt.sweepAnswers.run(now).changes);
   }
 }
 

@@ -82,7 +82,7 @@ interface FileBacking {
 }
 
 /** Writes that only add data are refused in low-space mode; freeing ones (cancel, delete, expiry) go on. */
-type WriteKind = 'grow' | 'free';
+export type WriteKind = 'grow' | 'free';
 
 export class SqliteJobStore implements JobStore {
   private readonly db: DB;
@@ -693,6 +693,19 @@ export class SqliteJobStore implements JobStore {
   /** The connection, for the job-control tables on the same file (controlStore.ts). */
   get database(): DB {
     return this.db;
+  }
+
+  /**
+   * One write transaction of another table family on this file (the job-control tables,
+   * controlStore.ts), on the job store's write path: it waits for a WAL reset like every job
+   * write (and keeps its place in their order), runs IMMEDIATE under the busy timeout, with
+   * faults classified and the full-disk rules. A deferred read-then-write transaction there
+   * failed at once with SQLITE_BUSY while the checkpointer's RESTART held the write lock
+   * (found by `npm run bench -- moonshot`: a 500 on a submit with an idempotency key).
+   */
+  async transact<T>(kind: WriteKind, fn: () => T): Promise<T> {
+    if (this.walReset) await this.walReset;
+    return this.write(kind, this.db.transaction(fn));
   }
 
   attachCheckpointer(checkpointer: Checkpointer): void {

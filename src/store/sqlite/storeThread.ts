@@ -23,7 +23,7 @@ function open(): { jobs: Record<string, unknown>; control: Record<string, unknow
       ...(options.walLimitBytes === undefined ? {} : { walLimitBytes: options.walLimitBytes }),
       ...(options.reserveBytes === undefined ? {} : { reserveBytes: options.reserveBytes }),
     });
-    const control = new SqliteControlStore(store.database);
+    const control = new SqliteControlStore(store);
     return {
       jobs: store as unknown as Record<string, unknown>,
       control: control as unknown as Record<string, unknown>,

@@ -194,8 +194,9 @@ export async function openThreadedStore(options: ThreadedStoreOptions): Promise<
     await thread.close(options.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS);
     throw error;
   }
-  const store = new ThreadedJobStore(thread, new SqliteJobStore(db, options.cache, undefined, path.resolve(file)), options.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS);
-  return { store, control: new ThreadedControlStore(thread, new SqliteControlStore(db)) };
+  const reader = new SqliteJobStore(db, options.cache, undefined, path.resolve(file));
+  const store = new ThreadedJobStore(thread, reader, options.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS);
+  return { store, control: new ThreadedControlStore(thread, new SqliteControlStore(reader)) };
 }
 
 export class ThreadedJobStore implements JobStore {
