@@ -199,6 +199,10 @@ test('kill -9 of the CLI, then the same command again: continues without embeddi
   const second = await cli(t, args);
   assert.equal(second.code, 0, second.stderr);
   assert.match(second.stderr, /continuing from .*sollol-state\.json: \d+ documents already written/);
+  // The rate counts the documents this run wrote (once it always said 0 docs/s on a resume).
+  const rate = /embedded 60 of 60 documents .* \(([\d,]+) docs\/s\)/.exec(second.stderr);
+  assert.ok(rate, second.stderr);
+  assert.ok(Number(rate[1]!.replace(/,/g, '')) > 0, `a resumed run's rate: ${rate[0]}`);
   const rows = readJsonl(out);
   assert.deepEqual(rows.map((r) => r.index), lines.map((_, i) => i));
   rows.forEach((row, i) => assertVector(row.embedding, lines[i]!, `row ${i}`));

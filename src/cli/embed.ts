@@ -142,6 +142,8 @@ export async function runEmbed(input: string, flags: EmbedFlags): Promise<number
       version: STATE_VERSION, run: signature, batchSize, writtenBatches: 0, writtenDocuments: 0, failedDocuments: 0,
       mark: EMPTY_MARK, jobs: {}, finishedRanges: [], updatedAt: '',
     };
+    // `state` is `previous` on a resume, and moves on: this run's rate counts from here.
+    const writtenBefore = state.writtenDocuments;
     const stateFile = new StateFile(statePath, state);
     await stateFile.save();
     if (previous) process.stderr.write(`sollol: continuing from ${statePath}: ${fmt(previous.writtenDocuments)} documents already written, ${Object.keys(previous.jobs).length} jobs submitted\n`);
@@ -157,7 +159,7 @@ export async function runEmbed(input: string, flags: EmbedFlags): Promise<number
     const seconds = (Date.now() - started) / 1000;
     const failed = state.failedDocuments;
     const embedded = mark.rows;
-    const rate = seconds > 0 ? Math.round((state.writtenDocuments - (previous?.writtenDocuments ?? 0)) / seconds) : 0;
+    const rate = seconds > 0 ? Math.round((state.writtenDocuments - writtenBefore) / seconds) : 0;
     const failedPart = failed > 0 ? `; ${fmt(failed)} failed, listed in ${writer.errorsPath}` : '; 0 failed';
     process.stderr.write(`sollol: embedded ${fmt(embedded)} of ${fmt(documents)} documents into ${output} in ${seconds.toFixed(1)} s (${fmt(rate)} docs/s); ${fmt(blank)} blank skipped${failedPart}\n`);
     return failed > 0 ? EXIT.itemsFailed : EXIT.ok;
