@@ -209,6 +209,91 @@ test('kill -9 of the CLI, then the same command again: continues without embeddi
   assert.equal(node.stats().documents, 60, 'every document embedded exactly once across both runs');
 });
 
+test('the same command again after it finished (its jobs deleted once written), and into another output: each run embeds anew', async (t) => {
+  const node = await startSim(t);
+  const gw = await startTestGateway(t, { backend: [node.url], maxBatchDocuments: '10', cache: false });
+  const dir = tempDir(t);
+  const lines = Array.from({ length: 25 }, (_, i) => `again document ${i}`);
+  fs.writeFileSync(path.join(dir, 'in.txt'), `${lines.join('\n')}\n`);
+  for (const name of ['out.jsonl', 'out.jsonl', 'other.jsonl']) {
+    const out = path.join(dir, name);
+    fs.rmSync(out, { force: true });
+    // Once, the second run's submits were answered from the first run's Idempotency-Keys with
+    // jobs already deleted, and it stopped on JOB_NOT_FOUND.
+    const run = await cli(t, ['embed', path.join(dir, 'in.txt'), '-o', out, '-m', MODEL, '--gateway', gw.url]);
+    assert.equal(run.code, 0, run.stderr);
+    const rows = readJsonl(out);
+    assert.deepEqual(rows.map((r) => r.index), lines.map((_, i) => i));
+    rows.forEach((row, i) => assertVector(row.embedding, lines[i]!, `${name} row ${i}`));
+  }
+  assert.equal(node.stats().documents, 75, 'three runs, each embedding every document');
+});
+
+test('a rerun whose output was cut shorter or deleted since is refused (continuing would leave a gap); --restart starts over', async (t) => {
+  const node = await startSim(t, { delayPerDocMs: 20, serial: true });
+  const gw = await startTestGateway(t, { backend: [node.url], maxBatchDocuments: '10', cache: false, chunkSize: '5' });
+  const dir = tempDir(t);
+  const lines = Array.from({ length: 40 }, (_, i) => `gap document ${i}`);
+  fs.writeFileSync(path.join(dir, 'in.txt'), `${lines.join('\n')}\n`);
+  const out = path.join(dir, 'out.npy');
+  const args = ['embed', path.join(dir, 'in.txt'), '-o', out, '-m', MODEL, '--gateway', gw.url, '--concurrency', '1'];
+  const first = startCli(t, args);
+  const statePath = `${out}.sollol-state.json`;
+  await waitFor(() => {
+    if (!fs.existsSync(statePath)) return undefined;
+    return JSON.parse(fs.readFileSync(statePath, 'utf8')).writtenBatches >= 1 ? true : undefined;
+  }, 'a range written', 60_000);
+  first.child.kill('SIGKILL');
+  await first.done;
+  const written = JSON.parse(fs.readFileSync(statePath, 'utf8')).mark.outputBytes as number;
+
+  // Cut shorter: once, the rerun truncated the file back *up* to the recorded length (zeros).
+  fs.truncateSync(out, 100);
+  const cut = await cli(t, args);
+  assert.equal(cut.code, 2, cut.stderr);
+  assert.match(cut.stderr, new RegExp(`cannot continue from .*sollol-state\\.json: .*out\\.npy has 100 bytes, fewer than the ${written} the last run wrote to it; pass --restart`));
+  fs.rmSync(out);
+  const gone = await cli(t, args);
+  assert.equal(gone.code, 2, gone.stderr);
+  assert.match(gone.stderr, /out\.npy is missing \(the last run wrote \d+ bytes to it\); pass --restart to start over/);
+
+  const again = await cli(t, [...args, '--restart']);
+  assert.equal(again.code, 0, again.stderr);
+  const npy = readNpy(out);
+  assert.equal(npy.rows, 40);
+  lines.forEach((text, i) => assertVector(npy.data.subarray(i * 768, (i + 1) * 768), text, `row ${i}`));
+});
+
+test('a second sollol embed on the same output is refused while the first runs; a lock left by a run that died is taken over', async (t) => {
+  const node = await startSim(t, { delayPerDocMs: 20, serial: true });
+  const gw = await startTestGateway(t, { backend: [node.url], maxBatchDocuments: '10', cache: false, chunkSize: '5' });
+  const dir = tempDir(t);
+  const lines = Array.from({ length: 40 }, (_, i) => `locked document ${i}`);
+  fs.writeFileSync(path.join(dir, 'in.txt'), `${lines.join('\n')}\n`);
+  const out = path.join(dir, 'out.jsonl');
+  const lock = `${out}.sollol-lock`;
+  const args = ['embed', path.join(dir, 'in.txt'), '-o', out, '-m', MODEL, '--gateway', gw.url, '--concurrency', '1'];
+  const first = startCli(t, args);
+  await waitFor(() => (fs.existsSync(`${out}.sollol-state.json`) ? true : undefined), 'the first run under way', 60_000);
+  const second = await cli(t, args);
+  assert.equal(second.code, 2, second.stderr);
+  assert.match(second.stderr, new RegExp(`another sollol embed \\(pid ${first.child.pid}\\) is writing .*out\\.jsonl: wait for it to finish or stop it`));
+  const done = await first.done;
+  assert.equal(done.code, 0, done.stderr);
+  assert.deepEqual(readJsonl(out).map((r) => r.index), lines.map((_, i) => i), 'the first run wrote every row once, in order');
+  assert.equal(fs.existsSync(lock), false, 'released at exit');
+
+  // A lock naming a process that is gone (a run killed with -9 leaves one).
+  const dead = spawn(process.execPath, ['-e', '']);
+  await once(dead, 'exit');
+  fs.writeFileSync(lock, `${dead.pid}\n`);
+  fs.rmSync(out);
+  const taken = await cli(t, args);
+  assert.equal(taken.code, 0, taken.stderr);
+  assert.equal(readJsonl(out).length, 40);
+  assert.equal(fs.existsSync(lock), false);
+});
+
 test('a CLI killed between a submit and saving its state: the rerun finds that job (Idempotency-Key), nothing is embedded twice', async (t) => {
   const node = await startSim(t, { serial: true });
   const gw = await startTestGateway(t, { backend: [node.url], maxBatchDocuments: '10', cache: false });

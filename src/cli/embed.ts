@@ -12,7 +12,7 @@
  * Exit codes: 0 all embedded, 3 some documents failed (listed in OUTPUT.errors.jsonl),
  * 1 an error stopped the run, 2 bad usage.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Command } from 'commander';
@@ -21,7 +21,8 @@ import { withRetries, type RetryPolicy } from '../client/client.js';
 import { SollolApiError } from '../client/errors.js';
 import type { EmbedOptions, JobView } from '../client/types.js';
 import { countLines, formatFromPath, InputError, isBlank, readInput, type InputFormat, type InputSpec } from './embed/input.js';
-import { EMPTY_MARK, outputFormatOf, OutputWriter, type DocumentId } from './embed/output.js';
+import { lockOutput, OutputLockedError } from './embed/lock.js';
+import { EMPTY_MARK, OutputChangedError, outputFormatOf, OutputWriter, type DocumentId } from './embed/output.js';
 import { fmt, Progress } from './embed/progress.js';
 import { loadState, signatureChanges, statePathOf, StateFile, STATE_VERSION, type EmbedState, type RunSignature } from './embed/state.js';
 import { clientFrom, EXIT, gatewayWaitMs, positiveInt, stopped, usage, withGatewayFlags, type GatewayFlags } from './gatewayFlags.js';
@@ -121,6 +122,12 @@ export async function runEmbed(input: string, flags: EmbedFlags): Promise<number
     options: { ...options },
   };
 
+  try {
+    lockOutput(output);
+  } catch (error) {
+    if (error instanceof OutputLockedError) usage(error.message);
+    throw error;
+  }
   const statePath = statePathOf(output);
   let previous: EmbedState | undefined;
   try {
@@ -140,14 +147,20 @@ export async function runEmbed(input: string, flags: EmbedFlags): Promise<number
     if (batchSize > limits.maxBatchDocuments) throw new Error(`the gateway now takes at most ${fmt(limits.maxBatchDocuments)} documents per job, the state file's ranges have ${fmt(batchSize)}; pass --restart`);
     const state: EmbedState = previous ?? {
       version: STATE_VERSION, run: signature, batchSize, writtenBatches: 0, writtenDocuments: 0, failedDocuments: 0,
-      mark: EMPTY_MARK, jobs: {}, finishedRanges: [], updatedAt: '',
+      mark: EMPTY_MARK, jobs: {}, finishedRanges: [], updatedAt: '', runId: randomUUID(),
     };
     // `state` is `previous` on a resume, and moves on: this run's rate counts from here.
     const writtenBefore = state.writtenDocuments;
     const stateFile = new StateFile(statePath, state);
     await stateFile.save();
     if (previous) process.stderr.write(`sollol: continuing from ${statePath}: ${fmt(previous.writtenDocuments)} documents already written, ${Object.keys(previous.jobs).length} jobs submitted\n`);
-    const writer = await OutputWriter.open(output, format, state.mark);
+    let writer: OutputWriter;
+    try {
+      writer = await OutputWriter.open(output, format, state.mark);
+    } catch (error) {
+      if (error instanceof OutputChangedError) usage(`cannot continue from ${statePath}: ${error.message}; pass --restart to start over`);
+      throw error;
+    }
     const progress = new Progress('embed');
     progress.setBaseline(state.writtenDocuments);
     const run = new EmbedRun(client, policy, flags.model, options, retries, batchSize, state, stateFile, writer, progress, flags.keepJobs === true, path.basename(input));
@@ -309,9 +322,11 @@ class EmbedRun {
     if (jobId === undefined) {
       const texts = batch.texts;
       const metadata = { source: 'sollol embed', input: this.inputName, first_index: batch.start };
-      // The key is derived from what is submitted, so a rerun after a crash between the submit and
-      // the state file's save finds the job made then instead of embedding the range again.
-      const digest = createHash('sha256').update(JSON.stringify([this.model, this.options ?? null, metadata]));
+      // The key is derived from the run and what is submitted, so a rerun after a crash between
+      // the submit and the state file's save finds the job made then instead of embedding the
+      // range again; another run of the same command gets jobs of its own (state.ts, runId).
+      const signed = [this.model, this.options ?? null, metadata];
+      const digest = createHash('sha256').update(JSON.stringify(this.state.runId === undefined ? signed : [this.state.runId, ...signed]));
       for (const text of texts) digest.update(`\n${text}`);
       const idempotencyKey = `sollol-embed-${digest.digest('hex').slice(0, 48)}${lost ? `-${Date.now()}` : ''}`;
       const answer = await withRetries(() => this.client.submit(this.model, texts, { options: this.options, metadata, idempotencyKey }), this.policy);

@@ -70,8 +70,30 @@ class Appender {
   }
 }
 
+/**
+ * A file the state file says holds more than is there: gone, or cut shorter since the last run.
+ * Continuing would leave a gap (truncate would fill it with zeros: rows of zeros in a .npy).
+ */
+export class OutputChangedError extends Error {}
+
 async function openAt(path: string, bytes: number): Promise<fs.FileHandle> {
-  const handle = await fs.open(path, bytes === 0 ? 'w' : 'r+');
+  if (bytes === 0) {
+    const handle = await fs.open(path, 'w');
+    await handle.truncate(0);
+    return handle;
+  }
+  let handle: fs.FileHandle;
+  try {
+    handle = await fs.open(path, 'r+');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw new OutputChangedError(`${path} is missing (the last run wrote ${bytes} bytes to it)`);
+    throw error;
+  }
+  const { size } = await handle.stat();
+  if (size < bytes) {
+    await handle.close();
+    throw new OutputChangedError(`${path} has ${size} bytes, fewer than the ${bytes} the last run wrote to it`);
+  }
   await handle.truncate(bytes);
   return handle;
 }

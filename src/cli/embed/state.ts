@@ -34,6 +34,13 @@ export interface EmbedState {
   mark: OutputMark;
   /** Batch number -> its current job (the last retry's), for ranges not written yet. */
   jobs: Record<string, string>;
+  /**
+   * This run's id, part of every submit's Idempotency-Key: a rerun of the same run (a resume)
+   * finds the jobs it submitted, another run of the same command (after one finished, or with
+   * --restart) is not answered with those jobs, which are deleted once written. Absent in
+   * state files of earlier versions (their keys are kept as they were).
+   */
+  runId?: string;
   /** For people reading the file: the document index ranges written, [start, end). */
   finishedRanges: [number, number][];
   updatedAt: string;
