@@ -229,6 +229,26 @@ test('the same command again after it finished (its jobs deleted once written), 
   assert.equal(node.stats().documents, 75, 'three runs, each embedding every document');
 });
 
+test('a range over the gateway\'s body limit says which --batch-size to rerun with; a resume refuses another --batch-size', async (t) => {
+  const node = await startSim(t);
+  const gw = await startTestGateway(t, { backend: [node.url], bodyLimitMb: '0.01', cache: false });
+  const dir = tempDir(t);
+  const lines = Array.from({ length: 80 }, (_, i) => `long document ${i} ${'x'.repeat(200)}`);
+  fs.writeFileSync(path.join(dir, 'in.txt'), `${lines.join('\n')}\n`);
+  const out = path.join(dir, 'out.jsonl');
+  const args = ['embed', path.join(dir, 'in.txt'), '-o', out, '-m', MODEL, '--gateway', gw.url];
+  const big = await cli(t, args);
+  assert.equal(big.code, 1, big.stderr);
+  assert.match(big.stderr, /the range of 80 documents from document 0 \([\d.]+ KB of text\) is larger than the gateway accepts in one request \(BODY_TOO_LARGE\): rerun with --restart --batch-size 40/);
+  // The state file's ranges have the gateway's batch size: a resume cannot re-cut them silently.
+  const changed = await cli(t, [...args, '--batch-size', '20']);
+  assert.equal(changed.code, 2, changed.stderr);
+  assert.match(changed.stderr, /cuts the input into ranges of \d[\d,]* documents; --batch-size 20 needs --restart/);
+  const small = await cli(t, [...args, '--restart', '--batch-size', '20']);
+  assert.equal(small.code, 0, small.stderr);
+  assert.deepEqual(readJsonl(out).map((r) => r.index), lines.map((_, i) => i));
+});
+
 test('a rerun whose output was cut shorter or deleted since is refused (continuing would leave a gap); --restart starts over', async (t) => {
   const node = await startSim(t, { delayPerDocMs: 20, serial: true });
   const gw = await startTestGateway(t, { backend: [node.url], maxBatchDocuments: '10', cache: false, chunkSize: '5' });

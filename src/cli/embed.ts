@@ -138,6 +138,10 @@ export async function runEmbed(input: string, flags: EmbedFlags): Promise<number
   if (previous) {
     const changes = signatureChanges(previous.run, signature);
     if (changes.length > 0) usage(`${statePath} belongs to another run (${changes.join('; ')}); rerun that command, or pass --restart to start over`);
+    // The state's ranges are cut at its batch size: another one cannot continue them.
+    if (wantedBatch !== undefined && wantedBatch !== previous.batchSize) {
+      usage(`${statePath} cuts the input into ranges of ${fmt(previous.batchSize)} documents; --batch-size ${fmt(wantedBatch)} needs --restart (which starts over)`);
+    }
   }
 
   const started = Date.now();
@@ -329,7 +333,15 @@ class EmbedRun {
       const digest = createHash('sha256').update(JSON.stringify(this.state.runId === undefined ? signed : [this.state.runId, ...signed]));
       for (const text of texts) digest.update(`\n${text}`);
       const idempotencyKey = `sollol-embed-${digest.digest('hex').slice(0, 48)}${lost ? `-${Date.now()}` : ''}`;
-      const answer = await withRetries(() => this.client.submit(this.model, texts, { options: this.options, metadata, idempotencyKey }), this.policy);
+      const answer = await withRetries(() => this.client.submit(this.model, texts, { options: this.options, metadata, idempotencyKey }), this.policy).catch((error: unknown) => {
+        if (!(error instanceof SollolApiError) || error.code !== 'BODY_TOO_LARGE') throw error;
+        const bytes = texts.reduce((sum, text) => sum + Buffer.byteLength(text), 0);
+        const size = bytes >= 1e6 ? `${(bytes / 1e6).toFixed(1)} MB` : `${(bytes / 1e3).toFixed(1)} KB`;
+        throw new Error(
+          `the range of ${fmt(texts.length)} documents from document ${fmt(batch.start)} (${size} of text) is larger than the gateway accepts in one request (BODY_TOO_LARGE): ` +
+            `rerun with --restart --batch-size ${fmt(Math.max(1, Math.floor(texts.length / 2)))} (smaller ranges), or raise the gateway's --body-limit-mb`,
+        );
+      });
       jobId = answer.job_id;
       // Test-only (documented in the README's development notes): die between the submit and the
       // state file's save, the window the idempotency key above covers.
