@@ -314,6 +314,30 @@ test('a second sollol embed on the same output is refused while the first runs; 
   assert.equal(fs.existsSync(lock), false);
 });
 
+test('Ctrl-C says how far it got and how to continue (exit 130); the same command continues', async (t) => {
+  const node = await startSim(t, { delayPerDocMs: 20, serial: true });
+  const gw = await startTestGateway(t, { backend: [node.url], maxBatchDocuments: '10', cache: false, chunkSize: '5' });
+  const dir = tempDir(t);
+  const lines = Array.from({ length: 40 }, (_, i) => `interrupted document ${i}`);
+  fs.writeFileSync(path.join(dir, 'in.txt'), `${lines.join('\n')}\n`);
+  const out = path.join(dir, 'out.jsonl');
+  const args = ['embed', path.join(dir, 'in.txt'), '-o', out, '-m', MODEL, '--gateway', gw.url, '--concurrency', '1'];
+  const first = startCli(t, args);
+  const statePath = `${out}.sollol-state.json`;
+  await waitFor(() => {
+    if (!fs.existsSync(statePath)) return undefined;
+    return JSON.parse(fs.readFileSync(statePath, 'utf8')).writtenBatches >= 1 ? true : undefined;
+  }, 'a range written', 60_000);
+  first.child.kill('SIGINT');
+  const stopped = await first.done;
+  assert.equal(stopped.code, 130, stopped.stderr);
+  assert.match(stopped.stderr, /sollol: interrupted: \d+ documents written to .*out\.jsonl; run the same command again to continue/);
+  assert.equal(fs.existsSync(`${out}.sollol-lock`), false, 'the lock is released');
+  const again = await cli(t, args);
+  assert.equal(again.code, 0, again.stderr);
+  assert.deepEqual(readJsonl(out).map((r) => r.index), lines.map((_, i) => i));
+});
+
 test('a CLI killed between a submit and saving its state: the rerun finds that job (Idempotency-Key), nothing is embedded twice', async (t) => {
   const node = await startSim(t, { serial: true });
   const gw = await startTestGateway(t, { backend: [node.url], maxBatchDocuments: '10', cache: false });

@@ -167,6 +167,13 @@ export async function runEmbed(input: string, flags: EmbedFlags): Promise<number
     }
     const progress = new Progress('embed');
     progress.setBaseline(state.writtenDocuments);
+    // Ctrl-C: the state file is saved after every range, so stopping here loses nothing; the
+    // jobs in flight go on on the gateway and the rerun follows them.
+    process.once('SIGINT', () => {
+      progress.stop();
+      process.stderr.write(`\nsollol: interrupted: ${fmt(state.writtenDocuments)} documents written to ${output}; run the same command again to continue\n`);
+      process.exit(EXIT.interrupted);
+    });
     const run = new EmbedRun(client, policy, flags.model, options, retries, batchSize, state, stateFile, writer, progress, flags.keepJobs === true, path.basename(input));
     const estimate = await countLines(input).catch(() => undefined);
     const { documents, blank } = await run.execute(spec, concurrency, estimate);

@@ -15,7 +15,8 @@ export interface GatewayFlags {
 }
 
 /** Exit codes of the client commands. */
-export const EXIT = { ok: 0, error: 1, usage: 2, itemsFailed: 3 } as const;
+/** Exit codes; 130 is a shell's code for a process ended by Ctrl-C (128 + SIGINT). */
+export const EXIT = { ok: 0, error: 1, usage: 2, itemsFailed: 3, interrupted: 130 } as const;
 
 export function withGatewayFlags(command: Command): Command {
   return command
