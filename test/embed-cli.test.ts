@@ -14,6 +14,7 @@ import { simVector } from '../src/sim/index.js';
 import { MODEL, call, startSim, startTestGateway, tempDir, waitFor, waitForStatus } from './helpers.js';
 import { spawnGateway } from './subprocess.js';
 import { freePort } from './ports.js';
+import { mountTmpfs } from './tmpfs.js';
 
 const CLI = ['--import', 'tsx', 'src/cli/main.ts'];
 
@@ -312,6 +313,31 @@ test('a second sollol embed on the same output is refused while the first runs; 
   assert.equal(taken.code, 0, taken.stderr);
   assert.equal(readJsonl(out).length, 40);
   assert.equal(fs.existsSync(lock), false);
+});
+
+test('the output\'s disk fills up: the run stops saying to free space and rerun; the rerun continues to every row', async (t) => {
+  const mounted = mountTmpfs(2);
+  if ('skip' in mounted) return t.skip(mounted.skip);
+  t.after(mounted.unmount);
+  const node = await startSim(t);
+  const gw = await startTestGateway(t, { backend: [node.url], maxBatchDocuments: '500', cache: false });
+  const dir = tempDir(t);
+  const lines = Array.from({ length: 3000 }, (_, i) => `full output disk ${i}`);
+  fs.writeFileSync(path.join(dir, 'in.txt'), `${lines.join('\n')}\n`);
+  const out = path.join(mounted.dir, 'out.npy');
+  const args = ['embed', path.join(dir, 'in.txt'), '-o', out, '-m', MODEL, '--gateway', gw.url];
+  // 3,000 x 768 float32 is 9.2 MB: it cannot fit in 2 MB.
+  const full = await cli(t, args);
+  assert.equal(full.code, 1, full.stderr);
+  assert.match(full.stderr, /the disk holding .*out\.npy is full \(ENOSPC\): free some space, then run the same command again to continue/);
+  mounted.resize(16);
+  const again = await cli(t, args);
+  assert.equal(again.code, 0, again.stderr);
+  assert.match(again.stderr, /continuing from/);
+  const npy = readNpy(out);
+  assert.equal(npy.rows, 3000);
+  for (let i = 0; i < 3000; i += 37) assertVector(npy.data.subarray(i * 768, (i + 1) * 768), lines[i]!, `row ${i}`);
+  assertVector(npy.data.subarray(2999 * 768), lines[2999]!, 'the last row');
 });
 
 test('Ctrl-C says how far it got and how to continue (exit 130); the same command continues', async (t) => {

@@ -7,39 +7,13 @@
  * job that was running goes on by itself and completes with every vector.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import os from 'node:os';
 import { test } from 'node:test';
 import { MODEL, assertAllVectors, call, docs, startSim, startTestGateway, submit, waitFor } from './helpers.js';
+import { mountTmpfs } from './tmpfs.js';
 
 const MiB = 1024 * 1024;
-
-/**
- * Mounts a tmpfs of `sizeMb` on a fresh directory, or says why it cannot (not root). `unmount`
- * is for the caller to register once the gateway's own t.after hook is (hooks run in order).
- */
-function mountTmpfs(sizeMb: number): { dir: string; unmount: () => void } | { skip: string } {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sollol-tmpfs-'));
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${sizeMb}m`, 'tmpfs', dir], { stdio: 'pipe' });
-  } catch (error) {
-    fs.rmdirSync(dir);
-    const why = String((error as { stderr?: Buffer }).stderr ?? error).trim();
-    if (process.env.CI === 'true') throw new Error(`cannot mount a tmpfs on CI (runs as root and must): ${why}`);
-    return { skip: `mounting a tmpfs is not permitted here (needs root): ${why}` };
-  }
-  const stats = fs.statfsSync(dir);
-  assert.ok(stats.blocks * stats.bsize <= sizeMb * MiB, 'the data directory is the small tmpfs');
-  return {
-    dir,
-    unmount: () => {
-      execFileSync("umount", ["-l", dir], { stdio: "pipe" });
-      fs.rmdirSync(dir);
-    },
-  };
-}
 
 function freeBytes(dir: string): number {
   const stats = fs.statfsSync(dir);

@@ -192,6 +192,12 @@ export async function runEmbed(input: string, flags: EmbedFlags): Promise<number
       process.stderr.write(`sollol: error: ${error.message}\n`);
       return EXIT.error;
     }
+    const code = (error as NodeJS.ErrnoException | null)?.code;
+    if (code === 'ENOSPC' || code === 'EDQUOT') {
+      // The state file records only what reached the files: the rerun cuts off the rest.
+      process.stderr.write(`\nsollol: error: the disk holding ${output} is full (${code}): free some space, then run the same command again to continue\n`);
+      return EXIT.error;
+    }
     return stopped(error);
   }
 }
