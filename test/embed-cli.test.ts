@@ -248,6 +248,11 @@ test('a range over the gateway\'s body limit says which --batch-size to rerun wi
   const small = await cli(t, [...args, '--restart', '--batch-size', '20']);
   assert.equal(small.code, 0, small.stderr);
   assert.deepEqual(readJsonl(out).map((r) => r.index), lines.map((_, i) => i));
+  // One document over the limit: no batch size helps, and the message does not suggest one.
+  fs.writeFileSync(path.join(dir, 'one.txt'), `${'y'.repeat(20_000)}\n`);
+  const one = await cli(t, ['embed', path.join(dir, 'one.txt'), '-o', path.join(dir, 'one.jsonl'), '-m', MODEL, '--gateway', gw.url]);
+  assert.equal(one.code, 1, one.stderr);
+  assert.match(one.stderr, /document 0 alone \(20\.0 KB of text\) is larger than the gateway accepts in one request \(BODY_TOO_LARGE\): shorten it, or raise the gateway's --body-limit-mb/);
 });
 
 test('a rerun whose output was cut shorter or deleted since is refused (continuing would leave a gap); --restart starts over', async (t) => {

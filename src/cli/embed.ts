@@ -350,6 +350,7 @@ class EmbedRun {
         if (!(error instanceof SollolApiError) || error.code !== 'BODY_TOO_LARGE') throw error;
         const bytes = texts.reduce((sum, text) => sum + Buffer.byteLength(text), 0);
         const size = bytes >= 1e6 ? `${(bytes / 1e6).toFixed(1)} MB` : `${(bytes / 1e3).toFixed(1)} KB`;
+        if (texts.length === 1) throw new Error(`document ${fmt(batch.start)} alone (${size} of text) is larger than the gateway accepts in one request (BODY_TOO_LARGE): shorten it, or raise the gateway's --body-limit-mb`);
         throw new Error(
           `the range of ${fmt(texts.length)} documents from document ${fmt(batch.start)} (${size} of text) is larger than the gateway accepts in one request (BODY_TOO_LARGE): ` +
             `rerun with --restart --batch-size ${fmt(Math.max(1, Math.floor(texts.length / 2)))} (smaller ranges), or raise the gateway's --body-limit-mb`,
