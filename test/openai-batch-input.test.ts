@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { MAX_INPUT_LINES, validateInputFile } from '../src/openaiBatch/inputFile.js';
 import { batchObject, fileObject, outputLine } from '../src/openaiBatch/objects.js';
+import { partsFromRefs, planGroups, splitGroups } from '../src/openaiBatch/plan.js';
 import type { BatchLineError, InputFileVerdict } from '../src/openaiBatch/inputFile.js';
 
 function errorsOf(verdict: InputFileVerdict): readonly BatchLineError[] {
@@ -81,4 +82,31 @@ test('the Batch and File objects carry OpenAI field names and types', () => {
   assert.deepEqual(JSON.parse(outputLine('batch_req_1', 'a', { statusCode: 200, requestId: 'r1', body: { ok: true } }, null)), {
     id: 'batch_req_1', custom_id: 'a', response: { status_code: 200, request_id: 'r1', body: { ok: true } }, error: null,
   });
+});
+
+test('groups over the job size are cut at line boundaries; the finaliser finds the same parts from the stored refs whatever the size is then', () => {
+  const file = Buffer.from(['a:2', 'b:2', 'c:1', 'd:3', 'e:1'].map((spec) => {
+    const [id, n] = spec.split(':');
+    return JSON.stringify({ custom_id: id, method: 'POST', url: '/v1/embeddings', body: { model: 'm', input: Array.from({ length: Number(n) }, (_, i) => `${id}${i}`) } });
+  }).join('\n'));
+  const verdict = validateInputFile(file, '/v1/embeddings');
+  assert.ok(verdict.ok);
+  const groups = planGroups('/v1/embeddings', verdict.requests);
+  const parts = splitGroups(groups, 3);
+  assert.ok(Array.isArray(parts));
+  assert.deepEqual(parts.map((p) => p.lines.map((l) => l.line.customId)), [['a'], ['b', 'c'], ['d'], ['e']]);
+  assert.deepEqual(parts.map((p) => p.documents), [['a0', 'a1'], ['b0', 'b1', 'c0'], ['d0', 'd1', 'd2'], ['e0']]);
+  assert.deepEqual(parts[1]!.lines.map((l) => [l.start, l.end]), [[0, 2], [2, 3]], 'item ranges rebased to the part');
+  assert.equal(new Set(parts.map((p) => p.key)).size, 4, 'distinct keys');
+  assert.equal(parts[0]!.key, groups[0]!.key, 'the first part keeps the group key');
+  // Refs as the batch stores them, read back with no knowledge of the size they were cut at.
+  const refs = parts.map((p, i) => ({ group: p.key, lines: p.lines.length, jobId: `job${i}` }));
+  const found = partsFromRefs(groups[0]!, refs);
+  assert.deepEqual(found.map((f) => f.ref?.jobId), ['job0', 'job1', 'job2', 'job3']);
+  assert.deepEqual(found.map((f) => f.part.documents), parts.map((p) => p.documents));
+  // A ref lost: its lines come back without one (they fail as expired), the others still match.
+  const gap = partsFromRefs(groups[0]!, [refs[0]!, refs[2]!, refs[3]!]);
+  assert.deepEqual(gap.map((f) => [f.ref?.jobId ?? null, f.part.lines.map((l) => l.line.customId)]), [['job0', ['a']], [null, ['b', 'c']], ['job2', ['d']], ['job3', ['e']]]);
+  const single = splitGroups(groups, 2);
+  assert.ok(!Array.isArray(single) && single.tooBig.customId === 'd' && single.items === 3, 'a line alone over the size');
 });

@@ -13,6 +13,7 @@ import { deletePrefix, uniquePrefix } from './redisKeys.js';
 import { testClient, testRedis } from './redisServer.js';
 import { spawnGateway } from './subprocess.js';
 import { SqliteBatchStore } from '../src/openaiBatch/batchStore.js';
+import { simVector } from '../src/sim/index.js';
 
 /**
  * Tests that edit a batch's row in batches.sqlite: registered only when the gateways run on
@@ -295,14 +296,66 @@ test('kill -9 mid-batch on Redis: the batch resumes after a restart', async (t) 
   await killNineMidBatch(t, ['--redis', server.url, '--redis-prefix', prefix]);
 });
 
-test('a model whose lines hold more items than --max-batch-documents fails the batch at validation', async (t) => {
+test('a model whose lines hold more items than --max-batch-documents runs as several jobs; one line over it fails the batch', async (t) => {
   const sim = await startSim(t, { models: MODELS });
   const { url } = await startTestGateway(t, { backend: [sim.url], maxBatchDocuments: '3' });
   const openai = client(url);
-  const fileId = await upload(openai, [line('a', '/v1/embeddings', { model: MODEL, input: ['1', '2'] }), line('b', '/v1/embeddings', { model: MODEL, input: ['3', '4'] })]);
-  const batch = await openai.batches.create({ input_file_id: fileId, endpoint: '/v1/embeddings', completion_window: '24h' });
-  assert.equal(batch.status, 'failed');
-  assert.deepEqual(batch.errors?.data?.map((e) => e.code), ['too_many_items']);
+  // 9 inputs, at most 3 per job, cut at line boundaries: [a] [b c] [d] [e].
+  const bodies: Record<string, any> = {
+    a: { model: MODEL, input: ['1', '2'] },
+    b: { model: MODEL, input: ['3', '4'] },
+    c: { model: MODEL, input: '5' },
+    d: { model: MODEL, input: ['6', '7', '8'] },
+    e: { model: MODEL, input: ['9'] },
+  };
+  const fileId = await upload(openai, Object.entries(bodies).map(([id, body]) => line(id, '/v1/embeddings', body)));
+  const created = await openai.batches.create({ input_file_id: fileId, endpoint: '/v1/embeddings', completion_window: '24h' });
+  assert.notEqual(created.status, 'failed', JSON.stringify(created.errors));
+  const done = await untilDone(openai, created.id);
+  assert.equal(done.status, 'completed');
+  assert.deepEqual(done.request_counts, { total: 5, completed: 5, failed: 0 });
+  const output = await fileLines(openai, done.output_file_id);
+  assert.deepEqual(output.map((l) => l.custom_id), ['a', 'b', 'c', 'd', 'e'], 'in input order');
+  for (const out of output) {
+    const sync = await call(`${url}/v1/embeddings`, { body: bodies[out.custom_id] });
+    assert.deepEqual(out.response.body, sync.body, `line ${out.custom_id}`);
+  }
+  const jobs = (await call(`${url}/api/batch/jobs?limit=100`)).body.jobs as { metadata?: Record<string, unknown>; total_items?: number }[];
+  const mine = jobs.filter((j) => j.metadata?.openai_batch === created.id);
+  assert.equal(mine.length, 4, 'four jobs of at most 3 items');
+
+  const tooBig = await upload(openai, [line('x', '/v1/embeddings', { model: MODEL, input: 'ok' }), line('y', '/v1/embeddings', { model: MODEL, input: ['1', '2', '3', '4'] })]);
+  const failed = await openai.batches.create({ input_file_id: tooBig, endpoint: '/v1/embeddings', completion_window: '24h' });
+  assert.equal(failed.status, 'failed');
+  assert.deepEqual(failed.errors?.data?.map((e) => [e.code, e.line]), [['too_many_items', 2]]);
+  assert.match(failed.errors!.data![0]!.message!, /The line "y" holds 4 inputs; one job takes at most 3/);
+});
+
+test('an embeddings batch over several result pages: every line\'s vectors, lines straddling pages included; over 50,000 inputs fails as OpenAI\'s does', async (t) => {
+  const sim = await startSim(t, { models: MODELS });
+  const { url } = await startTestGateway(t, { backend: [sim.url], maxBatchDocuments: '1500' });
+  const openai = client(url);
+  // 1,200 lines of 1 to 3 inputs (2,400 items): two jobs, each read back in pages of 1,000.
+  const inputs = (i: number): string[] => Array.from({ length: 1 + (i % 3) }, (_, k) => `paged ${i}.${k}`);
+  const lines = Array.from({ length: 1200 }, (_, i) => line(`l${i}`, '/v1/embeddings', { model: MODEL, input: inputs(i), ...(i % 5 === 0 ? { encoding_format: 'base64' } : {}) }));
+  const created = await openai.batches.create({ input_file_id: await upload(openai, lines), endpoint: '/v1/embeddings', completion_window: '24h' });
+  const done = await untilDone(openai, created.id);
+  assert.equal(done.status, 'completed', JSON.stringify(done.errors));
+  const output = await fileLines(openai, done.output_file_id);
+  assert.equal(output.length, 1200);
+  for (const out of output) {
+    const i = Number(out.custom_id.slice(1));
+    const data = out.response.body.data as { index: number; embedding: number[] | string }[];
+    assert.equal(data.length, inputs(i).length, out.custom_id);
+    data.forEach((d, k) => {
+      const got = typeof d.embedding === 'string' ? new Float32Array(Uint8Array.from(Buffer.from(d.embedding, 'base64')).buffer) : Float32Array.from(d.embedding);
+      assert.deepEqual(Array.from(got), Array.from(simVector(MODEL, inputs(i)[k]!, 768)), `${out.custom_id} input ${k}`);
+    });
+  }
+  const tooMany = Array.from({ length: 25_001 }, (_, i) => line(`m${i}`, '/v1/embeddings', { model: MODEL, input: ['a', 'b'] }));
+  const refused = await openai.batches.create({ input_file_id: await upload(openai, tooMany), endpoint: '/v1/embeddings', completion_window: '24h' });
+  assert.equal(refused.status, 'failed');
+  assert.match(refused.errors!.data![0]!.message!, /hold 50002 embedding inputs; an embeddings batch may hold at most 50000/);
 });
 
 sqliteOnly('a batch left validating by a gateway that died before starting its jobs is started by the finaliser', async (t) => {

@@ -20,7 +20,7 @@ import type { BatchJobRef, BatchPatch, BatchStore, StoredBatch } from './batchSt
 import { BATCH_ENDPOINTS, MAX_REPORTED_ERRORS, validateInputFile, type BatchEndpoint, type BatchLineError, type BatchRequestLine } from './inputFile.js';
 import type { BatchStatus } from './objects.js';
 import { outputLine } from './objects.js';
-import { lineOutcome, MAX_BATCH_GROUPS, planGroups, type PlannedGroup } from './plan.js';
+import { lineOutcome, MAX_BATCH_GROUPS, MAX_BATCH_JOBS, MAX_EMBEDDING_INPUTS, partsFromRefs, planGroups, splitGroups, type PlannedGroup } from './plan.js';
 
 export const COMPLETION_WINDOWS = ['24h'] as const;
 const WINDOW_MS = 24 * 3600 * 1000;
@@ -43,11 +43,70 @@ function hash(...parts: string[]): string {
   return createHash('sha256').update(parts.join('\u0000')).digest('hex').slice(0, 24);
 }
 
+/** A line with more inputs than one job takes: the batch fails validation with it. */
+function lineTooBig(line: BatchRequestLine, items: number, maxItems: number): BatchLineError {
+  return { code: 'too_many_items', message: `The line ${JSON.stringify(line.customId).slice(0, 100)} holds ${items} inputs; one job takes at most ${maxItems} (--max-batch-documents)`, param: 'body.input', line: line.line };
+}
+
 /** A chat/completion body's `id` made stable (a re-run finaliser writes the same file). */
 function stableBody(body: Record<string, unknown>, seed: string): Record<string, unknown> {
   if (typeof body.id !== 'string') return body;
   const prefix = body.id.split('-')[0]!;
   return { ...body, id: `${prefix}-${seed}` };
+}
+
+/**
+ * A job's results read forward a page at a time: `range` gives items [start, end) of ranges
+ * asked in increasing order, and forgets those before `start`.
+ */
+class ResultCursor {
+  private base = 0;
+  private items: ItemResult[] = [];
+
+  constructor(
+    private readonly page: (offset: number, limit: number) => Promise<ItemResult[]>,
+    private readonly total: number,
+  ) {}
+
+  async range(start: number, end: number): Promise<ItemResult[]> {
+    const until = Math.min(end, this.total);
+    if (start < this.base || start >= this.base + this.items.length) {
+      // Nothing held is wanted (or a range before them: read again).
+      this.base = start;
+      this.items = [];
+    } else if (this.base + this.items.length < until) {
+      // A page is needed: the items before `start` are not asked for again.
+      this.items = this.items.slice(start - this.base);
+      this.base = start;
+    }
+    while (this.base + this.items.length < until) {
+      const got = await this.page(this.base + this.items.length, RESULT_PAGE);
+      if (got.length === 0) break;
+      for (const item of got) this.items.push(item);
+    }
+    return this.items.slice(start - this.base, end - this.base);
+  }
+}
+
+/**
+ * Output lines kept as bytes in blocks, joined once into the file's content: a batch's output
+ * can be larger than the longest string V8 makes (about 512 MB), which `join` hit.
+ */
+class LineSink {
+  private readonly blocks: Buffer[] = [];
+  private bytes = 0;
+  count = 0;
+
+  add(line: string): void {
+    const block = Buffer.from(`${line}\n`);
+    this.blocks.push(block);
+    this.bytes += block.length;
+    this.count++;
+  }
+
+  content(): Buffer {
+    return Buffer.concat(this.blocks, this.bytes);
+  }
 }
 
 export class BatchService {
@@ -60,7 +119,7 @@ export class BatchService {
     private readonly files: FileStore,
     private readonly manager: JobManager,
     private readonly log: Logger,
-    /** Most items one job may have (`--max-batch-documents`): a group with more fails the batch at validation. */
+    /** Most items one job may have (`--max-batch-documents`): a group with more is cut into several jobs (plan.ts, splitGroups). */
     private readonly maxItemsPerJob: number,
     private readonly intervalMs = FINALISER_INTERVAL_MS,
   ) {}
@@ -116,13 +175,20 @@ export class BatchService {
     if (groups.length > MAX_BATCH_GROUPS) {
       return this.putFailed(base, [{ code: 'too_many_models', message: `The file's lines name ${groups.length} different models (or embedding dimensions); one batch may use at most ${MAX_BATCH_GROUPS}`, param: 'body.model', line: null }]);
     }
-    const big = groups.find((g) => g.documents.length > this.maxItemsPerJob);
-    if (big) {
-      return this.putFailed(base, [{ code: 'too_many_items', message: `The lines for model ${JSON.stringify(big.model).slice(0, 100)} hold ${big.documents.length} items (inputs); one batch may give one model at most ${this.maxItemsPerJob} (--max-batch-documents)`, param: 'body.input', line: null }]);
+    const inputs = groups.reduce((sum, g) => sum + g.documents.length, 0);
+    if (endpoint === '/v1/embeddings' && inputs > MAX_EMBEDDING_INPUTS) {
+      return this.putFailed(base, [{ code: 'too_many_items', message: `The file's lines hold ${inputs} embedding inputs; an embeddings batch may hold at most ${MAX_EMBEDDING_INPUTS}`, param: 'body.input', line: null }]);
+    }
+    const parts = splitGroups(groups, this.maxItemsPerJob);
+    if ('tooBig' in parts) {
+      return this.putFailed(base, [lineTooBig(parts.tooBig, parts.items, this.maxItemsPerJob)]);
+    }
+    if (parts.length > MAX_BATCH_JOBS) {
+      return this.putFailed(base, [{ code: 'too_many_items', message: `The file's lines hold ${inputs} items (inputs), ${parts.length} jobs of at most ${this.maxItemsPerJob} (--max-batch-documents); one batch may make at most ${MAX_BATCH_JOBS}`, param: 'body.input', line: null }]);
     }
     const batch: StoredBatch = { ...base, counts: { total: verdict.requests.length, completed: 0, failed: 0 } };
     await this.batches.put(batch);
-    return (await this.launch(batch, groups)) ?? batch;
+    return (await this.launch(batch, parts)) ?? batch;
   }
 
   private async putFailed(base: StoredBatch, errors: readonly BatchLineError[]): Promise<StoredBatch> {
@@ -259,7 +325,12 @@ export class BatchService {
         await this.batches.update(batch.id, ['validating'], { status: 'failed', errors: verdict && !verdict.ok ? verdict.errors.slice(0, MAX_REPORTED_ERRORS) : [{ code: 'invalid_file', message: 'The input file is gone', param: null, line: null }], times: { failed: now } });
         return;
       }
-      await this.launch(batch, planGroups(batch.endpoint as BatchEndpoint, verdict.requests));
+      const parts = splitGroups(planGroups(batch.endpoint as BatchEndpoint, verdict.requests), this.maxItemsPerJob);
+      if ('tooBig' in parts) {
+        await this.batches.update(batch.id, ['validating'], { status: 'failed', errors: [lineTooBig(parts.tooBig, parts.items, this.maxItemsPerJob)], times: { failed: now } });
+        return;
+      }
+      await this.launch(batch, parts);
       return;
     }
     if (batch.status === 'in_progress' && now >= (batch.times.expires ?? Infinity)) {
@@ -300,17 +371,17 @@ export class BatchService {
       return;
     }
     const groups = planGroups(endpoint, verdict.requests);
-    const output: string[] = [];
-    const errors: string[] = [];
-    const write = (line: BatchRequestLine, status: number | null, body: unknown, error: { code: string; message: string } | null, into: string[]): void => {
+    const output = new LineSink();
+    const errors = new LineSink();
+    const write = (line: BatchRequestLine, status: number | null, body: unknown, error: { code: string; message: string } | null, into: LineSink): void => {
       const seed = hash(batch.id, line.customId);
       const answer = status === null ? null : { statusCode: status, requestId: `req_${seed}`, body };
-      into.push(outputLine(`batch_req_${seed}`, line.customId, answer, error));
+      into.add(outputLine(`batch_req_${seed}`, line.customId, answer, error));
     };
-    for (const group of groups) {
-      const ref = batch.jobs.find((j) => j.group === group.key);
+    for (const { part: group, ref } of groups.flatMap((g) => partsFromRefs(g, batch.jobs))) {
       const job = ref?.jobId ? await this.jobOf(ref.jobId) : undefined;
-      const results = job ? await this.allResults(job) : undefined;
+      // A page of results at a time (a batch's output can be hundreds of MB): lines come in item order.
+      const results = job ? new ResultCursor((offset, limit) => this.manager.resultsPage(ADMIN_SCOPE, job.id, offset, limit), job.totalItems) : undefined;
       const created = Math.floor((job?.completedAt ?? Date.now()) / 1000);
       for (const planned of group.lines) {
         const { line } = planned;
@@ -320,7 +391,7 @@ export class BatchService {
           write(line, LINE_STATUS[code] ?? 500, { error: { message, type: code === 'MODEL_NOT_FOUND' ? 'invalid_request_error' : 'server_error', param: code === 'MODEL_NOT_FOUND' ? 'model' : null, code } }, null, errors);
           continue;
         }
-        const outcome = lineOutcome(endpoint, line, group.documents.slice(planned.start, planned.end), results.slice(planned.start, planned.end), created);
+        const outcome = lineOutcome(endpoint, line, group.documents.slice(planned.start, planned.end), await results.range(planned.start, planned.end), created);
         if (outcome.ok === true) write(line, 200, stableBody(outcome.body, hash(batch.id, line.customId, 'body')), null, output);
         else if (outcome.ok === false) {
           if (outcome.code === 'CANCELLED' && target === 'cancelled') continue;
@@ -333,34 +404,26 @@ export class BatchService {
         // Cancelled before it ran: left out of both files, as OpenAI does.
       }
     }
-    const outputFileId = output.length > 0 ? await this.writeFile(batch, 'output', output) : null;
-    const errorFileId = errors.length > 0 ? await this.writeFile(batch, 'error', errors) : null;
+    const outputFileId = output.count > 0 ? await this.writeFile(batch, 'output', output) : null;
+    const errorFileId = errors.count > 0 ? await this.writeFile(batch, 'error', errors) : null;
     const now = Date.now();
     const patch: BatchPatch = {
       status: target,
       outputFileId,
       errorFileId,
-      counts: { total: batch.counts.total, completed: output.length, failed: errors.length },
+      counts: { total: batch.counts.total, completed: output.count, failed: errors.count },
       times: { [target]: now },
     };
     if (await this.batches.update(batch.id, [from], patch)) {
-      this.log.info({ batch_id: batch.id, status: target, completed: output.length, failed: errors.length }, 'batch finished');
+      this.log.info({ batch_id: batch.id, status: target, completed: output.count, failed: errors.count }, 'batch finished');
     }
-  }
-
-  private async allResults(job: JobRecord): Promise<ItemResult[]> {
-    const results: ItemResult[] = [];
-    for (let offset = 0; offset < job.totalItems; offset += RESULT_PAGE) {
-      results.push(...(await this.manager.resultsPage(ADMIN_SCOPE, job.id, offset, RESULT_PAGE)));
-    }
-    return results;
   }
 
   /** The batch's output or error file: its id derived from the batch, so a second finaliser finds it written. */
-  private async writeFile(batch: StoredBatch, kind: 'output' | 'error', lines: string[]): Promise<string> {
+  private async writeFile(batch: StoredBatch, kind: 'output' | 'error', lines: LineSink): Promise<string> {
     const id = `file-${hash(batch.id, kind)}`;
     if (await this.files.get(ADMIN_SCOPE, id)) return id;
-    const content = Buffer.from(lines.map((l) => `${l}\n`).join(''));
+    const content = lines.content();
     await this.files.put({ id, owner: batch.owner, bytes: content.length, createdAt: Date.now(), filename: `${batch.id}_${kind}.jsonl`, purpose: 'batch_output' }, content);
     return id;
   }

@@ -30,8 +30,84 @@ export interface PlannedGroup {
   readonly lines: { readonly line: BatchRequestLine; readonly start: number; readonly end: number }[];
 }
 
-/** Most jobs one batch may make (distinct models, or embedding dimensions, in its file). */
+/** Most groups one batch may have (distinct models, or embedding dimensions, in its file). */
 export const MAX_BATCH_GROUPS = 16;
+/** Most jobs one batch may make (a group over `--max-batch-documents` items is cut into several). */
+export const MAX_BATCH_JOBS = 64;
+/** OpenAI's own rule: an embeddings batch holds at most this many inputs over all its lines. */
+export const MAX_EMBEDDING_INPUTS = 50_000;
+
+/**
+ * A part of a group, one job: the group's lines [from, from + count), its items rebased to the
+ * part. The first part keeps the group's key; a later one adds the index of its first line, so
+ * the finaliser finds the parts again from the batch's stored job refs (key and line count,
+ * {@link partsFromRefs}) whatever `--max-batch-documents` is by then.
+ */
+function partOf(group: PlannedGroup, from: number, count: number): PlannedGroup {
+  const lines = group.lines.slice(from, from + count);
+  const start = lines[0]?.start ?? 0;
+  const end = lines[lines.length - 1]?.end ?? start;
+  return {
+    ...group,
+    key: from === 0 ? group.key : `${group.key}\u0000#${from}`,
+    documents: group.documents.slice(start, end),
+    lines: lines.map((l) => ({ line: l.line, start: l.start - start, end: l.end - start })),
+  };
+}
+
+/**
+ * The groups cut at line boundaries into jobs of at most `maxItems` items (OpenAI takes 50,000
+ * requests per batch, a job at most `--max-batch-documents` items), or the first line that
+ * alone holds more than `maxItems` items.
+ */
+export function splitGroups(groups: readonly PlannedGroup[], maxItems: number): PlannedGroup[] | { tooBig: BatchRequestLine; items: number } {
+  const parts: PlannedGroup[] = [];
+  for (const group of groups) {
+    let from = 0;
+    let items = 0;
+    for (let i = 0; i < group.lines.length; i++) {
+      const { line, start, end } = group.lines[i]!;
+      if (end - start > maxItems) return { tooBig: line, items: end - start };
+      if (items + (end - start) > maxItems) {
+        parts.push(partOf(group, from, i - from));
+        from = i;
+        items = 0;
+      }
+      items += end - start;
+    }
+    parts.push(partOf(group, from, group.lines.length - from));
+  }
+  return parts;
+}
+
+/**
+ * The parts of `group` the batch's job refs name (key and line count), in line order; lines no
+ * ref covers come back with `ref` undefined.
+ */
+export function partsFromRefs<R extends { readonly group: string; readonly lines: number }>(group: PlannedGroup, refs: readonly R[]): { part: PlannedGroup; ref: R | undefined }[] {
+  const firstLine = (ref: R): number | undefined => {
+    if (ref.group === group.key) return 0;
+    const prefix = `${group.key}\u0000#`;
+    if (!ref.group.startsWith(prefix)) return undefined;
+    const n = Number(ref.group.slice(prefix.length));
+    return Number.isSafeInteger(n) && n > 0 ? n : undefined;
+  };
+  const mine = refs.flatMap((ref) => {
+    const from = firstLine(ref);
+    return from === undefined ? [] : [{ from, ref }];
+  }).sort((a, b) => a.from - b.from);
+  const out: { part: PlannedGroup; ref: R | undefined }[] = [];
+  let next = 0;
+  for (const { from, ref } of mine) {
+    if (from < next || from >= group.lines.length) continue;
+    if (from > next) out.push({ part: partOf(group, next, from - next), ref: undefined });
+    const count = Math.min(ref.lines, group.lines.length - from);
+    out.push({ part: partOf(group, from, count), ref });
+    next = from + count;
+  }
+  if (next < group.lines.length) out.push({ part: partOf(group, next, group.lines.length - next), ref: undefined });
+  return out;
+}
 
 type Body = Record<string, unknown>;
 
