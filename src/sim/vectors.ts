@@ -61,7 +61,7 @@ function makeBase(dims: number): Base {
   // parse costs are those of a real node. Math.fround of the parsed number is exactly
   // simVector(...).
   const forms = [...Array.from(values, (value) => `${formatFloat32(value)},`), ...Array.from(values, (value) => `${formatFloat32(-value)},`)];
-  const slot = Math.max(4, Math.ceil(Math.max(...forms.map((form) => form.length)) / 4));
+  const slot = Math.max(4, Math.ceil(forms.reduce((longest, form) => Math.max(longest, form.length), 0) / 4));
   const padded = Buffer.alloc(forms.length * slot * 4);
   const length = new Uint8Array(forms.length);
   forms.forEach((form, k) => {
@@ -304,14 +304,21 @@ interface Slab {
   live: number;
 }
 
-/** One cached vector's JSON: `length` bytes of `slab` from `offset`. */
+/**
+ * One cached vector's JSON: `length` bytes of `slab` from `offset`, or, until the text
+ * comes a second time, no bytes (`slab` undefined): only the length is accounted.
+ */
 interface Entry {
-  readonly slab: Slab;
+  readonly slab: Slab | undefined;
   readonly offset: number;
   readonly length: number;
 }
 
-/** Cache memory is taken in blocks of this size (or the budget, when smaller). */
+function unstored(length: number): Entry {
+  return { slab: undefined, offset: 0, length };
+}
+
+/** Cache memory is taken in blocks of this size (or of the budget, when smaller). */
 const SLAB_BYTES = 1024 * 1024;
 const MAX_SPARE_SLABS = 2;
 
@@ -319,11 +326,16 @@ const MAX_SPARE_SLABS = 2;
  * Serialised vectors by (model key, dims, text), bounded by total bytes, least
  * recently used evicted first, so repeated texts cost one Map lookup and a copy. A byte
  * budget rather than an entry count because entry size grows with dimensions (~10 bytes
- * each). A miss writes the vector straight into the answer, and the entry is a copy of it
- * in a shared 1 MiB block (a block of memory per entry, and freeing it, cost more than
- * building the vector). A block is freed once all its entries are evicted; when evictions
- * leave blocks mostly empty (hot texts keeping old blocks alive), so that blocks hold over
- * 1.5 times `bytes` (plus 2 MiB), the entries are copied together into fresh blocks.
+ * each). `bytes`, `hits`, `misses`, `size` and what is evicted when are those of a cache
+ * keeping every entry's bytes; but an entry's bytes are kept only from its second call on.
+ * A text met once is only its key and length: its vector is rebuilt (from the base, a few
+ * microseconds) the next time, then kept. With unique texts, as in a benchmark, keeping
+ * them was most of the node's CPU (fresh memory page by page, then freeing it), for no hit.
+ * Kept bytes are copies in shared 1 MiB blocks (a block of memory per entry cost more
+ * than building the vector). A block is freed once all its entries are evicted; when
+ * evictions leave blocks mostly empty (hot texts keeping old blocks alive), so that blocks
+ * hold over 1.5 times the kept bytes plus two blocks, the entries are copied together into
+ * fresh blocks.
  */
 export class VectorJsonCache {
   readonly #entries = new Map<string, Entry>();
@@ -334,6 +346,8 @@ export class VectorJsonCache {
   #lastId = 0;
   #capacityBytes: number;
   #bytes = 0;
+  /** Bytes of the entries whose bytes are kept (at most `bytes`). */
+  #storedBytes = 0;
   /** The block new entries go to, and how much of it is taken. */
   #slab: Slab | undefined;
   #slabUsed = 0;
@@ -358,7 +372,12 @@ export class VectorJsonCache {
     return this.#bytes;
   }
 
-  /** Bytes of memory the entries' blocks take (at least `bytes`). */
+  /** Bytes of the entries whose vectors are kept (those seen at least twice). */
+  get storedBytes(): number {
+    return this.#storedBytes;
+  }
+
+  /** Bytes of memory the kept entries' blocks take (at least `storedBytes`). */
   get heldBytes(): number {
     return this.#slabBytes;
   }
@@ -366,7 +385,6 @@ export class VectorJsonCache {
   resize(capacityBytes: number): void {
     this.#capacityBytes = capacityBytes;
     this.#evict();
-    this.#compactIfSparse();
   }
 
   /** JSON of the vector for `text` (ASCII bytes); `modelKey` must already be canonical. */
@@ -388,24 +406,38 @@ export class VectorJsonCache {
       this.hits++;
       // Re-insert so Map order tracks recency: eviction takes the oldest first.
       this.#entries.delete(cacheKey);
-      this.#entries.set(cacheKey, cached);
-      out.reserve(cached.length);
-      cached.slab.bytes.copy(out.buffer, out.length, cached.offset, cached.offset + cached.length);
-      out.advanceTo(out.length + cached.length);
+      const slab = cached.slab;
+      if (slab !== undefined) {
+        this.#entries.set(cacheKey, cached);
+        out.reserve(cached.length);
+        slab.bytes.copy(out.buffer, out.length, cached.offset, cached.offset + cached.length);
+        out.advanceTo(out.length + cached.length);
+        return;
+      }
+      // Its second call: built again, and kept from now on.
+      const from = out.length;
+      const end = this.#build(h1, h2, dims, out);
+      this.#entries.set(cacheKey, this.#store(out.buffer, from, end - from));
+      this.#storedBytes += end - from;
+      this.#compactIfSparse();
       return;
     }
     this.misses++;
     const from = out.length;
-    out.reserve(simVectorJsonRoom(dims));
-    const end = writeSimVectorJson(h1, h2, dims, out.view, from);
-    out.advanceTo(end);
-    const length = end - from;
+    const length = this.#build(h1, h2, dims, out) - from;
     if (length <= this.#capacityBytes) {
-      this.#entries.set(cacheKey, this.#store(out.buffer, from, length));
+      this.#entries.set(cacheKey, unstored(length));
       this.#bytes += length;
       this.#evict();
-      this.#compactIfSparse();
     }
+  }
+
+  /** Writes the vector's JSON at the end of `out`; returns where it ends. */
+  #build(h1: number, h2: number, dims: number, out: JsonBytes): number {
+    out.reserve(simVectorJsonRoom(dims));
+    const end = writeSimVectorJson(h1, h2, dims, out.view, out.length);
+    out.advanceTo(end);
+    return end;
   }
 
   /** A copy of `length` bytes of `source` from `offset`, in the current block. */
@@ -433,6 +465,8 @@ export class VectorJsonCache {
   /** Forgets an entry's bytes; its block goes once none are left (unless it is the current one). */
   #release(entry: Entry): void {
     const slab = entry.slab;
+    if (slab === undefined) return;
+    this.#storedBytes -= entry.length;
     slab.live -= entry.length;
     if (slab.live === 0 && slab !== this.#slab) this.#retire(slab);
   }
@@ -443,15 +477,20 @@ export class VectorJsonCache {
     if (this.#spareSlabs.length < MAX_SPARE_SLABS) this.#spareSlabs.push(slab);
   }
 
+  /** The most bytes the blocks may take for what is kept (see the class comment). */
+  get heldLimit(): number {
+    return 1.5 * this.#storedBytes + 2 * Math.min(SLAB_BYTES, this.#capacityBytes);
+  }
+
   #compactIfSparse(): void {
-    if (this.#slabBytes <= 1.5 * this.#bytes + 2 * SLAB_BYTES) return;
-    // Waste above half of `bytes` builds up only from as many bytes of evictions, so the
-    // copying costs at most a few bytes per byte stored.
+    if (this.#slabBytes <= this.heldLimit) return;
+    // Waste above half of the kept bytes builds up only from as many bytes of evictions,
+    // so the copying costs at most a few bytes per byte kept.
     this.#slab = undefined;
     this.#slabUsed = 0;
     this.#slabBytes = 0;
     for (const [key, entry] of this.#entries) {
-      this.#entries.set(key, this.#store(entry.slab.bytes, entry.offset, entry.length));
+      if (entry.slab !== undefined) this.#entries.set(key, this.#store(entry.slab.bytes, entry.offset, entry.length));
     }
   }
 
@@ -466,6 +505,7 @@ export class VectorJsonCache {
         this.#entries.clear();
         this.#oldest = undefined;
         this.#bytes = 0;
+        this.#storedBytes = 0;
         this.#slab = undefined;
         this.#slabUsed = 0;
         this.#slabBytes = 0;
@@ -494,5 +534,6 @@ export class VectorJsonCache {
       this.#bytes -= oldest.value[1].length;
       this.#release(oldest.value[1]);
     }
+    this.#compactIfSparse();
   }
 }
