@@ -88,7 +88,9 @@ function sendJsonBytes(res: ServerResponse, out: JsonBytes): void {
   res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': body.length });
   // 'finish' (end's callback) comes once the socket has taken every byte; a call cut
   // short never gets there, and its buffer is left to the GC.
-  res.end(body, () => out.release());
+  res.end(body, (error?: unknown) => {
+    if (error === undefined || error === null) out.release();
+  });
 }
 
 /** Appends the vector JSON of one document to `out`: the model's, or the configured bad shape for a poisoned one. */

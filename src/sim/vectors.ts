@@ -219,6 +219,8 @@ export function writeSimVectorJson(h1: number, h2: number, dims: number, view: D
 /** Answer buffers whose send has finished, for the next answers (see JsonBytes.release). */
 const spareBuffers: Buffer[] = [];
 const MAX_SPARE_BUFFERS = 8;
+/** Larger answers (thousands of documents in one call) give their buffer back to the GC. */
+const MAX_SPARE_BUFFER_BYTES = 4 * 1024 * 1024;
 
 /**
  * A JSON answer being assembled as bytes in one buffer, grown when a piece would not
@@ -231,8 +233,9 @@ export class JsonBytes {
   #view: DataView;
   #pos = 0;
 
-  constructor(capacity: number) {
-    const index = spareBuffers.findIndex((spare) => spare.length >= capacity);
+  /** `reuse`: may take a spare buffer (false for a result kept or dropped rather than released). */
+  constructor(capacity: number, reuse = true) {
+    const index = reuse ? spareBuffers.findIndex((spare) => spare.length >= capacity) : -1;
     this.#buf = index >= 0 ? (spareBuffers.splice(index, 1)[0] as Buffer) : Buffer.allocUnsafeSlow(Math.max(64, capacity));
     this.#view = new DataView(this.#buf.buffer, this.#buf.byteOffset, this.#buf.length);
   }
@@ -294,7 +297,7 @@ export class JsonBytes {
    * any more (the socket has taken all of it). This object must not be used after.
    */
   release(): void {
-    if (spareBuffers.length < MAX_SPARE_BUFFERS) spareBuffers.push(this.#buf);
+    if (spareBuffers.length < MAX_SPARE_BUFFERS && this.#buf.length <= MAX_SPARE_BUFFER_BYTES) spareBuffers.push(this.#buf);
   }
 }
 
@@ -389,7 +392,7 @@ export class VectorJsonCache {
 
   /** JSON of the vector for `text` (ASCII bytes); `modelKey` must already be canonical. */
   json(modelKey: string, text: string, dims: number): Buffer {
-    const out = new JsonBytes(simVectorJsonRoom(dims));
+    const out = new JsonBytes(simVectorJsonRoom(dims), false);
     this.write(modelKey, text, dims, out);
     return out.result();
   }
