@@ -30,6 +30,13 @@ const TWO_POW_31 = 2 ** 31;
 interface Base {
   readonly values: Float32Array;
   readonly words: Uint32Array;
+  /**
+   * With 4-word slots, the same bytes as 8-byte doubles, copied by two stores a form. As
+   * doubles the bytes stay exact: ASCII or zero padding in each top byte keeps the exponent
+   * below all ones, so none is a NaN (whose bits a move may change), and any other double
+   * keeps its bits with its value. Checked all the same when the base is made.
+   */
+  readonly pairs: Float64Array | undefined;
   readonly length: Uint8Array;
   /** Words per form: at least 4 (16 bytes, what ~10-character forms need). */
   readonly slot: number;
@@ -70,10 +77,21 @@ function makeBase(dims: number): Base {
   });
   const words = new Uint32Array(forms.length * slot);
   for (let w = 0; w < words.length; w++) words[w] = padded.readUInt32LE(4 * w);
+  let pairs: Float64Array | undefined;
+  if (slot === 4) {
+    pairs = new Float64Array(words.length / 2);
+    const check = Buffer.alloc(padded.length);
+    const view = new DataView(check.buffer, check.byteOffset, check.length);
+    for (let d = 0; d < pairs.length; d++) {
+      pairs[d] = padded.readDoubleLE(8 * d);
+      view.setFloat64(8 * d, pairs[d] as number, true);
+    }
+    if (!check.equals(padded)) pairs = undefined;
+  }
   // Brackets replace the first form's nothing and the last form's comma: 1 + sum of forms.
   let maxJsonBytes = 1;
   for (let i = 0; i < dims; i++) maxJsonBytes += Math.max(length[i] ?? 0, length[dims + i] ?? 0);
-  return { values, words, length, slot, maxJsonBytes };
+  return { values, words, pairs, length, slot, maxJsonBytes };
 }
 
 function baseFor(dims: number): Base {
@@ -180,11 +198,11 @@ export function simVector(model: string, text: string, dims: number): Float32Arr
  * Writes the JSON of the vector `simVector` gives for the text hashing to (h1, h2) into
  * `view` at `pos`, which must have {@link simVectorJsonRoom} bytes of room; returns the
  * position after it (bytes past it up to the room are clobbered). No string, no Buffer
- * per vector: each ~10-byte form goes as four word stores, cheaper than a byte loop or
- * a native copy's call.
+ * per vector: each ~10-byte form goes as two 8-byte stores (or its slot's word stores),
+ * cheaper than a byte loop or a native copy's call.
  */
 export function writeSimVectorJson(h1: number, h2: number, dims: number, view: DataView, pos: number): number {
-  const { words, length, slot } = baseFor(dims);
+  const { words, pairs, length, slot } = baseFor(dims);
   if (dims === 0) {
     view.setUint16(pos, 0x5d5b, true); // []
     return pos + 2;
@@ -194,14 +212,12 @@ export function writeSimVectorJson(h1: number, h2: number, dims: number, view: D
   const signs = negate;
   view.setUint8(pos, 0x5b); // [
   let p = pos + 1;
-  if (slot === 4) {
+  if (pairs !== undefined) {
     for (let i = 0; i < dims; i++) {
       const k = (o[i] as number) + ((((signs[i >>> 5] as number) >>> (i & 31)) & 1) * dims);
-      const w = k << 2;
-      view.setUint32(p, words[w] as number, true);
-      view.setUint32(p + 4, words[w + 1] as number, true);
-      view.setUint32(p + 8, words[w + 2] as number, true);
-      view.setUint32(p + 12, words[w + 3] as number, true);
+      const d = k << 1;
+      view.setFloat64(p, pairs[d] as number, true);
+      view.setFloat64(p + 8, pairs[d + 1] as number, true);
       p += length[k] as number;
     }
   } else {
