@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { describe, it, type TestContext } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import { CommanderError } from 'commander';
@@ -79,6 +80,20 @@ async function rawEmbeddings(node: SimNode, body: unknown): Promise<string> {
 }
 
 describe('sim vector bytes', () => {
+  it('simVector gives the vectors it always gave (SHA-256 of their string-built JSON, pinned)', () => {
+    const pinned: [string, string, number, string][] = [
+      ['nomic-embed-text', 'hello world', 768, '87b650139526c7e6'],
+      ['all-minilm', 'x', 384, '1e17cba5b90de08a'],
+      ['mxbai-embed-large:latest', '', 1024, '31d602d4ad6aa877'],
+      ['all-minilm', 'caf\u00e9', 3, '5acb195e7d0fb5db'],
+      ['m', 'one', 1, '080a9ed428559ef6'],
+      ['m179', 'tiny', 179, 'afec5e59af93b4b6'],
+    ];
+    for (const [model, text, dims, digest] of pinned) {
+      assert.equal(createHash('sha256').update(stringBuilt(model, text, dims)).digest('hex').slice(0, 16), digest, `${model} ${text} ${dims}`);
+    }
+  });
+
   it('answers exactly the string-built JSON, for new, second-time and cached texts, at any dims', async (t) => {
     // 179 dims has components printed in 17 bytes (0.0000019634524), past the usual 16.
     const dimsList = [1, 3, 179, 384, 768];

@@ -123,8 +123,9 @@ let negate = new Uint32Array(32);
 /**
  * The arrangement of the base for the text hashing to (h1, h2): Fisher-Yates from
  * `seededRandom(h1, h2)`, then one word of sign bits per 32 positions, drawn in that
- * order. The generator (sfc32, see random.ts) is written out inline: this runs ~1.5
- * draws per component, and a call through the closure per draw was most of its cost.
+ * order (about one draw per component). The generator (sfc32, see random.ts) is written
+ * out inline rather than called through its closure per draw; `simVector` and the JSON
+ * writer share this one function, so they cannot disagree.
  */
 function arrange(h1: number, h2: number, dims: number): void {
   if (order.length < dims) {
