@@ -5,7 +5,8 @@
  * document for each round. Texts are new every round, so every document is a cache miss.
  *
  * `node --import tsx bench/simCpu.ts`; env: DOCS (per round, 50,000), ROUNDS (3), LANES (calls
- * at once, 1), DELAY (--delay-per-doc, 0), CACHE_MB (--cache-mb, the node's default).
+ * at once, 1), DELAY (--delay-per-doc, 0), CACHE_MB (--cache-mb, the node's default), PAUSE_MS
+ * (the client's wait after each answer, 0), THREADS (1: print the node's CPU per thread).
  */
 import fs from 'node:fs';
 import http from 'node:http';
@@ -15,6 +16,7 @@ const DOCS = Number(process.env['DOCS'] ?? 50_000);
 const ROUNDS = Number(process.env['ROUNDS'] ?? 3);
 const LANES = Number(process.env['LANES'] ?? 1);
 const BATCH = 64;
+const PAUSE_MS = Number(process.env['PAUSE_MS'] ?? 0);
 const cacheMb = process.env['CACHE_MB'];
 
 const agent = new http.Agent({ keepAlive: true, maxSockets: LANES });
@@ -52,10 +54,18 @@ try {
           next += BATCH;
           const input = Array.from({ length: Math.min(BATCH, DOCS - first) }, (_, k) => `sim cpu ${round}.${first + k} short text`);
           await post(JSON.stringify({ model: 'all-minilm', input }));
+          if (PAUSE_MS > 0) await new Promise((resolve) => setTimeout(resolve, PAUSE_MS));
         }
       }),
     );
     const us = ((cpuSeconds(sim.pid) - cpu0) / DOCS) * 1e6;
+    if (process.env['THREADS']) {
+      for (const tid of fs.readdirSync(`/proc/${sim.pid}/task`)) {
+        const st = fs.readFileSync(`/proc/${sim.pid}/task/${tid}/stat`, 'utf8');
+        const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
+        console.log(`  thread ${tid} ${st.slice(st.indexOf('(') + 1, st.lastIndexOf(')'))}: utime ${f[11]} stime ${f[12]}`);
+      }
+    }
     console.log(`round ${round}: sim ${us.toFixed(1)} us/doc (${DOCS} docs at 384 dims, calls of ${BATCH}; ${contextSwitches(sim.pid) - switches0} context switches)`);
   }
 } finally {
