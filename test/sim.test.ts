@@ -1,10 +1,14 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { describe, it, type TestContext } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import { CommanderError } from 'commander';
 import { simCommand } from '../src/cli/sim.js';
 import { SimConfigError, simVector, startSimNode, type SimNode, type SimOptions, type SimStats } from '../src/sim/index.js';
 import { RunnerClock } from '../src/sim/behaviour.js';
+import { canonicalModelName } from '../src/sim/models.js';
+import { JsonBytes, VectorJsonCache } from '../src/sim/vectors.js';
+import { formatFloat32 } from '../src/util/float32Json.js';
 
 type Json = Record<string, unknown>;
 
@@ -57,6 +61,148 @@ describe('simVector', () => {
     const parsed = JSON.parse(JSON.stringify(Array.from(a))) as number[];
     for (let i = 0; i < a.length; i++) assert.equal(parsed[i], Math.fround(parsed[i] ?? NaN));
     assert.deepEqual(Float32Array.from(parsed), a);
+  });
+});
+
+/** A vector's JSON as the node printed it by joining strings: every component's shortest float32 form. */
+function stringBuilt(model: string, text: string, dims: number): string {
+  return `[${Array.from(simVector(model, text, dims), (value) => formatFloat32(value)).join(',')}]`;
+}
+
+/** The raw text of an /api/embed answer's `embeddings` array, between its brackets. */
+async function rawEmbeddings(node: SimNode, body: unknown): Promise<string> {
+  const res = await fetch(`${node.url}/api/embed`, { method: 'POST', body: JSON.stringify(body) });
+  assert.equal(res.status, 200);
+  const text = await res.text();
+  const head = '"embeddings":[';
+  const from = text.indexOf(head) + head.length;
+  return text.slice(from, text.indexOf('],"total_duration":', from));
+}
+
+describe('sim vector bytes', () => {
+  it('simVector gives the vectors it always gave (SHA-256 of their string-built JSON, pinned)', () => {
+    const pinned: [string, string, number, string][] = [
+      ['nomic-embed-text', 'hello world', 768, '87b650139526c7e6'],
+      ['all-minilm', 'x', 384, '1e17cba5b90de08a'],
+      ['mxbai-embed-large:latest', '', 1024, '31d602d4ad6aa877'],
+      ['all-minilm', 'caf\u00e9', 3, '5acb195e7d0fb5db'],
+      ['m', 'one', 1, '080a9ed428559ef6'],
+      ['m179', 'tiny', 179, 'afec5e59af93b4b6'],
+    ];
+    for (const [model, text, dims, digest] of pinned) {
+      assert.equal(createHash('sha256').update(stringBuilt(model, text, dims)).digest('hex').slice(0, 16), digest, `${model} ${text} ${dims}`);
+    }
+  });
+
+  it('answers exactly the string-built JSON, for new, second-time and cached texts, at any dims', async (t) => {
+    // 179 dims has components printed in 17 bytes (0.0000019634524), past the usual 16.
+    const dimsList = [1, 3, 179, 384, 768];
+    const node = await start(t, { models: Object.fromEntries(dimsList.map((dims) => [`m${dims}`, dims])) });
+    const texts = ['alpha', 'beta', 'alpha', '', 'caf\u00e9 \u{1f600}', 'x'.repeat(500)];
+    for (const dims of dimsList) {
+      const expected = texts.map((text) => stringBuilt(`m${dims}`, text, dims)).join(',');
+      // Three calls: every text new (one repeat inside), then met a second time (rebuilt), then kept.
+      for (let call = 0; call < 3; call++) assert.equal(await rawEmbeddings(node, { model: `m${dims}`, input: texts }), expected, `${dims} dims, call ${call}`);
+      const cut = await rawEmbeddings(node, { model: `m${dims}`, input: texts, dimensions: 2 });
+      assert.equal(cut, dims > 2 ? texts.map((text) => stringBuilt(`m${dims}`, text, 2)).join(',') : expected);
+    }
+    const legacy = await fetch(`${node.url}/api/embeddings`, { method: 'POST', body: JSON.stringify({ model: 'm384', prompt: 'alpha' }) });
+    assert.equal(await legacy.text(), `{"embedding":${stringBuilt('m384', 'alpha', 384)}}`);
+    const model = await fetch(`${node.url}/api/embed`, { method: 'POST', body: JSON.stringify({ model: 'm3:latest', input: 'x' }) });
+    assert.match(await model.text(), /^\{"model":"m3:latest","embeddings":\[\[[^\]]*\]\],"total_duration":\d+,"load_duration":\d+,"prompt_eval_count":1\}$/);
+    const stats = node.stats();
+    // Per dims: 5 distinct texts and the repeat a hit, then 6 hits per call; cut to 2 dims the
+    // same again (but 1 dim is not cut: 6 hits); the legacy call a hit, m3's 'x' a miss.
+    assert.equal(stats.cacheMisses, dimsList.length * 5 + (dimsList.length - 1) * 5 + 1);
+    assert.equal(stats.cacheHits, dimsList.length * 13 + (dimsList.length - 1) + 6 + 1);
+  });
+
+  it('poisoned documents keep their shapes: first element swapped, or one component short', async (t) => {
+    const texts = ['clean', 'POISON here', 'also clean', 'more POISON'];
+    const dims = 5;
+    const firsts = { null: 'null', string: '"NaN"', boolean: 'true', huge: '1e400' } as const;
+    for (const [shape, first] of Object.entries(firsts)) {
+      const node = await start(t, { dims, poison: 'POISON', badVector: shape as keyof typeof firsts });
+      const expected = texts.map((text) => {
+        const good = stringBuilt('nomic-embed-text', text, dims);
+        return text.includes('POISON') ? `[${first}${good.slice(good.indexOf(','))}` : good;
+      });
+      for (let call = 0; call < 2; call++) assert.equal(await rawEmbeddings(node, { model: 'nomic-embed-text', input: texts }), expected.join(','), shape);
+    }
+    const short = await start(t, { dims, poison: 'POISON', badVector: 'short' });
+    const expected = texts.map((text) => stringBuilt('nomic-embed-text', text, text.includes('POISON') ? dims - 1 : dims));
+    assert.equal(await rawEmbeddings(short, { model: 'nomic-embed-text', input: texts }), expected.join(','));
+    const sick = await start(t, { dims: 1, poison: null, badVector: 'null' });
+    assert.equal(await rawEmbeddings(sick, { model: 'nomic-embed-text', input: ['a', 'b'] }), '[null],[null]');
+  });
+
+  it('VectorJsonCache counts and evicts as an LRU of every entry by bytes, whichever entries keep their bytes', () => {
+    const dims = 24;
+    const key = canonicalModelName('all-minilm');
+    const cache = new VectorJsonCache(0);
+    // The model the cache must match: key -> length, in recency order.
+    const model = new Map<string, number>();
+    let capacity = 0;
+    let hits = 0;
+    let misses = 0;
+    const lengthOf = (text: string): number => stringBuilt('all-minilm', text, dims).length;
+    const evict = (): void => {
+      let total = [...model.values()].reduce((a, b) => a + b, 0);
+      for (const [key, length] of model) {
+        if (total <= capacity) break;
+        model.delete(key);
+        total -= length;
+      }
+    };
+    const resize = (bytes: number): void => {
+      capacity = bytes;
+      cache.resize(bytes);
+      evict();
+    };
+    const call = (text: string): void => {
+      const out = new JsonBytes(16);
+      out.text('>');
+      cache.write(key, text, dims, out);
+      assert.equal(out.result().toString('latin1'), `>${stringBuilt('all-minilm', text, dims)}`, text);
+      const length = model.get(text);
+      if (length !== undefined) {
+        hits++;
+        model.delete(text);
+        model.set(text, length);
+      } else {
+        misses++;
+        if (lengthOf(text) <= capacity) model.set(text, lengthOf(text));
+        evict();
+      }
+      assert.equal(cache.hits, hits);
+      assert.equal(cache.misses, misses);
+      assert.equal(cache.size, model.size);
+      assert.equal(cache.bytes, [...model.values()].reduce((a, b) => a + b, 0));
+      assert.ok(cache.storedBytes <= cache.bytes);
+      assert.ok(cache.heldBytes >= cache.storedBytes && cache.heldBytes <= cache.heldLimit, 'blocks compacted when mostly empty');
+    };
+    call('a');
+    resize(10 * lengthOf('a'));
+    const texts = Array.from({ length: 40 }, (_, i) => `text ${i % 7 === 0 ? 'hot' : i}`);
+    for (const text of texts) call(text);
+    for (const text of texts.slice(0, 20)) call(text);
+    // Texts kept hot while everything around them is evicted pin one old block each,
+    // until the blocks are compacted.
+    const pinned: string[] = [];
+    for (let r = 0; r < 6; r++) {
+      pinned.push(`pinned ${r}`);
+      for (let k = 0; k < 6; k++) {
+        call(`filler ${r}.${k}`);
+        call(`filler ${r}.${k}`);
+        for (const text of pinned) call(text);
+      }
+    }
+    resize(3 * lengthOf('a'));
+    for (const text of [...texts].reverse()) call(text);
+    resize(0);
+    call('hot');
+    assert.equal(cache.bytes, 0);
+    assert.equal(cache.json(key, 'z', 3).toString('latin1'), stringBuilt('all-minilm', 'z', 3));
   });
 });
 

@@ -1,18 +1,18 @@
 /**
  * `POST /api/embed` and the legacy `POST /api/embeddings`, in Ollama's wire format.
- * Response bodies are concatenated from cached vector JSON bytes, never
+ * Response bodies are assembled as bytes from cached or pre-printed vector JSON, never
  * JSON.stringify'd whole, so the node's CPU cost stays out of gateway benchmarks.
  */
 
 import type { ServerResponse } from 'node:http';
 import { pauseUntil } from './behaviour.js';
-import { elapsedNs, HttpError, optionalString, requiredModel, sendJson, sendJsonParts, unknownModel } from './http.js';
+import { elapsedNs, HttpError, optionalString, requiredModel, sendJson, unknownModel } from './http.js';
 import type { ServedModel } from './models.js';
 import type { SimState } from './state.js';
+import { JsonBytes, simVectorJsonRoom } from './vectors.js';
 
-const COMMA = Buffer.from(',');
-const LEGACY_HEAD = Buffer.from('{"embedding":');
-const CLOSE_BRACE = Buffer.from('}');
+/** Room for the answer's closing fields (three durations and a count). */
+const TAIL_BYTES = 128;
 
 /** `input` as Ollama accepts it: a string (empty means none) or an array of strings. */
 function parseInputs(input: unknown): string[] {
@@ -81,15 +81,33 @@ function poisonFailure(state: SimState, texts: readonly string[]): HttpError | u
   return kind === 'nan500' ? new HttpError(500, 'failed to encode response: json: unsupported value: NaN') : new HttpError(400, 'the input length exceeds the context length');
 }
 
-/** The vector JSON of one document: the model's, or the configured bad shape for a poisoned one. */
-function vectorJson(state: SimState, modelKey: string, text: string, dims: number): Buffer {
+/** Sends an answer assembled in `out` (200), then hands its buffer back for reuse. */
+function sendJsonBytes(res: ServerResponse, out: JsonBytes): void {
+  if (res.destroyed || res.headersSent) return;
+  const body = out.result();
+  res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': body.length });
+  // 'finish' (end's callback) comes once the socket has taken every byte; a call cut
+  // short never gets there, and its buffer is left to the GC.
+  res.end(body, (error?: unknown) => {
+    if (error === undefined || error === null) out.release();
+  });
+}
+
+/** Appends the vector JSON of one document to `out`: the model's, or the configured bad shape for a poisoned one. */
+function writeVectorJson(state: SimState, modelKey: string, text: string, dims: number, out: JsonBytes): void {
   const shape = state.options.badVector;
-  if (shape === 'none' || !isPoisoned(state, text)) return state.cache.json(modelKey, text, dims);
-  if (shape === 'short') return state.cache.json(modelKey, text, Math.max(1, dims - 1));
+  if (shape === 'none' || !isPoisoned(state, text)) {
+    state.cache.write(modelKey, text, dims, out);
+    return;
+  }
+  if (shape === 'short') {
+    state.cache.write(modelKey, text, Math.max(1, dims - 1), out);
+    return;
+  }
   const good = state.cache.json(modelKey, text, dims).toString('latin1');
   const first = { null: 'null', string: '"NaN"', boolean: 'true', huge: '1e400' }[shape];
   const comma = good.indexOf(',');
-  return Buffer.from(`[${first}${comma < 0 ? ']' : good.slice(comma)}`, 'latin1');
+  out.text(`[${first}${comma < 0 ? ']' : good.slice(comma)}`);
 }
 
 /**
@@ -169,16 +187,18 @@ export async function handleEmbed(
   }
   const dims = outputDims(model, dimensions);
   await onRunner(state, texts, signal, startNs, (loadNs) => {
-    const parts: Buffer[] = [Buffer.from(head)];
+    // Sized for the whole answer up front (it grows if a poisoned shape is longer).
+    const out = new JsonBytes(3 * head.length + texts.length * (simVectorJsonRoom(dims) + 1) + TAIL_BYTES);
+    out.text(head);
     for (let i = 0; i < texts.length; i++) {
-      if (i > 0) parts.push(COMMA);
-      parts.push(vectorJson(state, model.key, texts[i] ?? '', dims));
+      if (i > 0) out.byte(0x2c); // ,
+      writeVectorJson(state, model.key, texts[i] ?? '', dims, out);
     }
     const tokens = tokenCount(texts);
     return () => {
-      parts.push(Buffer.from(`],"total_duration":${elapsedNs(startNs)},"load_duration":${loadNs},"prompt_eval_count":${tokens}}`));
+      out.text(`],"total_duration":${elapsedNs(startNs)},"load_duration":${loadNs},"prompt_eval_count":${tokens}}`);
       state.counters.addDocuments(model.name, texts.length);
-      sendJsonParts(res, 200, parts);
+      sendJsonBytes(res, out);
     };
   });
 }
@@ -212,10 +232,13 @@ export async function handleLegacyEmbeddings(
   }
   const [text = ''] = fitToContext([prompt], state.options.maxInputChars, true);
   await onRunner(state, [text], signal, startNs, () => {
-    const vector = vectorJson(state, model.key, text, model.dims);
+    const out = new JsonBytes(simVectorJsonRoom(model.dims) + 16);
+    out.text('{"embedding":');
+    writeVectorJson(state, model.key, text, model.dims, out);
+    out.text('}');
     return () => {
       state.counters.addDocuments(model.name, 1);
-      sendJsonParts(res, 200, [LEGACY_HEAD, vector, CLOSE_BRACE]);
+      sendJsonBytes(res, out);
     };
   });
 }

@@ -55,21 +55,6 @@ export function sendJson(res: ServerResponse, status: number, body: string | Buf
   res.end(body);
 }
 
-/**
- * Sends a JSON body given as pieces, corked into one vectored write: a batch answer
- * is megabytes of cached vectors, and concatenating them first would copy it all.
- */
-export function sendJsonParts(res: ServerResponse, status: number, parts: readonly Buffer[]): void {
-  if (res.destroyed || res.headersSent) return;
-  let length = 0;
-  for (const part of parts) length += part.length;
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': length });
-  res.cork();
-  for (const part of parts) res.write(part);
-  res.end();
-  res.uncork();
-}
-
 export function sendError(res: ServerResponse, status: number, message: string): void {
   sendJson(res, status, JSON.stringify({ error: message }));
 }

@@ -99,7 +99,8 @@ export interface SimOptions {
   readonly maxInputChars: number;
   /**
    * Memory for serialised vectors, in MiB, so repeated texts cost almost nothing
-   * (a 768-dim vector takes ~15 KiB: 256 MiB holds ~17,000). Held outside the JS heap;
+   * (a 768-dim vector takes ~9.3 KiB: 256 MiB holds ~28,000). Held outside the JS heap; a
+   * text's vector is kept from its second call on (the first only counts its size);
    * 0 disables the cache.
    * @defaultValue 256
    */

@@ -58,7 +58,10 @@ export interface SimStats {
   /** Vector cache hits and misses, over both embed endpoints. */
   readonly cacheHits: number;
   readonly cacheMisses: number;
-  /** Gauge: bytes of serialised vectors held (see `SimOptions.cacheMb`). */
+  /**
+   * Gauge: bytes of the serialised vectors the cache answers for (see `SimOptions.cacheMb`);
+   * a text met only once is held as its length, its vector rebuilt if it comes again.
+   */
   readonly cacheBytes: number;
   readonly lastEmbed: LastEmbedCall | null;
   /** Inputs of each `/api/embed` call, oldest first (the last 1000), e.g. to see a bisection. */
