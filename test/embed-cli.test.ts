@@ -43,6 +43,27 @@ async function cli(t: TestContext, args: string[], options: { env?: Record<strin
   return startCli(t, args, options).done;
 }
 
+/**
+ * `sollol embed` of 40 lines to `outName` on a slow node (20 ms/doc, ranges of 10, one job at a
+ * time), left running once its state file records a range written.
+ */
+async function slowRunPastFirstRange(t: TestContext, label: string, outName: string) {
+  const node = await startSim(t, { delayPerDocMs: 20, serial: true });
+  const gw = await startTestGateway(t, { backend: [node.url], maxBatchDocuments: '10', cache: false, chunkSize: '5' });
+  const dir = tempDir(t);
+  const lines = Array.from({ length: 40 }, (_, i) => `${label} ${i}`);
+  fs.writeFileSync(path.join(dir, 'in.txt'), `${lines.join('\n')}\n`);
+  const out = path.join(dir, outName);
+  const args = ['embed', path.join(dir, 'in.txt'), '-o', out, '-m', MODEL, '--gateway', gw.url, '--concurrency', '1'];
+  const first = startCli(t, args);
+  const statePath = `${out}.sollol-state.json`;
+  await waitFor(() => {
+    if (!fs.existsSync(statePath)) return undefined;
+    return JSON.parse(fs.readFileSync(statePath, 'utf8')).writtenBatches >= 1 ? true : undefined;
+  }, 'a range written', 60_000);
+  return { lines, out, args, first, statePath };
+}
+
 function readJsonl(file: string): any[] {
   return fs.readFileSync(file, 'utf8').split('\n').filter((l) => l !== '').map((l) => JSON.parse(l));
 }
@@ -256,19 +277,7 @@ test('a range over the gateway\'s body limit says which --batch-size to rerun wi
 });
 
 test('a rerun whose output was cut shorter or deleted since is refused (continuing would leave a gap); --restart starts over', async (t) => {
-  const node = await startSim(t, { delayPerDocMs: 20, serial: true });
-  const gw = await startTestGateway(t, { backend: [node.url], maxBatchDocuments: '10', cache: false, chunkSize: '5' });
-  const dir = tempDir(t);
-  const lines = Array.from({ length: 40 }, (_, i) => `gap document ${i}`);
-  fs.writeFileSync(path.join(dir, 'in.txt'), `${lines.join('\n')}\n`);
-  const out = path.join(dir, 'out.npy');
-  const args = ['embed', path.join(dir, 'in.txt'), '-o', out, '-m', MODEL, '--gateway', gw.url, '--concurrency', '1'];
-  const first = startCli(t, args);
-  const statePath = `${out}.sollol-state.json`;
-  await waitFor(() => {
-    if (!fs.existsSync(statePath)) return undefined;
-    return JSON.parse(fs.readFileSync(statePath, 'utf8')).writtenBatches >= 1 ? true : undefined;
-  }, 'a range written', 60_000);
+  const { lines, out, args, first, statePath } = await slowRunPastFirstRange(t, 'gap document', 'out.npy');
   first.child.kill('SIGKILL');
   await first.done;
   const written = JSON.parse(fs.readFileSync(statePath, 'utf8')).mark.outputBytes as number;
@@ -346,19 +355,7 @@ test('the output\'s disk fills up: the run stops saying to free space and rerun;
 });
 
 test('Ctrl-C says how far it got and how to continue (exit 130); the same command continues', async (t) => {
-  const node = await startSim(t, { delayPerDocMs: 20, serial: true });
-  const gw = await startTestGateway(t, { backend: [node.url], maxBatchDocuments: '10', cache: false, chunkSize: '5' });
-  const dir = tempDir(t);
-  const lines = Array.from({ length: 40 }, (_, i) => `interrupted document ${i}`);
-  fs.writeFileSync(path.join(dir, 'in.txt'), `${lines.join('\n')}\n`);
-  const out = path.join(dir, 'out.jsonl');
-  const args = ['embed', path.join(dir, 'in.txt'), '-o', out, '-m', MODEL, '--gateway', gw.url, '--concurrency', '1'];
-  const first = startCli(t, args);
-  const statePath = `${out}.sollol-state.json`;
-  await waitFor(() => {
-    if (!fs.existsSync(statePath)) return undefined;
-    return JSON.parse(fs.readFileSync(statePath, 'utf8')).writtenBatches >= 1 ? true : undefined;
-  }, 'a range written', 60_000);
+  const { lines, out, args, first } = await slowRunPastFirstRange(t, 'interrupted document', 'out.jsonl');
   first.child.kill('SIGINT');
   const stopped = await first.done;
   assert.equal(stopped.code, 130, stopped.stderr);
