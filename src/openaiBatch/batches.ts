@@ -15,7 +15,7 @@ import type { JobManager } from '../jobs/manager.js';
 import { ADMIN_SCOPE, type ItemResult, type JobRecord, type Scope } from '../jobs/model.js';
 import { isTerminal } from '../jobs/state.js';
 import type { Logger } from '../logger.js';
-import type { FileStore } from '../store/files/types.js';
+import type { FileStore, FileWriter } from '../store/files/types.js';
 import type { BatchJobRef, BatchPatch, BatchStore, StoredBatch } from './batchStore.js';
 import { BATCH_ENDPOINTS, MAX_REPORTED_ERRORS, validateInputFile, type BatchEndpoint, type BatchLineError, type BatchRequestLine } from './inputFile.js';
 import type { BatchStatus } from './objects.js';
@@ -88,24 +88,42 @@ class ResultCursor {
   }
 }
 
+/** Bytes of output lines gathered before they go to the file store as one chunk. */
+const FILE_CHUNK_BYTES = 4 << 20;
+
 /**
- * Output lines kept as bytes in blocks, joined once into the file's content: a batch's output
- * can be larger than the longest string V8 makes (about 512 MB), which `join` hit.
+ * A batch's output or error lines, written to the file store a chunk at a time as they come
+ * (a batch's output can be hundreds of MB: once joined into one string, longer than V8 makes).
+ * Without a writer (the file was written by an earlier finaliser) the lines are only counted.
  */
 class LineSink {
-  private readonly blocks: Buffer[] = [];
-  private bytes = 0;
+  private block: string[] = [];
+  private blockBytes = 0;
   count = 0;
 
-  add(line: string): void {
-    const block = Buffer.from(`${line}\n`);
-    this.blocks.push(block);
-    this.bytes += block.length;
+  constructor(private readonly writer: Promise<FileWriter> | undefined) {}
+
+  async add(line: string): Promise<void> {
     this.count++;
+    if (!this.writer) return;
+    this.block.push(line, '\n');
+    this.blockBytes += line.length + 1;
+    if (this.blockBytes >= FILE_CHUNK_BYTES) await this.flush();
   }
 
-  content(): Buffer {
-    return Buffer.concat(this.blocks, this.bytes);
+  private async flush(): Promise<void> {
+    if (this.block.length === 0 || !this.writer) return;
+    const chunk = Buffer.from(this.block.join(''));
+    this.block = [];
+    this.blockBytes = 0;
+    await (await this.writer).append(chunk);
+  }
+
+  /** Commits the file (when this sink writes one). */
+  async commit(): Promise<void> {
+    if (!this.writer) return;
+    await this.flush();
+    await (await this.writer).commit();
   }
 }
 
@@ -371,12 +389,12 @@ export class BatchService {
       return;
     }
     const groups = planGroups(endpoint, verdict.requests);
-    const output = new LineSink();
-    const errors = new LineSink();
-    const write = (line: BatchRequestLine, status: number | null, body: unknown, error: { code: string; message: string } | null, into: LineSink): void => {
+    const output = await this.fileSink(batch, 'output');
+    const errors = await this.fileSink(batch, 'error');
+    const write = (line: BatchRequestLine, status: number | null, body: unknown, error: { code: string; message: string } | null, into: LineSink): Promise<void> => {
       const seed = hash(batch.id, line.customId);
       const answer = status === null ? null : { statusCode: status, requestId: `req_${seed}`, body };
-      into.add(outputLine(`batch_req_${seed}`, line.customId, answer, error));
+      return into.add(outputLine(`batch_req_${seed}`, line.customId, answer, error));
     };
     for (const { part: group, ref } of groups.flatMap((g) => partsFromRefs(g, batch.jobs))) {
       const job = ref?.jobId ? await this.jobOf(ref.jobId) : undefined;
@@ -388,24 +406,24 @@ export class BatchService {
         if (!ref || ref.jobId === null || !results) {
           const code = ref?.error?.code ?? 'RESULTS_EXPIRED';
           const message = ref?.error?.message ?? 'The job that ran this line expired before the batch was finalised';
-          write(line, LINE_STATUS[code] ?? 500, { error: { message, type: code === 'MODEL_NOT_FOUND' ? 'invalid_request_error' : 'server_error', param: code === 'MODEL_NOT_FOUND' ? 'model' : null, code } }, null, errors);
+          await write(line, LINE_STATUS[code] ?? 500, { error: { message, type: code === 'MODEL_NOT_FOUND' ? 'invalid_request_error' : 'server_error', param: code === 'MODEL_NOT_FOUND' ? 'model' : null, code } }, null, errors);
           continue;
         }
         const outcome = lineOutcome(endpoint, line, group.documents.slice(planned.start, planned.end), await results.range(planned.start, planned.end), created);
-        if (outcome.ok === true) write(line, 200, stableBody(outcome.body, hash(batch.id, line.customId, 'body')), null, output);
+        if (outcome.ok === true) await write(line, 200, stableBody(outcome.body, hash(batch.id, line.customId, 'body')), null, output);
         else if (outcome.ok === false) {
           if (outcome.code === 'CANCELLED' && target === 'cancelled') continue;
-          if (outcome.code === 'CANCELLED' && target === 'expired') write(line, null, null, { code: 'batch_expired', message: 'This line was not executed before the batch expired' }, errors);
+          if (outcome.code === 'CANCELLED' && target === 'expired') await write(line, null, null, { code: 'batch_expired', message: 'This line was not executed before the batch expired' }, errors);
           else {
             const status = LINE_STATUS[outcome.code] ?? 500;
-            write(line, status, { error: { message: outcome.message, type: status < 500 ? 'invalid_request_error' : 'server_error', param: null, code: outcome.code } }, null, errors);
+            await write(line, status, { error: { message: outcome.message, type: status < 500 ? 'invalid_request_error' : 'server_error', param: null, code: outcome.code } }, null, errors);
           }
-        } else if (target === 'expired') write(line, null, null, { code: 'batch_expired', message: 'This line was not executed before the batch expired' }, errors);
+        } else if (target === 'expired') await write(line, null, null, { code: 'batch_expired', message: 'This line was not executed before the batch expired' }, errors);
         // Cancelled before it ran: left out of both files, as OpenAI does.
       }
     }
-    const outputFileId = output.count > 0 ? await this.writeFile(batch, 'output', output) : null;
-    const errorFileId = errors.count > 0 ? await this.writeFile(batch, 'error', errors) : null;
+    const outputFileId = output.count > 0 ? await this.commitFile(batch, 'output', output) : null;
+    const errorFileId = errors.count > 0 ? await this.commitFile(batch, 'error', errors) : null;
     const now = Date.now();
     const patch: BatchPatch = {
       status: target,
@@ -419,12 +437,20 @@ export class BatchService {
     }
   }
 
-  /** The batch's output or error file: its id derived from the batch, so a second finaliser finds it written. */
-  private async writeFile(batch: StoredBatch, kind: 'output' | 'error', lines: LineSink): Promise<string> {
-    const id = `file-${hash(batch.id, kind)}`;
-    if (await this.files.get(ADMIN_SCOPE, id)) return id;
-    const content = lines.content();
-    await this.files.put({ id, owner: batch.owner, bytes: content.length, createdAt: Date.now(), filename: `${batch.id}_${kind}.jsonl`, purpose: 'batch_output' }, content);
-    return id;
+  /** The batch's output or error file id: derived from the batch, so a second finaliser finds it written. */
+  private fileId(batch: StoredBatch, kind: 'output' | 'error'): string {
+    return `file-${hash(batch.id, kind)}`;
+  }
+
+  /** Where the finaliser writes the batch's output or error lines; only counted when an earlier finaliser wrote the file. */
+  private async fileSink(batch: StoredBatch, kind: 'output' | 'error'): Promise<LineSink> {
+    const id = this.fileId(batch, kind);
+    if (await this.files.get(ADMIN_SCOPE, id)) return new LineSink(undefined);
+    return new LineSink(this.files.writer({ id, owner: batch.owner, createdAt: Date.now(), filename: `${batch.id}_${kind}.jsonl`, purpose: 'batch_output' }));
+  }
+
+  private async commitFile(batch: StoredBatch, kind: 'output' | 'error', lines: LineSink): Promise<string> {
+    await lines.commit();
+    return this.fileId(batch, kind);
   }
 }

@@ -13,6 +13,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { MAX_INPUT_BYTES, MAX_INPUT_LINES, validateInputFile } from '../../openaiBatch/inputFile.js';
 import { fileObject } from '../../openaiBatch/objects.js';
 import type { FileStore } from '../../store/files/types.js';
+import { Readable } from 'node:stream';
 import { CompatError, sendOpenAIError, toCompatError } from '../compatErrors.js';
 import { scopeOf } from '../scope.js';
 
@@ -100,9 +101,12 @@ export async function openaiFileRoutes(app: FastifyInstance, options: OpenAIFile
   });
 
   app.get<{ Params: { id: string } }>('/files/:id/content', { schema: { tags: ['openai'], summary: "A file's bytes" } }, async (request, reply) => {
-    const content = await files.content(scopeOf(request), request.params.id);
-    if (!content) throw fileNotFound(request.params.id);
-    return reply.type('application/octet-stream').send(content);
+    const scope = scopeOf(request);
+    const file = await files.get(scope, request.params.id);
+    const chunks = file ? await files.chunks(scope, request.params.id) : undefined;
+    if (!file || !chunks) throw fileNotFound(request.params.id);
+    // A chunk at a time: a batch's output can be hundreds of MB.
+    return reply.type('application/octet-stream').header('content-length', file.bytes).send(Readable.from(chunks));
   });
 
   app.delete<{ Params: { id: string } }>('/files/:id', { schema: { tags: ['openai'], summary: 'Delete a file' } }, async (request) => {

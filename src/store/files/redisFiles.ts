@@ -4,12 +4,19 @@
  *   files:all              ZSET   id by seq (every file: the admin's list)
  *   files:owner:<owner>    ZSET   id by seq (one owner's list)
  *   file:seq               STRING INCR counter giving the list order
- * A put writes all three in one MULTI; a delete removes them in one MULTI.
+ *   file:<id>:chunks:<w>   LIST   the bytes of a file written in chunks by writer <w> (FileWriter:
+ *                                 a batch's output); the hash's `chunks` names the committed writer
+ *   file:<id>:writers      SET    every writer that wrote chunks of the file (for delete)
+ * A put (or a writer's commit, after its chunks) writes the hash and both indexes in one MULTI;
+ * a delete removes them and every writer's chunks. Two writers of one file (two gateways
+ * finalising one batch) write the same bytes: the last commit wins, a download goes on with the
+ * writer it started with.
  */
+import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Scope } from '../../jobs/model.js';
 import { guarded } from '../redis/faults.js';
-import { visibleTo, type FileListQuery, type FileStore, type StoredFile } from './types.js';
+import { visibleTo, type FileListQuery, type FileStore, type FileWriter, type StoredFile } from './types.js';
 
 export class RedisFileStore implements FileStore {
   constructor(
@@ -25,16 +32,43 @@ export class RedisFileStore implements FileStore {
     return scope.kind === 'admin' ? `${this.prefix}files:all` : `${this.prefix}files:owner:${scope.owner}`;
   }
 
-  async put(file: StoredFile, content: Buffer): Promise<void> {
+  put(file: StoredFile, content: Buffer): Promise<void> {
+    return this.putHash(file, content, '');
+  }
+
+  /** The file's hash and list entries; `chunks` names the writer whose chunks hold the bytes ('' for `content`). */
+  private async putHash(file: StoredFile, content: Buffer, chunks: string): Promise<void> {
     await this.guard(async () => {
       const seq = await this.redis.incr(`${this.prefix}file:seq`);
       await this.redis
         .multi()
-        .hset(this.key(file.id), { owner: file.owner, bytes: file.bytes, createdAt: file.createdAt, filename: file.filename, purpose: file.purpose, seq, content })
+        .hset(this.key(file.id), { owner: file.owner, bytes: file.bytes, createdAt: file.createdAt, filename: file.filename, purpose: file.purpose, seq, content, chunks })
         .zadd(`${this.prefix}files:all`, seq, file.id)
         .zadd(`${this.prefix}files:owner:${file.owner}`, seq, file.id)
         .exec();
     });
+  }
+
+  private chunksKey(id: string, writer: string): string {
+    return `${this.prefix}file:${id}:chunks:${writer}`;
+  }
+
+  private writersKey(id: string): string {
+    return `${this.prefix}file:${id}:writers`;
+  }
+
+  async writer(file: Omit<StoredFile, 'bytes'>): Promise<FileWriter> {
+    const writer = randomUUID();
+    await this.guard(() => this.redis.sadd(this.writersKey(file.id), writer));
+    let bytes = 0;
+    return {
+      append: async (chunk) => {
+        if (chunk.length === 0) return;
+        await this.guard(() => this.redis.rpush(this.chunksKey(file.id, writer), chunk));
+        bytes += chunk.length;
+      },
+      commit: () => this.putHash({ ...file, bytes }, Buffer.alloc(0), writer),
+    };
   }
 
   async get(scope: Scope, id: string): Promise<StoredFile | undefined> {
@@ -43,9 +77,28 @@ export class RedisFileStore implements FileStore {
   }
 
   async content(scope: Scope, id: string): Promise<Buffer | undefined> {
-    const [owner, content] = await this.guard(() => this.redis.hmgetBuffer(this.key(id), 'owner', 'content'));
+    const chunks = await this.chunks(scope, id);
+    if (!chunks) return undefined;
+    const parts: Buffer[] = [];
+    for await (const chunk of chunks) parts.push(chunk);
+    return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+  }
+
+  async chunks(scope: Scope, id: string): Promise<AsyncIterable<Buffer> | undefined> {
+    const [owner, content, chunks] = await this.guard(() => this.redis.hmgetBuffer(this.key(id), 'owner', 'content', 'chunks'));
     if (!owner || !content || !visibleTo(scope, owner.toString('utf8'))) return undefined;
-    return content;
+    const writer = chunks?.toString('utf8') ?? '';
+    if (writer === '') return (async function* one() { yield content; })();
+    const key = this.chunksKey(id, writer);
+    const guard = this.guard.bind(this);
+    const redis = this.redis;
+    return (async function* chunked() {
+      for (let index = 0; ; index++) {
+        const [data] = await guard(() => redis.lrangeBuffer(key, index, index));
+        if (data === undefined) return;
+        yield data;
+      }
+    })();
   }
 
   async list(scope: Scope, query: FileListQuery): Promise<{ files: StoredFile[]; hasMore: boolean }> {
@@ -72,8 +125,14 @@ export class RedisFileStore implements FileStore {
   async delete(scope: Scope, id: string): Promise<boolean> {
     const file = await this.get(scope, id);
     if (!file) return false;
+    const writers = await this.guard(() => this.redis.smembers(this.writersKey(id)));
     await this.guard(() =>
-      this.redis.multi().del(this.key(id)).zrem(`${this.prefix}files:all`, id).zrem(`${this.prefix}files:owner:${file.owner}`, id).exec(),
+      this.redis
+        .multi()
+        .del(this.key(id), this.writersKey(id), ...writers.map((w) => this.chunksKey(id, w)))
+        .zrem(`${this.prefix}files:all`, id)
+        .zrem(`${this.prefix}files:owner:${file.owner}`, id)
+        .exec(),
     );
     return true;
   }

@@ -23,10 +23,25 @@ export interface FileListQuery {
   readonly purpose?: string;
 }
 
+/**
+ * A file written a chunk at a time (a batch's output can be hundreds of MB): nothing of it is
+ * visible (get, list, content) until `commit`. A writer opened for an id that is not committed
+ * starts over, dropping the chunks a writer before it (one that died) left.
+ */
+export interface FileWriter {
+  append(chunk: Buffer): Promise<void>;
+  /** Makes the file visible with every byte appended; its `bytes` is their count. */
+  commit(): Promise<void>;
+}
+
 export interface FileStore {
   put(file: StoredFile, content: Buffer): Promise<void>;
+  writer(file: Omit<StoredFile, 'bytes'>): Promise<FileWriter>;
   get(scope: Scope, id: string): Promise<StoredFile | undefined>;
+  /** The whole content in one Buffer (input files: at most 200 MB). */
   content(scope: Scope, id: string): Promise<Buffer | undefined>;
+  /** The content a chunk at a time, in order, for downloads; undefined when there is no such file. */
+  chunks(scope: Scope, id: string): Promise<AsyncIterable<Buffer> | undefined>;
   /** Newest first; `hasMore` when files beyond `limit` match. */
   list(scope: Scope, query: FileListQuery): Promise<{ files: StoredFile[]; hasMore: boolean }>;
   /** False when there is no such file visible to the scope. */
