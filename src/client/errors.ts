@@ -16,9 +16,14 @@ export class SollolApiError extends Error {
     return this.message;
   }
 
-  /** The request may succeed later unchanged: rate limits, a full job table, a gateway starting or stopping. */
+  /**
+   * The request may succeed later unchanged: rate limits, a full job table, a gateway starting or
+   * stopping, and a call whose Idempotency-Key another call still holds (409
+   * IDEMPOTENCY_IN_PROGRESS: after a gateway died mid-submit, its reservation lasts until its
+   * lease ends; `sollol embed` once stopped there).
+   */
   get retryable(): boolean {
-    return this.status === 429 || this.status === 502 || this.status === 503 || this.status === 504;
+    return this.status === 429 || this.status === 502 || this.status === 503 || this.status === 504 || this.code === 'IDEMPOTENCY_IN_PROGRESS';
   }
 }
 
