@@ -171,6 +171,9 @@ interface Execution {
 async function openExecution(config: Config, pool: BackendPool, metrics: GatewayMetrics, logger: Logger): Promise<Execution> {
   if (config.redisUrl === undefined) {
     const { store, control } = await openEmbeddedStore(config, logger);
+    // This process is the file's only writer: calls in progress at the last stop are gone.
+    const released = await control.releaseDeadReservations();
+    if (released > 0) logger.info({ released }, 'released the Idempotency-Key reservations of calls the last run did not finish');
     const events = new InProcessJobEvents();
     const scheduler = new Scheduler(store, pool, events, { ...config, chunkObserver: metrics }, logger);
     return { store, events, scheduler, catalog: pool, control, files: new SqliteFileStore(config.dataDir), batchStore: new SqliteBatchStore(config.dataDir) };

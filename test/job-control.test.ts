@@ -5,7 +5,9 @@
  * Redis through test/job-control-distributed.test.ts.
  */
 import assert from 'node:assert/strict';
+import path from 'node:path';
 import { test } from 'node:test';
+import Database from 'better-sqlite3';
 import { ITEM_TEXT_FIELDS } from '../src/jobs/itemFields.js';
 import { simVector } from '../src/sim/index.js';
 import { MODEL, call, docs, sentUntilLastOf, startSim, startTestGateway, submit, waitFor, waitForStatus } from './helpers.js';
@@ -44,6 +46,23 @@ test('Idempotency-Key: the same key and body answer the first answer (same job_i
   const bad = await embed(restarted.url, body, { 'idempotency-key': 'has space' });
   assert.equal(bad.status, 400);
   assert.equal(bad.body.code, 'INVALID_IDEMPOTENCY_KEY');
+});
+
+test('Idempotency-Key: a reservation left by a gateway killed mid-call is released when the embedded gateway starts again', async (t) => {
+  const node = await startSim(t);
+  const gw = await startTestGateway(t, { backend: [node.url] });
+  await gw.stop();
+  // What a kill -9 between reserving the key and keeping the answer leaves: a reservation
+  // (status_code 0) with its 120 s lease. Once, the retried call waited 30 s, then got 409.
+  const db = new Database(path.join(gw.dataDir, 'sollol.db'));
+  db.prepare(`INSERT INTO idempotency_keys (owner, key, fingerprint, status_code, body, expires_at) VALUES ('anonymous', 'order-99', 'x', 0, '', ?)`).run(Date.now() + 120_000);
+  db.close();
+  const restarted = await startTestGateway(t, { backend: [node.url], dataDir: gw.dataDir });
+  const body = { model: MODEL, documents: docs(2) };
+  const retried = await embed(restarted.url, body, { 'idempotency-key': 'order-99' });
+  assert.equal(retried.status, 200, JSON.stringify(retried.body));
+  const replayed = await embed(restarted.url, body, { 'idempotency-key': 'order-99' });
+  assert.equal(replayed.body.job_id, retried.body.job_id, 'the key works as any other from then on');
 });
 
 test('Idempotency-Key: concurrent calls with one key make one job; keys are per API key; a refused call keeps nothing', async (t) => {

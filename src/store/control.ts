@@ -163,4 +163,12 @@ export interface ControlStore {
   keepIdempotentAnswer(owner: string, key: string, answer: IdempotentAnswer, now: number): Promise<IdempotentAnswer>;
   /** Drops expired answers; returns how many. */
   sweepIdempotency(now: number): Promise<number>;
+  /**
+   * At start, where this process is the store's only writer (the embedded store): drops the
+   * reservations of calls that were in progress (no answer kept yet), which belong to a process
+   * that is gone; returns how many. Without this a submit retried after a kill -9 waited out the
+   * reservation's lease (120 s). A shared store (Redis) keeps them: other gateways may hold them,
+   * and their lease frees them.
+   */
+  releaseDeadReservations(): Promise<number>;
 }

@@ -304,4 +304,9 @@ export class RedisControlStore implements ControlStore {
   async sweepIdempotency(): Promise<number> {
     return 0;
   }
+
+  /** Other gateways on this Redis may hold them: their lease frees them. */
+  async releaseDeadReservations(): Promise<number> {
+    return 0;
+  }
 }

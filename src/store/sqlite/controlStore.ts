@@ -273,6 +273,10 @@ export class SqliteControlStore implements ControlStore {
   sweepIdempotency(now: number): Promise<number> {
     return this.free(() => this.stmt.sweepAnswers.run(now).changes);
   }
+
+  releaseDeadReservations(): Promise<number> {
+    return this.free(() => this.stmt.releaseReservations.run().changes);
+  }
 }
 
 function fromRow(row: ControlRow): JobControl {
@@ -304,6 +308,8 @@ function prepare(db: DB) {
     getAnswer: s(`SELECT fingerprint, status_code, body, expires_at FROM idempotency_keys WHERE owner = ? AND key = ?`),
     putAnswer: s(`INSERT OR REPLACE INTO idempotency_keys (owner, key, fingerprint, status_code, body, expires_at) VALUES (?, ?, ?, ?, ?, ?)`),
     sweepAnswers: s(`DELETE FROM idempotency_keys WHERE expires_at <= ?`),
+    // A reservation is a row without an answer yet (status_code 0).
+    releaseReservations: s(`DELETE FROM idempotency_keys WHERE status_code = 0`),
     releaseAnswer: s(`DELETE FROM idempotency_keys WHERE owner = ? AND key = ? AND fingerprint = ? AND status_code = 0`),
     putWebhook: s(`INSERT OR REPLACE INTO webhooks (job_id, owner, url, state, attempts, next_attempt_at, first_attempt_at, created_at)
                    VALUES (@job_id, @owner, @url, @state, @attempts, @next_attempt_at, @first_attempt_at, @created_at)`),

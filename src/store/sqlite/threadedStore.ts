@@ -419,4 +419,8 @@ export class ThreadedControlStore implements ControlStore {
   sweepIdempotency(now: number): Promise<number> {
     return this.write('sweepIdempotency', now);
   }
+
+  releaseDeadReservations(): Promise<number> {
+    return this.write('releaseDeadReservations');
+  }
 }
