@@ -16,7 +16,7 @@ import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Scope } from '../../jobs/model.js';
 import { guarded } from '../redis/faults.js';
-import { visibleTo, type FileListQuery, type FileStore, type FileWriter, type StoredFile } from './types.js';
+import { joinChunks, visibleTo, type FileListQuery, type FileStore, type FileWriter, type StoredFile } from './types.js';
 
 export class RedisFileStore implements FileStore {
   constructor(
@@ -78,10 +78,7 @@ export class RedisFileStore implements FileStore {
 
   async content(scope: Scope, id: string): Promise<Buffer | undefined> {
     const chunks = await this.chunks(scope, id);
-    if (!chunks) return undefined;
-    const parts: Buffer[] = [];
-    for await (const chunk of chunks) parts.push(chunk);
-    return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+    return chunks ? joinChunks(chunks) : undefined;
   }
 
   async chunks(scope: Scope, id: string): Promise<AsyncIterable<Buffer> | undefined> {

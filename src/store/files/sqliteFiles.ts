@@ -12,7 +12,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import type { Scope } from '../../jobs/model.js';
 import { StoreError } from '../errors.js';
-import { visibleTo, type FileListQuery, type FileStore, type FileWriter, type StoredFile } from './types.js';
+import { joinChunks, visibleTo, type FileListQuery, type FileStore, type FileWriter, type StoredFile } from './types.js';
 
 interface Row {
   seq: number;
@@ -96,10 +96,7 @@ export class SqliteFileStore implements FileStore {
 
   async content(scope: Scope, id: string): Promise<Buffer | undefined> {
     const chunks = await this.chunks(scope, id);
-    if (!chunks) return undefined;
-    const parts: Buffer[] = [];
-    for await (const chunk of chunks) parts.push(chunk);
-    return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+    return chunks ? joinChunks(chunks) : undefined;
   }
 
   async chunks(scope: Scope, id: string): Promise<AsyncIterable<Buffer> | undefined> {

@@ -52,3 +52,10 @@ export interface FileStore {
 export function visibleTo(scope: Scope, owner: string): boolean {
   return scope.kind === 'admin' || scope.owner === owner;
 }
+
+/** A file's chunks read into one Buffer (`FileStore.content`, from `chunks`). */
+export async function joinChunks(chunks: AsyncIterable<Buffer>): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const chunk of chunks) parts.push(chunk);
+  return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+}
