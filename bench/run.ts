@@ -1,7 +1,7 @@
 /**
  * `npm run bench [scenario ...]`: prints each scenario's figures and ratios measured in the
  * same run. No scenario name runs the default set (every scenario but the long, opt-in ones:
- * moonshot); scenarios: overhead, results, cache, store, wal, distributed, load, embed-file, embedded, generate, cpu, tail, flatcost, parse, submit; name them to choose, e.g. `npm run bench -- overhead cpu`.
+ * moonshot, openai-batch); scenarios: overhead, results, cache, store, wal, distributed, load, embed-file, embedded, generate, cpu, tail, flatcost, parse, submit; name them to choose, e.g. `npm run bench -- overhead cpu`.
  */
 import { benchOverhead } from './overhead.js';
 import { benchEmbedded } from './embedded.js';
@@ -16,6 +16,7 @@ import { benchCpu } from './cpu.js';
 import { benchTail } from './tail.js';
 import { benchFlatCost } from './flatcost.js';
 import { benchMoonshot } from './moonshot.js';
+import { benchOpenaiBatch } from './openaiBatch.js';
 import { benchGenerate } from './generate.js';
 import { benchParse } from './parse.js';
 import { benchSubmit } from './submit.js';
@@ -33,6 +34,7 @@ const SCENARIOS: Record<string, { title: string; run: () => Promise<Row[]>; optI
   tail: { title: 'tail: one job against the summed capacity of serial nodes (4 x 1 ms/doc; 1 + 10 ms/doc)', run: benchTail },
   flatcost: { title: 'flatcost: a 10,000-doc job on a fresh gateway, after 200 and after 1,000 stored jobs (content cache full)', run: benchFlatCost },
   moonshot: { title: 'moonshot: 1,000,000 short docs, 384 dims, 4 serial nodes at 0.2 ms/doc, through `sollol embed` and through a bench client (opt-in)', run: benchMoonshot, optIn: true },
+  'openai-batch': { title: 'openai-batch: an OpenAI embeddings batch of 25,000 lines x 2 inputs x 768 dims, create -> completed -> output downloaded (opt-in)', run: benchOpenaiBatch, optIn: true },
   generate: { title: 'generate: 2,000 prompts as one batch job to 4 simulated nodes with 2 generation slots each (100 ms per generation), sync embed beside it', run: benchGenerate },
   embedded: { title: 'embedded: the in-process model through the gateway vs called directly (2,000 texts), and responsiveness', run: benchEmbedded },
   parse: { title: 'parse: reading one 64 x 768 node answer, JSON.parse (the old parser worker) vs the byte reader, same run', run: benchParse },
