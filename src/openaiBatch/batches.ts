@@ -94,35 +94,40 @@ const FILE_CHUNK_BYTES = 4 << 20;
 /**
  * A batch's output or error lines, written to the file store a chunk at a time as they come
  * (a batch's output can be hundreds of MB: once joined into one string, longer than V8 makes).
- * Without a writer (the file was written by an earlier finaliser) the lines are only counted.
+ * The writer is opened with the first chunk (a batch without errors leaves no error file behind,
+ * nor a Redis writer entry); without one (the file was written by an earlier finaliser) the
+ * lines are only counted.
  */
 class LineSink {
   private block: string[] = [];
   private blockBytes = 0;
+  private writer: Promise<FileWriter> | undefined;
   count = 0;
 
-  constructor(private readonly writer: Promise<FileWriter> | undefined) {}
+  constructor(private readonly open: (() => Promise<FileWriter>) | undefined) {}
 
   async add(line: string): Promise<void> {
     this.count++;
-    if (!this.writer) return;
+    if (!this.open) return;
     this.block.push(line, '\n');
     this.blockBytes += line.length + 1;
     if (this.blockBytes >= FILE_CHUNK_BYTES) await this.flush();
   }
 
   private async flush(): Promise<void> {
-    if (this.block.length === 0 || !this.writer) return;
+    if (this.block.length === 0 || !this.open) return;
     const chunk = Buffer.from(this.block.join(''));
     this.block = [];
     this.blockBytes = 0;
+    this.writer ??= this.open();
     await (await this.writer).append(chunk);
   }
 
   /** Commits the file (when this sink writes one). */
   async commit(): Promise<void> {
-    if (!this.writer) return;
+    if (!this.open) return;
     await this.flush();
+    this.writer ??= this.open();
     await (await this.writer).commit();
   }
 }
@@ -446,7 +451,7 @@ export class BatchService {
   private async fileSink(batch: StoredBatch, kind: 'output' | 'error'): Promise<LineSink> {
     const id = this.fileId(batch, kind);
     if (await this.files.get(ADMIN_SCOPE, id)) return new LineSink(undefined);
-    return new LineSink(this.files.writer({ id, owner: batch.owner, createdAt: Date.now(), filename: `${batch.id}_${kind}.jsonl`, purpose: 'batch_output' }));
+    return new LineSink(() => this.files.writer({ id, owner: batch.owner, createdAt: Date.now(), filename: `${batch.id}_${kind}.jsonl`, purpose: 'batch_output' }));
   }
 
   private async commitFile(batch: StoredBatch, kind: 'output' | 'error', lines: LineSink): Promise<string> {

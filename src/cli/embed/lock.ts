@@ -37,8 +37,8 @@ function holderOf(file: string): number | undefined {
   }
 }
 
-/** Takes the output's lock; returns its release (also run when the process exits). */
-export function lockOutput(output: string): () => void {
+/** Takes the output's lock, released when the process exits (every way `sollol embed` ends but a kill). */
+export function lockOutput(output: string): void {
   const file = lockPathOf(output);
   const temp = `${file}.${process.pid}`;
   fs.writeFileSync(temp, `${process.pid}\n`);
@@ -63,13 +63,7 @@ export function lockOutput(output: string): () => void {
   } finally {
     fs.rmSync(temp, { force: true });
   }
-  let released = false;
-  const release = (): void => {
-    if (released) return;
-    released = true;
-    process.off('exit', release);
+  process.once('exit', () => {
     if (holderOf(file) === process.pid) fs.rmSync(file, { force: true });
-  };
-  process.on('exit', release);
-  return release;
+  });
 }
