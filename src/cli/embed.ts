@@ -10,7 +10,8 @@
  * continue after a crash of the CLI; a gateway restart is waited out (connection errors and
  * 502-504 are retried with backoff, and events are followed again with Last-Event-ID).
  * Exit codes: 0 all embedded, 3 some documents failed (listed in OUTPUT.errors.jsonl),
- * 1 an error stopped the run, 2 bad usage.
+ * 1 an error stopped the run, 2 bad usage (or a state file this run cannot continue, or
+ * another run holding OUTPUT's lock), 130 Ctrl-C.
  */
 import { createHash, randomUUID } from 'node:crypto';
 import fs from 'node:fs';
